@@ -1,0 +1,67 @@
+# Shared helpers for the project's scripts (sourced, not run).
+# shellcheck shell=bash
+
+# Installs the Debian packages the project needs when they are missing: libhiredis-dev (the C
+# client the Redis module wraps) and redis-server (for the bridge and the integration tests).
+ensure_system_packages() {
+    local missing=()
+    pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            echo "error: missing ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+    echo "installing ${missing[*]} ..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+    # Debian's package starts a system-wide server where systemd runs; the scripts start their own.
+}
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# Starts a private redis-server on 127.0.0.1:$1 with its data in $2; waits until it answers.
+# Extra arguments go to redis-server. Sets REDIS_PID.
+start_redis() {
+    local port=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
+    REDIS_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+        if ! kill -0 "$REDIS_PID" 2>/dev/null; then
+            echo "error: redis-server exited; see $dir/redis.log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "error: redis-server did not answer on port $port" >&2
+    return 1
+}
+
+stop_redis() {
+    if [ -n "${REDIS_PID:-}" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
+    REDIS_PID=""
+}
