@@ -24,19 +24,64 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
     ],
     targets: [
         // The JSON engine: JSON values, RFC 6901 pointers, RFC 6902 patches. No I/O.
         .target(name: "JSONPatch", swiftSettings: swiftSettings),
+        // The TaskStatus schema, its hash-field codec, replies and error envelopes.
+        .target(name: "TaskStatus", dependencies: ["JSONPatch"], swiftSettings: swiftSettings),
+        // hiredis, Debian's libhiredis-dev: the module map and a shim header, nothing else.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Redis access: the only module with unsafe pointers.
+        .target(name: "Redis", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        // The bridge: the consumer loop, the atomic commit, claiming, dead letters, trimming.
+        .target(
+            name: "Bridge",
+            dependencies: [
+                "JSONPatch", "TaskStatus", "Redis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP: health and readiness (Hummingbird 2).
+        .target(
+            name: "HTTPAPI",
+            dependencies: [
+                "Bridge", "JSONPatch", "TaskStatus",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The executable: argument parsing and wiring only.
         .executableTarget(
             name: "TaskStatusBridgeCommand",
             dependencies: [
-                "JSONPatch",
+                "JSONPatch", "TaskStatus", "Redis", "Bridge", "HTTPAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: [
+                "Bridge", "HTTPAPI", "JSONPatch", "TaskStatus", "Redis", "TaskStatusBridgeCommand",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RedisTests", dependencies: ["Redis"], swiftSettings: swiftSettings),
+        .testTarget(name: "TaskStatusTests", dependencies: ["TaskStatus", "JSONPatch"], swiftSettings: swiftSettings),
         .testTarget(
             name: "JSONPatchTests",
             dependencies: [

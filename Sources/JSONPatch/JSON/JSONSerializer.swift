@@ -135,6 +135,21 @@ public enum JSONWriter {
         } while magnitude != 0
     }
 
+    /// Appends UTF-8 text as a quoted, escaped JSON string (the bytes must be valid UTF-8).
+    public static func writeString(utf8 bytes: [UInt8], to out: inout [UInt8]) {
+        let span = bytes.span
+        for i in span.indices {
+            let b = span[i]
+            if b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                writeString(String(decoding: bytes, as: UTF8.self), to: &out)
+                return
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: bytes)
+        out.append(UInt8(ascii: "\""))
+    }
+
     /// Appends `string` as a quoted, escaped JSON string.
     public static func writeString(_ string: String, to out: inout [UInt8]) {
         // One pass copies the common case (nothing to escape); the rare string that needs

@@ -1,0 +1,121 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import Redis
+public import TaskStatus
+
+/// Everything the bridge can be told, with the documented defaults. The command line fills it;
+/// tests build it directly.
+public struct BridgeConfiguration: Sendable {
+    /// Where Redis is.
+    public var redis: RedisConfiguration
+    /// The key prefix: `<prefix>:task:{id}`, `<prefix>:requests`, ...
+    public var prefix: String
+    /// This process's consumer name in the group (unique per process).
+    public var consumer: String
+    /// Most entries read per `XREADGROUP`.
+    public var batchSize: Int
+    /// How long one `XREADGROUP` waits for entries (`BLOCK`).
+    public var blockTimeout: Duration
+    /// How long another consumer's entry stays pending before this one claims it.
+    public var claimIdle: Duration
+    /// Deliveries after which an entry goes to the dead-letter stream.
+    public var maxDeliveries: Int
+    /// How long stored replies live.
+    public var replyTTL: Duration
+    /// Approximate cap of the change-feed stream (`MAXLEN ~`).
+    public var eventsMaxLength: Int
+    /// Approximate cap of the dead-letter stream.
+    public var deadMaxLength: Int
+    /// Consumers idle this long with nothing pending are removed from the group.
+    public var deadConsumerIdle: Duration
+    /// How often the request stream is trimmed of acknowledged entries.
+    public var trimInterval: Duration
+    /// Tasks held in memory (revision-checked on every commit, so a stale one only costs a retry).
+    public var cacheSize: Int
+    /// Limits on each request.
+    public var limits: RequestLimits
+    /// Whether requests must say `x-sailpoint-experimental: true`.
+    public var requireExperimentalFlag: Bool
+    /// Properties an update may change (`id` and `created` never can).
+    public var writableProperties: Set<TaskProperty>
+
+    public init(
+        redis: RedisConfiguration,
+        prefix: String = "taskstatus",
+        consumer: String,
+        batchSize: Int = 128,
+        blockTimeout: Duration = .milliseconds(1000),
+        claimIdle: Duration = .milliseconds(30000),
+        maxDeliveries: Int = 5,
+        replyTTL: Duration = .seconds(86400),
+        eventsMaxLength: Int = 100_000,
+        deadMaxLength: Int = 100_000,
+        deadConsumerIdle: Duration = .seconds(3600),
+        trimInterval: Duration = .seconds(5),
+        cacheSize: Int = 10000,
+        limits: RequestLimits = RequestLimits(),
+        requireExperimentalFlag: Bool = true,
+        writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)
+    ) {
+        self.redis = redis
+        self.prefix = prefix
+        self.consumer = consumer
+        self.batchSize = batchSize
+        self.blockTimeout = blockTimeout
+        self.claimIdle = claimIdle
+        self.maxDeliveries = maxDeliveries
+        self.replyTTL = replyTTL
+        self.eventsMaxLength = eventsMaxLength
+        self.deadMaxLength = deadMaxLength
+        self.deadConsumerIdle = deadConsumerIdle
+        self.trimInterval = trimInterval
+        self.cacheSize = cacheSize
+        self.limits = limits
+        self.requireExperimentalFlag = requireExperimentalFlag
+        self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)
+    }
+
+    /// The key names.
+    public var keys: Keys { Keys(prefix: prefix) }
+}
+
+/// Bounds on what one request may carry.
+public struct RequestLimits: Sendable, Equatable {
+    /// Largest patch (the HTTP body, or the entry's `patch` field), in bytes.
+    public var maxPatchBytes: Int
+    /// Most operations in one patch.
+    public var maxOperations: Int
+    /// Deepest JSON nesting in a patch.
+    public var maxDepth: Int
+
+    public init(maxPatchBytes: Int = 1 << 20, maxOperations: Int = 1000, maxDepth: Int = 64) {
+        self.maxPatchBytes = maxPatchBytes
+        self.maxOperations = maxOperations
+        self.maxDepth = maxDepth
+    }
+}
+
+/// The Redis names of the contract, derived from one prefix. Every key of one task carries the
+/// `{id}` hash tag, so that a task's keys share one Redis Cluster slot.
+public struct Keys: Sendable, Equatable {
+    public let prefix: String
+
+    public init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }
+    public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }
+    public var requests: String { "\(prefix):requests" }
+    public var group: String { "\(prefix)-bridge" }
+    public var dead: String { "\(prefix):requests:dead" }
+    public var events: String { "\(prefix):events" }
+    public var updates: String { "\(prefix):updates" }
+    public func updates(_ id: String) -> String { "\(prefix):updates:\(id)" }
+}

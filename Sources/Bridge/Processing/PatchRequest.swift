@@ -1,0 +1,242 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import JSONPatch
+public import TaskStatus
+
+/// One update request, from a stream entry or an HTTP PATCH: the same fields either way.
+public struct PatchRequest: Sendable {
+    /// The task id (the path parameter); empty when the entry had none.
+    public var taskId: String
+    /// Correlation and idempotency key; a stream entry's id when the producer gave none.
+    public var requestId: String
+    /// The Pub/Sub channel for the reply.
+    public var replyTo: String?
+    /// The `_rev` the caller expects (`if-match`).
+    public var ifMatch: Int64?
+    /// The `authorization` value (`Bearer <JWT>`).
+    public var authorization: String?
+    /// The decoded patch; `nil` when the request was rejected before it.
+    public var patch: JSONPatch?
+    /// The patch's JSON text as the caller sent it, for notifications.
+    public var patchJSON: [UInt8]
+    /// Set when the request is refused before its task is read (malformed entry, bad patch).
+    public var rejection: TaskResponse?
+    /// The stream entry this request came from.
+    public var entryId: String?
+
+    public init(
+        taskId: String,
+        requestId: String,
+        replyTo: String? = nil,
+        ifMatch: Int64? = nil,
+        authorization: String? = nil,
+        patch: JSONPatch?,
+        patchJSON: [UInt8],
+        rejection: TaskResponse? = nil,
+        entryId: String? = nil
+    ) {
+        self.taskId = taskId
+        self.requestId = requestId
+        self.replyTo = replyTo
+        self.ifMatch = ifMatch
+        self.authorization = authorization
+        self.patch = patch
+        self.patchJSON = patchJSON
+        self.rejection = rejection
+        self.entryId = entryId
+    }
+
+    /// Whether the task id can name a task.
+    public static func isValidTaskId(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 256 && !id.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
+}
+
+/// Turns request parts into a ``PatchRequest``, refusing bad ones with the status and cause the
+/// HTTP API would give.
+public struct RequestDecoder: Sendable {
+    public var limits: RequestLimits
+    public var requireExperimentalFlag: Bool
+
+    public init(limits: RequestLimits, requireExperimentalFlag: Bool) {
+        self.limits = limits
+        self.requireExperimentalFlag = requireExperimentalFlag
+    }
+
+    /// Decodes a stream entry. Field names are matched case-insensitively; unknown ones are ignored.
+    public func decode(entryId: String, fields: [(field: [UInt8], value: [UInt8])]) -> PatchRequest {
+        var taskId: [UInt8]?
+        var patch: [UInt8]?
+        var requestId: [UInt8]?
+        var replyTo: [UInt8]?
+        var authorization: [UInt8]?
+        var experimental: [UInt8]?
+        var contentType: [UInt8]?
+        var ifMatch: [UInt8]?
+        for (field, value) in fields {
+            switch EntryField(field) {
+            case .id: taskId = value
+            case .patch: patch = value
+            case .requestId: requestId = value
+            case .replyTo: replyTo = value
+            case .authorization: authorization = value
+            case .experimental: experimental = value
+            case .contentType: contentType = value
+            case .ifMatch: ifMatch = value
+            case nil: break
+            }
+        }
+        func text(_ bytes: [UInt8]?) -> String? {
+            guard let bytes, !bytes.isEmpty else { return nil }
+            return String(validating: bytes, as: UTF8.self)
+        }
+        return decode(
+            taskId: text(taskId),
+            taskIdGiven: taskId != nil,
+            requestId: text(requestId),
+            entryId: entryId,
+            replyTo: text(replyTo),
+            authorization: text(authorization),
+            experimental: text(experimental),
+            contentType: text(contentType),
+            ifMatch: text(ifMatch),
+            patch: patch
+        )
+    }
+
+    /// Decodes the parts of a request (stream fields or HTTP headers and body).
+    public func decode(
+        taskId: String?,
+        taskIdGiven: Bool = true,
+        requestId: String?,
+        entryId: String?,
+        replyTo: String?,
+        authorization: String?,
+        experimental: String?,
+        contentType: String?,
+        ifMatch: String?,
+        patch: [UInt8]?
+    ) -> PatchRequest {
+        let id = taskId ?? ""
+        var request = PatchRequest(
+            taskId: id,
+            requestId: entryId ?? "",
+            replyTo: replyTo,
+            authorization: authorization,
+            patch: nil,
+            patchJSON: [],
+            entryId: entryId
+        )
+        func reject(_ status: Int, _ cause: String) -> PatchRequest {
+            var rejected = request
+            rejected.rejection = .error(status, cause)
+            return rejected
+        }
+        if let requestId {
+            guard requestId.utf8.count <= 256 else { return reject(400, "request-id is longer than 256 bytes") }
+            request.requestId = requestId
+        }
+        if request.requestId.isEmpty { request.requestId = ErrorEnvelope.trackingId() }
+        guard let taskId else {
+            return reject(400, taskIdGiven ? "the task id is empty or not UTF-8" : "the request has no task id (field id)")
+        }
+        guard PatchRequest.isValidTaskId(taskId) else {
+            return reject(400, "the task id must be 1 to 256 bytes without control characters")
+        }
+        guard let patch else { return reject(400, "the request has no patch (field patch)") }
+        if requireExperimentalFlag, experimental?.lowercased() != "true" {
+            return reject(400, "x-sailpoint-experimental must be true for this experimental API")
+        }
+        if let contentType {
+            let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() } ?? ""
+            guard mediaType == "application/json-patch+json" || mediaType == "application/json" else {
+                return reject(415, "content-type \(contentType) is not supported; send application/json-patch+json")
+            }
+        }
+        if let ifMatch {
+            guard let rev = Self.revision(fromETag: ifMatch) else {
+                return reject(400, "if-match must be the task's revision (a number, or an ETag such as \"8\"), not \(ifMatch)")
+            }
+            request.ifMatch = rev
+        }
+        guard patch.count <= limits.maxPatchBytes else {
+            return reject(413, "the patch is \(patch.count) bytes, over the limit of \(limits.maxPatchBytes)")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser(limits: .init(maxDepth: limits.maxDepth, maxBytes: limits.maxPatchBytes)).parse(patch)
+        } catch {
+            return reject(400, "the patch is not valid JSON: \(error)")
+        }
+        if case .array(let operations) = value, operations.count > limits.maxOperations {
+            return reject(400, "the patch has \(operations.count) operations, over the limit of \(limits.maxOperations)")
+        }
+        do {
+            request.patch = try JSONPatch(value)
+        } catch {
+            return reject(400, error.description)
+        }
+        // Notifications carry the patch as it was sent: valid JSON, no need to write it again.
+        request.patchJSON = patch
+        return request
+    }
+
+    /// Reads a revision from `8`, `"8"` or `W/"8"`.
+    public static func revision(fromETag text: String) -> Int64? {
+        var t = Substring(text).trimmingSpaces
+        if t.hasPrefix("W/") { t = t.dropFirst(2) }
+        if t.hasPrefix("\""), t.hasSuffix("\""), t.count >= 2 { t = t.dropFirst().dropLast() }
+        guard !t.isEmpty, t.allSatisfy(\.isASCIIDigit), let rev = Int64(t) else { return nil }
+        return rev
+    }
+}
+
+/// The stream entry fields the contract names.
+enum EntryField: String, CaseIterable {
+    case id
+    case patch
+    case requestId = "request-id"
+    case replyTo = "reply-to"
+    case authorization
+    case experimental = "x-sailpoint-experimental"
+    case contentType = "content-type"
+    case ifMatch = "if-match"
+
+    private static let names: [(EntryField, [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
+
+    /// The field a name stands for, compared without regard to ASCII case (the names hold only
+    /// letters and dashes, which `| 0x20` folds correctly), without building a string.
+    init?(_ field: [UInt8]) {
+        for (candidate, name) in Self.names where name.count == field.count {
+            var same = true
+            for i in 0..<name.count where field[i] | 0x20 != name[i] {
+                same = false
+                break
+            }
+            if same {
+                self = candidate
+                return
+            }
+        }
+        return nil
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}

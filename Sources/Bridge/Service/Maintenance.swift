@@ -1,0 +1,183 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Logging
+import Metrics
+import Redis
+import TaskStatus
+
+/// The periodic jobs of the consumer loop, each bounded in count so that a batch is never held up
+/// for long.
+extension BridgeService {
+    func maintain(_ clock: inout MaintenanceClock) async throws(RedisError) {
+        let now = ContinuousClock.now
+        if now >= clock.nextClaim {
+            try await claimAbandoned()
+            clock.nextClaim = now + clock.claimEvery
+        }
+        if now >= clock.nextTrim {
+            try await trimRequests()
+            clock.nextTrim = now + clock.trimEvery
+        }
+        if now >= clock.nextConsumers {
+            try await removeDeadConsumers()
+            clock.nextConsumers = now + clock.consumersEvery
+        }
+    }
+
+    /// Entries pending longer than the claim idle time belong to consumers that died or hang.
+    /// Those already delivered `maxDeliveries` times go to the dead-letter stream; the others are
+    /// claimed with `XAUTOCLAIM` and processed here.
+    func claimAbandoned() async throws(RedisError) {
+        let idle = configuration.claimIdle.milliseconds
+        let pending = try await commands.execute(
+            RedisCommand("XPENDING", keys.requests, keys.group, "IDLE", idle, "-", "+", configuration.batchSize)
+        )
+        try await deadLetter(Self.overdelivered(pending, limit: configuration.maxDeliveries), minIdle: idle)
+        var cursor = "0-0"
+        for _ in 0..<10 {
+            let reply = try await commands.execute(
+                RedisCommand(
+                    "XAUTOCLAIM",
+                    keys.requests,
+                    keys.group,
+                    configuration.consumer,
+                    idle,
+                    cursor,
+                    "COUNT",
+                    configuration.batchSize
+                )
+            )
+            guard case .array(let parts) = reply, parts.count >= 2, let next = parts[0].string else { break }
+            let entries = StreamEntry.list(parts[1])
+            if !entries.isEmpty {
+                metrics.claimed.increment(by: entries.count)
+                logger.info("claimed abandoned entries", metadata: ["count": "\(entries.count)", "first": "\(entries[0].id)"])
+                try await handle(entries)
+            }
+            cursor = next
+            if cursor == "0-0" { break }
+        }
+    }
+
+    /// The ids (and delivery counts) in an extended `XPENDING` reply that reached the limit.
+    static func overdelivered(_ reply: RedisReply, limit: Int) -> [(id: String, deliveries: Int64, consumer: String)] {
+        guard case .array(let rows) = reply else { return [] }
+        return rows.compactMap { row in
+            guard case .array(let f) = row, f.count >= 4, let id = f[0].string, let consumer = f[1].string, let count = f[3].int,
+                count >= limit
+            else { return nil }
+            return (id, count, consumer)
+        }
+    }
+
+    /// Moves entries to the dead-letter stream with the reason, answers them 500 (unless a reply
+    /// was stored before: then the entry was done and only its acknowledgement was lost), and
+    /// acknowledges them. Claims each first, so that an entry another consumer just took is left alone.
+    func deadLetter(_ entries: [(id: String, deliveries: Int64, consumer: String)], minIdle: Int64) async throws(RedisError) {
+        guard !entries.isEmpty else { return }
+        let claimed = try await commands.execute(
+            RedisCommand("XCLAIM", arguments: [keys.requests, keys.group, configuration.consumer, String(minIdle)] + entries.map(\.id))
+        )
+        let byId = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for entry in StreamEntry.list(claimed) {
+            guard let info = byId[entry.id] else { continue }
+            guard let fields = entry.fields else {
+                _ = try await commands.execute(RedisCommand("XACK", keys.requests, keys.group, entry.id))
+                continue
+            }
+            let request = decoder.decode(entryId: entry.id, fields: fields)
+            let replyKey = keys.reply(taskId: request.taskId, requestId: request.requestId)
+            if case .bulk(let stored) = try await commands.execute([RedisCommand("GET", replyKey)])[0] {
+                var answer: [RedisCommand] = []
+                if let replyTo = request.replyTo { answer.append(RedisCommand("PUBLISH", replyTo, stored)) }
+                answer.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
+                _ = try await commands.execute(answer)
+                continue
+            }
+            let reason =
+                "delivered \(info.deliveries) times without being acknowledged (last to \(info.consumer)); the bridges handling it may have crashed on it"
+            var record = RedisCommand("XADD", keys.dead, "MAXLEN", "~", configuration.deadMaxLength, "*")
+            for (field, value) in fields {
+                record.append(field)
+                record.append(value)
+            }
+            for (field, value) in [("dead-reason", reason), ("dead-entry-id", entry.id), ("dead-deliveries", String(info.deliveries))] {
+                record.append(field)
+                record.append(value)
+            }
+            let response = TaskResponse.error(500, "the request was moved to the dead-letter stream \(keys.dead): \(reason)")
+            let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
+            var commands = [record, RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))]
+            let results = try await self.commands.execute(commands)
+            _ = try results[0].get()
+            commands = []
+            if let replyTo = request.replyTo { commands.append(RedisCommand("PUBLISH", replyTo, results[1].bytes ?? reply)) }
+            commands.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
+            _ = try await self.commands.execute(commands)
+            metrics.deadLettered.increment()
+            metrics.countRequest(path: .stream, status: 500)
+            logger.error(
+                "moved a request to the dead-letter stream",
+                metadata: ["entry.id": "\(entry.id)", "task.id": "\(request.taskId)", "deliveries": "\(info.deliveries)"]
+            )
+        }
+    }
+
+    /// Trims acknowledged entries from the request stream, never past the oldest entry a group
+    /// still has pending or has not read yet.
+    func trimRequests() async throws(RedisError) {
+        let groups = try await commands.execute([RedisCommand("XINFO", "GROUPS", keys.requests)])[0]
+        guard case .array(let rows) = groups, !rows.isEmpty else { return }
+        var keep: String?
+        for row in rows {
+            guard let fields = row.array else { return }
+            var info: [String: RedisReply] = [:]
+            var k = 0
+            while k + 1 < fields.count {
+                if let name = fields[k].string { info[name] = fields[k + 1] }
+                k += 2
+            }
+            guard let name = info["name"]?.string, let lastDelivered = info["last-delivered-id"]?.string else { return }
+            var candidate = StreamEntry.successor(of: lastDelivered)
+            if let pending = info["pending"]?.int, pending > 0 {
+                let summary = try await commands.execute(RedisCommand("XPENDING", keys.requests, name))
+                guard case .array(let parts) = summary, parts.count >= 2, let oldest = parts[1].string else { return }
+                candidate = oldest
+            }
+            if keep == nil || StreamEntry.compare(candidate, keep!) { keep = candidate }
+        }
+        if let keep, keep != "0-1" {
+            _ = try await commands.execute(RedisCommand("XTRIM", keys.requests, "MINID", "~", keep))
+        }
+    }
+
+    /// Removes other consumers that have nothing pending and have been idle past the limit.
+    func removeDeadConsumers() async throws(RedisError) {
+        let reply = try await commands.execute([RedisCommand("XINFO", "CONSUMERS", keys.requests, keys.group)])[0]
+        guard case .array(let rows) = reply else { return }
+        let limit = configuration.deadConsumerIdle.milliseconds
+        var removals: [RedisCommand] = []
+        for row in rows {
+            guard let fields = row.array else { continue }
+            var info: [String: RedisReply] = [:]
+            var k = 0
+            while k + 1 < fields.count {
+                if let name = fields[k].string { info[name] = fields[k + 1] }
+                k += 2
+            }
+            guard let name = info["name"]?.string, name != configuration.consumer, info["pending"]?.int == 0,
+                let idle = info["inactive"]?.int ?? info["idle"]?.int, idle > limit
+            else { continue }
+            removals.append(RedisCommand("XGROUP", "DELCONSUMER", keys.requests, keys.group, name))
+        }
+        guard !removals.isEmpty else { return }
+        _ = try await commands.execute(removals)
+        logger.info("removed idle consumers with nothing pending", metadata: ["count": "\(removals.count)"])
+    }
+}

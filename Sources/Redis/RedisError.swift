@@ -1,0 +1,64 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// A failure to talk to Redis, saying what failed: the connection, a timeout, or the server's
+/// own error text.
+public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The kind of failure; new kinds may be added.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String {
+            case invalidConfiguration = "invalid configuration"
+            case connectionFailed = "connection failed"
+            case timedOut = "timed out"
+            case connectionLost = "connection lost"
+            case protocolError = "protocol error"
+            case serverError = "server error"
+            case unexpectedReply = "unexpected reply"
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The URL or a setting is not usable.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// Connecting failed (refused, unknown host, authentication or database selection refused).
+        public static let connectionFailed = Code(.connectionFailed)
+        /// A connect or a command took longer than its timeout.
+        public static let timedOut = Code(.timedOut)
+        /// The connection broke while in use.
+        public static let connectionLost = Code(.connectionLost)
+        /// Redis sent something hiredis could not read.
+        public static let protocolError = Code(.protocolError)
+        /// Redis answered a command with an error (`message` holds its text, e.g. `NOSCRIPT ...`).
+        public static let serverError = Code(.serverError)
+        /// A reply had a shape the caller did not expect.
+        public static let unexpectedReply = Code(.unexpectedReply)
+
+        public var description: String { base.rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// Whether retrying on a new connection may succeed (the connection, not the request, failed).
+    public var isConnectionFailure: Bool {
+        code == .connectionFailed || code == .timedOut || code == .connectionLost || code == .protocolError
+    }
+
+    /// For server errors, the error's first word (`NOSCRIPT`, `NOGROUP`, `BUSYGROUP`, `WRONGTYPE`).
+    public var serverErrorPrefix: Substring? {
+        guard code == .serverError else { return nil }
+        return message.split(separator: " ", maxSplits: 1).first
+    }
+
+    public var description: String { "redis \(code): \(message)" }
+}

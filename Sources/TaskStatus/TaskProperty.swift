@@ -1,0 +1,111 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// The top-level properties of a TaskStatus, in the order SailPoint's schema lists them (and the
+/// bridge writes them). Each one is one field of the task's Redis hash.
+public enum TaskProperty: String, CaseIterable, Sendable, Hashable {
+    case id
+    case type
+    case uniqueName
+    case description
+    case parentName
+    case launcher
+    case target
+    case created
+    case modified
+    case launched
+    case completed
+    case completionStatus
+    case messages
+    case returns
+    case attributes
+    case progress
+    case percentComplete
+    case taskDefinitionSummary
+
+    /// How a property's value is encoded in its hash field.
+    public enum Kind: Sendable {
+        /// The string itself.
+        case string
+        /// RFC 3339 text, as given.
+        case dateTime
+        /// Decimal text.
+        case integer
+        /// Compact JSON of an object.
+        case object
+        /// Compact JSON of an array.
+        case array
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .created, .modified, .launched, .completed: return .dateTime
+        case .percentComplete: return .integer
+        case .target, .attributes, .taskDefinitionSummary: return .object
+        case .messages, .returns: return .array
+        default: return .string
+        }
+    }
+
+    /// Whether the property must be in every TaskStatus (possibly as `null` when nullable).
+    public var isRequired: Bool {
+        self != .target && self != .taskDefinitionSummary
+    }
+
+    /// Whether the property may be `null` (stored as an absent hash field).
+    public var isNullable: Bool {
+        switch self {
+        case .parentName, .launched, .completed, .completionStatus, .progress, .target, .taskDefinitionSummary: return true
+        default: return false
+        }
+    }
+
+    /// The allowed values of an enum property, in their canonical (upper) case.
+    public var allowedValues: [String]? {
+        switch self {
+        case .type: return ["QUARTZ", "QPOC", "QUEUED_TASK"]
+        case .completionStatus: return ["SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR"]
+        default: return nil
+        }
+    }
+
+    /// The property's position in ``allCases``.
+    public var index: Int {
+        switch self {
+        case .id: return 0
+        case .type: return 1
+        case .uniqueName: return 2
+        case .description: return 3
+        case .parentName: return 4
+        case .launcher: return 5
+        case .target: return 6
+        case .created: return 7
+        case .modified: return 8
+        case .launched: return 9
+        case .completed: return 10
+        case .completionStatus: return 11
+        case .messages: return 12
+        case .returns: return 13
+        case .attributes: return 14
+        case .progress: return 15
+        case .percentComplete: return 16
+        case .taskDefinitionSummary: return 17
+        }
+    }
+
+    /// The property named `name`, if the schema has one.
+    public init?(name: String) {
+        self.init(rawValue: name)
+    }
+
+    /// The properties that can never change after creation.
+    public static let immutable: Set<TaskProperty> = [.id, .created]
+
+    /// The name of the bookkeeping field that holds the revision.
+    public static let revisionField = "_rev"
+}

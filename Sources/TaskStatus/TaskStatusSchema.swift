@@ -1,0 +1,202 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import JSONPatch
+
+/// A document that breaks the TaskStatus schema: where (a JSON Pointer) and why.
+public struct SchemaViolation: Error, Sendable, Equatable, CustomStringConvertible {
+    public let pointer: String
+    public let reason: String
+
+    public init(pointer: String, reason: String) {
+        self.pointer = pointer
+        self.reason = reason
+    }
+
+    public var description: String { "the result is not a valid TaskStatus: \(pointer.isEmpty ? "the document" : pointer) \(reason)" }
+}
+
+/// The TaskStatus schema (SailPoint's, as the contract's section 2 states it) and the checks every
+/// update must pass.
+public enum TaskStatusSchema {
+    static let messageTypes = ["INFO", "WARN", "ERROR"]
+    static let targetTypes = ["APPLICATION", "IDENTITY"]
+
+    /// Checks a whole TaskStatus and returns its canonical form: members in schema order, enum
+    /// values in upper case, a missing nullable property as `null`, an optional property that is
+    /// `null` left out.
+    public static func validate(_ document: JSONValue) throws(SchemaViolation) -> JSONValue {
+        guard case .object(let object) = document else {
+            throw SchemaViolation(pointer: "", reason: "must be an object, not \(document.describedType)")
+        }
+        for member in object where TaskProperty(name: member.key) == nil {
+            throw SchemaViolation(pointer: "/" + JSONPointer.escape(member.key), reason: "is not a TaskStatus property")
+        }
+        var canonical = JSONObject(minimumCapacity: TaskProperty.allCases.count)
+        for property in TaskProperty.allCases {
+            let value = object[property.rawValue] ?? .null
+            if value.isNull {
+                if !property.isNullable {
+                    throw SchemaViolation(
+                        pointer: "/\(property.rawValue)",
+                        reason: object[property.rawValue] == nil ? "is required" : "cannot be null"
+                    )
+                }
+                if property.isRequired { canonical.append(property.rawValue, .null) }
+                continue
+            }
+            canonical.append(property.rawValue, try validate(value, as: property))
+        }
+        return .object(canonical)
+    }
+
+    /// Checks the top-level members an update touched (`nil`: all of them) of a document whose
+    /// other members were valid before, and returns the document with those members canonical.
+    /// A touched nullable property that is missing becomes `null` (or is left out when optional).
+    public static func validate(_ document: JSONValue, touched: Set<String>?) throws(SchemaViolation) -> JSONValue {
+        guard let touched else { return try validate(document) }
+        guard case .object(var object) = document else {
+            throw SchemaViolation(pointer: "", reason: "must be an object, not \(document.describedType)")
+        }
+        // Schema order, then unknown names sorted, so that the first violation reported is stable.
+        let known = TaskProperty.allCases.map(\.rawValue).filter { touched.contains($0) }
+        for name in known + touched.filter({ TaskProperty(name: $0) == nil }).sorted() {
+            let pointer = "/" + JSONPointer.escape(name)
+            guard let property = TaskProperty(name: name) else {
+                if object[name] != nil { throw SchemaViolation(pointer: pointer, reason: "is not a TaskStatus property") }
+                continue
+            }
+            let value = object[name]
+            if value == nil || value == .null {
+                if !property.isNullable { throw SchemaViolation(pointer: pointer, reason: value == nil ? "is required" : "cannot be null") }
+                object[name] = property.isRequired ? .null : nil
+                continue
+            }
+            object[name] = try validate(value!, as: property)
+        }
+        return .object(object)
+    }
+
+    /// Checks one non-null property value and returns its canonical form.
+    public static func validate(_ value: JSONValue, as property: TaskProperty) throws(SchemaViolation) -> JSONValue {
+        let pointer = "/\(property.rawValue)"
+        switch property {
+        case .type, .completionStatus:
+            return try enumValue(value, allowed: property.allowedValues!, at: pointer)
+        case .created, .modified, .launched, .completed:
+            let text = try string(value, at: pointer)
+            guard RFC3339.isValid(text) else {
+                throw SchemaViolation(pointer: pointer, reason: "must be an RFC 3339 date-time such as 2020-07-11T21:23:15.000Z, not \"\(text)\"")
+            }
+            return value
+        case .percentComplete:
+            guard let n = value.int64Value else { throw SchemaViolation(pointer: pointer, reason: "must be an integer, not \(describe(value))") }
+            return .integer(n)
+        case .messages:
+            guard case .array(var items) = value else {
+                throw SchemaViolation(pointer: pointer, reason: "must be an array, not \(value.describedType)")
+            }
+            for i in items.indices { items[i] = try message(items[i], at: "\(pointer)/\(i)") }
+            return .array(items)
+        case .returns:
+            guard case .array(let items) = value else {
+                throw SchemaViolation(pointer: pointer, reason: "must be an array, not \(value.describedType)")
+            }
+            for (i, item) in items.enumerated() {
+                let at = "\(pointer)/\(i)"
+                let object = try object(item, at: at)
+                _ = try requiredString(object, "name", at: at)
+                _ = try requiredString(object, "attributeName", at: at)
+            }
+            return value
+        case .attributes:
+            _ = try object(value, at: pointer)
+            return value
+        case .target:
+            var target = try object(value, at: pointer)
+            try optionalString(target, "id", at: pointer)
+            try optionalString(target, "name", at: pointer)
+            if let type = target["type"], !type.isNull {
+                target["type"] = try enumValue(type, allowed: targetTypes, at: "\(pointer)/type")
+            }
+            return .object(target)
+        case .taskDefinitionSummary:
+            let summary = try object(value, at: pointer)
+            for name in ["id", "uniqueName", "description", "parentName", "executor"] {
+                try optionalString(summary, name, at: pointer)
+            }
+            if let arguments = summary["arguments"], !arguments.isNull { _ = try object(arguments, at: "\(pointer)/arguments") }
+            return value
+        case .id, .uniqueName, .description, .parentName, .launcher, .progress:
+            _ = try string(value, at: pointer)
+            return value
+        }
+    }
+
+    private static func message(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> JSONValue {
+        var message = try object(value, at: pointer)
+        guard let type = message["type"] else { throw SchemaViolation(pointer: "\(pointer)/type", reason: "is required") }
+        message["type"] = try enumValue(type, allowed: messageTypes, at: "\(pointer)/type")
+        _ = try requiredString(message, "key", at: pointer)
+        if let text = message["localizedText"], !text.isNull {
+            let localized = try object(text, at: "\(pointer)/localizedText")
+            try optionalString(localized, "locale", at: "\(pointer)/localizedText")
+            try optionalString(localized, "message", at: "\(pointer)/localizedText")
+        }
+        if let parameters = message["parameters"], !parameters.isNull {
+            guard case .array(let items) = parameters else {
+                throw SchemaViolation(pointer: "\(pointer)/parameters", reason: "must be an array or null, not \(parameters.describedType)")
+            }
+            for (i, item) in items.enumerated() { _ = try object(item, at: "\(pointer)/parameters/\(i)") }
+        }
+        return .object(message)
+    }
+
+    private static func describe(_ value: JSONValue) -> String {
+        let text = value.jsonText
+        return text.count > 60 ? value.describedType : text
+    }
+
+    private static func object(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> JSONObject {
+        guard case .object(let object) = value else {
+            throw SchemaViolation(pointer: pointer, reason: "must be an object, not \(value.describedType)")
+        }
+        return object
+    }
+
+    private static func string(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> String {
+        guard case .string(let s) = value else { throw SchemaViolation(pointer: pointer, reason: "must be a string, not \(describe(value))") }
+        return s
+    }
+
+    private static func requiredString(_ object: JSONObject, _ name: String, at pointer: String) throws(SchemaViolation) -> String {
+        guard let value = object[name] else { throw SchemaViolation(pointer: "\(pointer)/\(name)", reason: "is required") }
+        return try string(value, at: "\(pointer)/\(name)")
+    }
+
+    private static func optionalString(_ object: JSONObject, _ name: String, at pointer: String) throws(SchemaViolation) {
+        if let value = object[name], !value.isNull { _ = try string(value, at: "\(pointer)/\(name)") }
+    }
+
+    /// Enum values are accepted in any letter case and answered in the canonical upper case.
+    private static func enumValue(_ value: JSONValue, allowed: [String], at pointer: String) throws(SchemaViolation) -> JSONValue {
+        let text = try string(value, at: pointer)
+        let upper = text.uppercased()
+        guard allowed.contains(upper) else {
+            throw SchemaViolation(pointer: pointer, reason: "must be one of \(allowed.joined(separator: ", ")), not \"\(text)\"")
+        }
+        return upper == text ? value : .string(upper)
+    }
+}
+
+extension JSONObject {
+    /// Appends a member the caller knows is new.
+    mutating func append(_ key: String, _ value: JSONValue) {
+        self[key] = value
+    }
+}

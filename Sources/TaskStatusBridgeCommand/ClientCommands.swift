@@ -1,0 +1,151 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Bridge
+import Foundation
+import JSONPatch
+import Redis
+import TaskStatus
+
+extension ConnectionOptions {
+    func client() throws -> TaskStatusClient {
+        let redis: RedisConfiguration
+        do {
+            redis = try RedisConfiguration(url: resolvedURL)
+        } catch {
+            throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
+        }
+        return TaskStatusClient(configuration: redis, prefix: try resolvedPrefix())
+    }
+}
+
+/// Prints a line on standard error and exits with `status`.
+func exitWithMessage(_ message: String, status: Int32) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Foundation.exit(status)
+}
+
+/// `put FILE`: store or replace a task.
+struct PutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "put",
+        abstract: "Store or replace a task from a TaskStatus JSON file (- for standard input); prints it with its revision."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Argument(help: "The TaskStatus JSON file, or - for standard input.")
+    var file: String
+
+    func run() async throws {
+        let client = try connection.client()
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: try readInput(file))
+        } catch {
+            exitWithMessage("error: \(file): \(error)", status: 1)
+        }
+        do {
+            let record = try await client.put(document)
+            FileHandle.standardError.write(Data("stored \(client.keys.task(record.document["id"]?.stringValue ?? "")) at _rev \(record.rev)\n".utf8))
+            print(String(decoding: record.taskJSON, as: UTF8.self))
+        } catch {
+            exitWithMessage("error: \(error)", status: 1)
+        }
+    }
+}
+
+/// `get ID`: print a task.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Print a task's TaskStatus (its _rev on standard error); exit 1 when there is none."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(help: "Indent the output.")
+    var pretty = false
+
+    @Argument(help: "The task id.")
+    var id: String
+
+    func run() async throws {
+        let client = try connection.client()
+        do {
+            guard let record = try await client.get(id) else { exitWithMessage("error: there is no task with id \(id)", status: 1) }
+            FileHandle.standardError.write(Data("_rev \(record.rev)\n".utf8))
+            print(pretty ? record.document.prettyJSONText : String(decoding: record.taskJSON, as: UTF8.self))
+        } catch {
+            exitWithMessage("error: \(error)", status: 1)
+        }
+    }
+}
+
+/// `send ID PATCH`: queue a request and wait for its reply.
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Queue an update request, wait for its reply and print it; exit 0 only on status 200.",
+        discussion:
+            "PATCH is JSON Patch text, @FILE to read a file, or - for standard input. Exit status: 0 on 200, 1 on any other status, 2 when no reply came."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "The request id (default: a random one).")
+    var requestId: String?
+
+    @Option(help: "The revision the task must be at (if-match).")
+    var ifMatch: String?
+
+    @Option(help: "The authorization value, e.g. \"Bearer <JWT>\" (env TASKSTATUS_AUTHORIZATION).")
+    var authorization: String?
+
+    @Option(help: "Seconds to wait for the reply.")
+    var timeout = 30
+
+    @Flag(help: "Leave out x-sailpoint-experimental: true.")
+    var noExperimental = false
+
+    @Argument(help: "The task id.")
+    var id: String
+
+    @Argument(help: "The JSON Patch: text, @FILE, or - for standard input.")
+    var patch: String
+
+    func run() async throws {
+        let client = try connection.client()
+        let patchBytes: [UInt8]
+        if patch == "-" {
+            patchBytes = try readInput("-")
+        } else if patch.hasPrefix("@") {
+            patchBytes = try readInput(String(patch.dropFirst()))
+        } else {
+            patchBytes = Array(patch.utf8)
+        }
+        var request = TaskStatusClient.Request(
+            taskId: id,
+            patch: patchBytes,
+            ifMatch: ifMatch,
+            authorization: Setting("--authorization", "TASKSTATUS_AUTHORIZATION", authorization).value,
+            experimental: !noExperimental
+        )
+        if let requestId { request.requestId = requestId }
+        let reply: [UInt8]
+        do {
+            reply = try await client.send(request, timeout: .seconds(max(1, timeout)))
+        } catch {
+            exitWithMessage("error: \(error)", status: 2)
+        }
+        print(String(decoding: reply, as: UTF8.self))
+        let status = (try? JSONValue(parsing: reply))?["status"]?.int64Value
+        if status != 200 { Foundation.exit(1) }
+    }
+}

@@ -1,0 +1,68 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Foundation
+
+/// Resolves one setting from its flag, else its environment variable, else its default; a bad
+/// value is refused with both names, so that the user finds it wherever it was set.
+struct Setting {
+    let flag: String
+    let variable: String
+    let value: String?
+
+    init(_ flag: String, _ variable: String, _ given: String?) {
+        self.flag = flag
+        self.variable = variable
+        self.value = given ?? ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private func invalid(_ why: String) -> ValidationError {
+        ValidationError("invalid \(flag) (environment \(variable)): \"\(value ?? "")\" \(why)")
+    }
+
+    func string(default fallback: String) -> String { value ?? fallback }
+
+    func int(default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let value else { return fallback }
+        guard let n = Int(value.trimmingCharacters(in: .whitespaces)) else { throw invalid("is not an integer") }
+        guard range.contains(n) else { throw invalid("is not between \(range.lowerBound) and \(range.upperBound)") }
+        return n
+    }
+
+    func bool(default fallback: Bool) throws -> Bool {
+        guard let value else { return fallback }
+        switch value.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw invalid("is not true or false")
+        }
+    }
+}
+
+/// The connection options every command shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("redis-url"),
+        help: "Redis URL: redis://[user:password@]host:port/db or unix:///path (env REDIS_URL; default redis://127.0.0.1:6379/0)."
+    )
+    var redisURL: String?
+
+    @Option(help: "Key prefix (env TASKSTATUS_PREFIX; default taskstatus).")
+    var prefix: String?
+
+    var resolvedURL: String { Setting("--redis-url", "REDIS_URL", redisURL).string(default: "redis://127.0.0.1:6379/0") }
+
+    func resolvedPrefix() throws -> String {
+        let prefix = Setting("--prefix", "TASKSTATUS_PREFIX", prefix).string(default: "taskstatus")
+        guard !prefix.isEmpty, !prefix.contains(where: { $0 == "{" || $0 == "}" || $0.isWhitespace }) else {
+            throw ValidationError("invalid --prefix (environment TASKSTATUS_PREFIX): \"\(prefix)\" must be non-empty, without braces or spaces")
+        }
+        return prefix
+    }
+}

@@ -1,0 +1,71 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Redis
+
+/// A `redis-server` of the test's own on a Unix socket, for tests that stop and restart Redis
+/// or need a server configured differently (ACL users).
+final class PrivateRedis: @unchecked Sendable {
+    // Only used from the test that owns it, one call at a time.
+    let directory: URL
+    var socket: String { directory.appendingPathComponent("redis.sock").path }
+    var url: String { "unix://\(socket)" }
+    private var process: Process?
+    private let extraArguments: [String]
+
+    static var isAvailable: Bool { (try? executable()) != nil }
+
+    static func executable() throws -> URL {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let url = URL(fileURLWithPath: String(dir)).appendingPathComponent("redis-server")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw CocoaError(.fileNoSuchFile)
+    }
+
+    init(_ extraArguments: [String] = []) throws {
+        // Unix socket paths are short; keep the folder name short too.
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("tsb-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.extraArguments = extraArguments
+        try start()
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = try Self.executable()
+        process.arguments =
+            [
+                "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                "--dir", directory.path,
+            ] + extraArguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
+        usleep(50_000)
+    }
+
+    /// Kills the server (as a crash would) and waits, bounded, until it is gone. SIGKILL because a
+    /// child inherits ignored signals, and the test process may ignore SIGTERM; and no
+    /// `Process.waitUntilExit`, which spins a run loop when called from a task.
+    func stop() async {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        _ = await eventually(timeout: .seconds(10)) { process.isRunning ? nil : true }
+        try? FileManager.default.removeItem(atPath: socket)
+        self.process = nil
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}

@@ -1,0 +1,57 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Redis
+import Testing
+
+@Suite("Redis URLs")
+struct RedisConfigurationTests {
+    @Test(
+        "URLs parse into endpoint, credentials and database",
+        arguments: [
+            ("redis://127.0.0.1:6379/0", RedisConfiguration.Endpoint.tcp(host: "127.0.0.1", port: 6379), nil as String?, nil as String?, 0),
+            ("redis://localhost", .tcp(host: "localhost", port: 6379), nil, nil, 0),
+            ("redis://bridge:s3cr%40t@redis.internal:7000/3", .tcp(host: "redis.internal", port: 7000), "bridge", "s3cr@t", 3),
+            ("redis://:only-password@h:1/", .tcp(host: "h", port: 1), nil, "only-password", 0),
+            ("redis://[::1]:6380/2", .tcp(host: "::1", port: 6380), nil, nil, 2),
+            ("unix:///var/run/redis.sock", .unix(path: "/var/run/redis.sock"), nil, nil, 0),
+            ("unix://u:p@/tmp/r.sock?db=5", .unix(path: "/tmp/r.sock"), "u", "p", 5),
+        ]
+    )
+    func parses(url: String, endpoint: RedisConfiguration.Endpoint, user: String?, password: String?, database: Int) throws {
+        let configuration = try RedisConfiguration(url: url)
+        #expect(configuration.endpoint == endpoint)
+        #expect(configuration.username == user)
+        #expect(configuration.password == password)
+        #expect(configuration.database == database)
+    }
+
+    @Test(
+        "bad URLs are refused with a reason, and never echo the password",
+        arguments: [
+            ("127.0.0.1:6379", "expected redis://"), ("http://h", "unknown scheme"), ("redis://h:port", "the port must be a number"),
+            ("redis://h:70000", "between 1 and 65535"), ("redis://h/x", "database number"), ("rediss://h", "TLS"),
+            ("unix://relative", "absolute"), ("redis://:secret@:1", "the host is missing"),
+        ]
+    )
+    func refuses(url: String, reason: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("accepted \(url)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(reason), "\(error.message)")
+            #expect(!error.message.contains("secret"))
+        }
+    }
+
+    @Test("the description hides the password")
+    func redacted() throws {
+        #expect(try RedisConfiguration(url: "redis://user:pw@h:1/2").description == "redis://user:***@h:1/2")
+    }
+}

@@ -1,0 +1,124 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Redis
+import Testing
+
+private let redisURL = ProcessInfo.processInfo.environment["REDIS_URL"]
+
+@Suite("Redis connections", .enabled(if: redisURL != nil, "REDIS_URL is not set; run scripts/test"), .timeLimit(.minutes(1)))
+struct RedisConnectionTests {
+    private var configuration: RedisConfiguration { try! RedisConfiguration(url: redisURL!) }
+    private let key = "redis-test:\(UUID().uuidString)"
+
+    @Test("pipelined commands come back one reply each, in order, with server errors in place")
+    func pipelining() async throws {
+        let client = RedisClient(configuration: configuration, name: "t")
+        let replies = try await client.execute([
+            RedisCommand("SET", key, "v"), RedisCommand("GET", key), RedisCommand("INCR", key), RedisCommand("DEL", key),
+            RedisCommand("GET", key), RedisCommand("ECHO", [UInt8]([0, 255, 13, 10, 36])), RedisCommand("PING"),
+        ])
+        #expect(replies[0] == .status("OK"))
+        #expect(replies[1] == .bulk(Array("v".utf8)))
+        guard case .error(let message) = replies[2] else {
+            Issue.record("INCR on a string should fail")
+            return
+        }
+        #expect(message.hasPrefix("ERR"))
+        #expect(replies[3] == .integer(1))
+        #expect(replies[4] == .null)
+        #expect(replies[5] == .bulk([0, 255, 13, 10, 36]), "bulk strings are binary-safe")
+        #expect(replies[6] == .status("PONG"))
+    }
+
+    @Test("arrays and empty arguments")
+    func arrays() async throws {
+        let client = RedisClient(configuration: configuration, name: "t")
+        _ = try await client.execute([RedisCommand("RPUSH", key, "", "b"), RedisCommand("LRANGE", key, 0, -1), RedisCommand("DEL", key)])
+        let replies = try await client.execute([RedisCommand("RPUSH", key, "", "b"), RedisCommand("LRANGE", key, 0, -1), RedisCommand("DEL", key)])
+        #expect(replies[1] == .array([.bulk([]), .bulk(Array("b".utf8))]))
+    }
+
+    @Test("SELECT picks the database named in the URL")
+    func selectsDatabase() async throws {
+        var other = configuration
+        other.database = 7
+        let seven = RedisClient(configuration: other, name: "t7")
+        try await seven.execute(RedisCommand("SET", key, "in-seven"))
+        let zero = RedisClient(configuration: configuration, name: "t0")
+        #expect(try await zero.execute(RedisCommand("GET", key)) == .null)
+        #expect(try await seven.execute(RedisCommand("GET", key)).string == "in-seven")
+        try await seven.execute(RedisCommand("DEL", key))
+    }
+
+    @Test("AUTH with an ACL user: the right password connects, a wrong one says why")
+    func aclUser() async throws {
+        let admin = RedisClient(configuration: configuration, name: "admin")
+        let user = "bridge-\(UUID().uuidString.prefix(6))"
+        try await admin.execute(RedisCommand("ACL", "SETUSER", user, "on", ">pw-1", "~redis-test:*", "+@all"))
+        var good = configuration
+        good.username = user
+        good.password = "pw-1"
+        let client = RedisClient(configuration: good, name: "acl")
+        #expect(try await client.execute(RedisCommand("ACL", "WHOAMI")).string == user)
+        var bad = good
+        bad.password = "wrong"
+        do {
+            _ = try await RedisClient(configuration: bad, name: "bad").execute(RedisCommand("PING"))
+            Issue.record("a wrong password connected")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains("WRONGPASS"))
+        }
+        try await admin.execute(RedisCommand("ACL", "DELUSER", user))
+    }
+
+    @Test("a refused connection says so and names the server")
+    func refused() async throws {
+        var nowhere = configuration
+        nowhere.endpoint = .tcp(host: "127.0.0.1", port: 1)
+        do {
+            _ = try await RedisClient(configuration: nowhere, name: "none").execute(RedisCommand("PING"))
+            Issue.record("connected to port 1")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains("127.0.0.1:1"))
+            #expect(error.message.contains("refused"))
+        }
+    }
+
+    @Test("a command that outlasts the timeout fails as timed out, and the next call reconnects")
+    func timeout() async throws {
+        var quick = configuration
+        quick.commandTimeout = .milliseconds(200)
+        let client = RedisClient(configuration: quick, name: "quick")
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.execute(RedisCommand("BLPOP", key, 2))
+            Issue.record("BLPOP returned before its timeout")
+        } catch {
+            #expect(error.code == .timedOut)
+            #expect(error.isConnectionFailure)
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(await client.isConnected == false)
+        #expect(try await client.execute(RedisCommand("PING")) == .status("PONG"))
+    }
+
+    @Test("a Pub/Sub subscriber gets published messages")
+    func pubSub() async throws {
+        let subscriber = RedisClient(configuration: configuration, name: "sub")
+        try await subscriber.subscribe([key])
+        let publisher = RedisClient(configuration: configuration, name: "pub")
+        #expect(try await publisher.execute(RedisCommand("PUBLISH", key, "hello")) == .integer(1))
+        let message = try await subscriber.nextMessage()
+        #expect(message.channel == key)
+        #expect(message.payload == Array("hello".utf8))
+    }
+}
