@@ -6,15 +6,15 @@
 //
 //===----------------------------------------------------------------------===//
 
-/// An async Redis connection: one hiredis connection on a thread of its own.
+/// An async Redis connection: a ``RedisLink`` on a thread of its own.
 ///
 /// Commands run in order on that thread, so the blocking C calls stay off Swift's cooperative pool.
 /// The connection is made on first use and made again after it breaks; a failure is thrown to the
-/// caller, who decides whether and when to retry (the bridge backs off).
+/// caller, who decides whether and when to retry.
 public actor RedisClient {
     public nonisolated let configuration: RedisConfiguration
     private let executor: ThreadExecutor
-    private var connection: RedisConnection?
+    private let link: RedisLink
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -24,6 +24,7 @@ public actor RedisClient {
     public init(configuration: RedisConfiguration, name: String) {
         self.configuration = configuration
         self.executor = ThreadExecutor(name: name)
+        self.link = RedisLink(configuration: configuration)
     }
 
     deinit {
@@ -31,74 +32,38 @@ public actor RedisClient {
     }
 
     /// Whether a working connection is open now.
-    public var isConnected: Bool {
-        guard let connection else { return false }
-        return !connection.isBroken
-    }
+    public var isConnected: Bool { link.isConnected }
 
     /// Opens the connection if it is not open.
-    public func connect() throws(RedisError) {
-        _ = try open()
-    }
+    public func connect() throws(RedisError) { try link.connect() }
 
     /// Sends the commands in one round trip and returns one reply per command.
-    public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
-        let connection = try open()
-        do {
-            return try connection.execute(commands)
-        } catch {
-            if connection.isBroken { self.connection = nil }
-            throw error
-        }
-    }
+    public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] { try link.execute(commands) }
 
     /// Sends one command; a server error is thrown as ``RedisError``.
     @discardableResult
-    public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        try execute([command])[0].get()
+    public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply { try link.execute(command) }
+
+    /// Sends a pipeline in one round trip and returns one reply per command.
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] { try link.execute(pipeline) }
+
+    /// Sends a pipeline in one round trip, keeping only the errors.
+    public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
+        try link.executeForErrors(pipeline)
     }
 
     /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``.
-    public func subscribe(_ channels: [String]) throws(RedisError) {
-        let connection = try open()
-        do {
-            try connection.send([RedisCommand("SUBSCRIBE", arguments: channels)])
-            for _ in channels { _ = try connection.readReply().get() }
-        } catch {
-            self.connection = nil
-            throw error
-        }
-    }
+    public func subscribe(_ channels: [String]) throws(RedisError) { try link.subscribe(channels) }
 
     /// Waits (up to the command timeout) for the next Pub/Sub message: `(channel, payload)`.
-    public func nextMessage() throws(RedisError) -> (channel: String, payload: [UInt8]) {
-        let connection = try open()
-        while true {
-            let reply: RedisReply
-            do {
-                reply = try connection.readReply()
-            } catch {
-                self.connection = nil
-                throw error
-            }
-            if case .array(let parts) = reply, parts.count == 3, parts[0].string == "message",
-                let channel = parts[1].string, let payload = parts[2].bytes
-            {
-                return (channel, payload)
-            }
-        }
-    }
+    public func nextMessage() throws(RedisError) -> (channel: String, payload: [UInt8]) { try link.nextMessage() }
 
     /// Closes the connection; the next command opens a new one.
-    public func disconnect() {
-        connection = nil
-    }
+    public func disconnect() { link.disconnect() }
 
-    private func open() throws(RedisError) -> RedisConnection {
-        if let connection, !connection.isBroken { return connection }
-        connection = nil
-        let fresh = try RedisConnection(configuration: configuration)
-        connection = fresh
-        return fresh
+    /// Runs `body` on this client's thread with its link, for work that makes several calls in a
+    /// row without hopping back to the caller between them.
+    public func withLink<T: Sendable, E: Error>(_ body: (RedisLink) throws(E) -> T) throws(E) -> T {
+        try body(link)
     }
 }

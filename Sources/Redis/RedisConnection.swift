@@ -82,10 +82,74 @@ public final class RedisConnection {
         return replies
     }
 
+    /// Sends a pipeline in one round trip and returns one reply per command.
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        try send(pipeline)
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(pipeline.count)
+        for _ in 0..<pipeline.count { replies.append(try readReply()) }
+        return replies
+    }
+
+    /// Like ``execute(_:)`` for commands whose answers only matter when they fail: the replies are
+    /// not copied into Swift values; the server's error messages are returned, with the
+    /// positions of the commands they answer.
+    public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
+        try send(pipeline)
+        var errors: [(index: Int, message: String)] = []
+        for index in 0..<pipeline.count {
+            guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw failure() }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            if reply.pointee.type == REDIS_REPLY_ERROR {
+                errors.append((index, String(decoding: Self.bytes(reply.pointee.str, reply.pointee.len), as: UTF8.self)))
+            }
+            freeReplyObject(raw)
+        }
+        return errors
+    }
+
     /// Queues commands in hiredis's output buffer; they are written by the next read (or `flush`).
     public func send(_ commands: [RedisCommand]) throws(RedisError) {
+        for command in commands { try send(command.pipeline) }
+    }
+
+    /// Queues a pipeline's commands in hiredis's output buffer.
+    public func send(_ pipeline: RedisPipeline) throws(RedisError) {
         guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
-        for command in commands { try append(command) }
+        let lengths = pipeline.lengths
+        let counts = pipeline.argumentCounts
+        let maxArguments = counts.max() ?? 0
+        let failed = pipeline.buffer.withUnsafeBytes { bytes -> Bool in
+            // hiredis copies each command into its output buffer; the pointers only need to live
+            // for the call. An empty buffer has no base address: empty arguments then point at a
+            // one-byte stand-in.
+            let empty: StaticString = ""
+            let fallback = UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self)
+            return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: max(1, maxArguments)) { argv in
+                lengths.withUnsafeBufferPointer { lengthBuffer in
+                    var argument = 0
+                    var offset = 0
+                    for count in counts {
+                        for k in 0..<count {
+                            argv[k] = bytes.baseAddress.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self) + offset) } ?? fallback
+                            offset += lengths[argument + k]
+                        }
+                        let status = redisAppendCommandArgv(
+                            context,
+                            Int32(count),
+                            argv.baseAddress,
+                            lengthBuffer.baseAddress.map { $0 + argument }
+                        )
+                        if status != REDIS_OK { return true }
+                        argument += count
+                    }
+                    return false
+                }
+            }
+        }
+        if failed { throw failure() }
     }
 
     /// Writes everything queued without waiting for replies.
@@ -103,31 +167,6 @@ public final class RedisConnection {
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw failure() }
         defer { freeReplyObject(raw) }
         return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
-    }
-
-    private func append(_ command: RedisCommand) throws(RedisError) {
-        let lengths = command.lengths
-        let status = command.buffer.withUnsafeBytes { bytes -> Int32 in
-            // hiredis copies the arguments into its output buffer; the pointers only need to live
-            // for this call. An empty buffer has no base address, so point every empty argument at
-            // a one-byte stand-in.
-            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: lengths.count) { argv in
-                var offset = 0
-                let empty: StaticString = ""
-                for (i, length) in lengths.enumerated() {
-                    if let base = bytes.baseAddress {
-                        argv[i] = UnsafePointer(base.assumingMemoryBound(to: CChar.self) + offset)
-                    } else {
-                        argv[i] = UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self)
-                    }
-                    offset += length
-                }
-                return lengths.withUnsafeBufferPointer { lengthBuffer in
-                    redisAppendCommandArgv(context, Int32(lengths.count), argv.baseAddress, lengthBuffer.baseAddress)
-                }
-            }
-        }
-        if status != REDIS_OK { throw failure() }
     }
 
     /// The context's error as a ``RedisError``; the connection is unusable from now on.

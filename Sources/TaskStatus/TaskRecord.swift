@@ -22,22 +22,68 @@ public struct CorruptTask: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "field \(field) \(reason)" }
 }
 
-/// A task as the bridge holds it: its revision, its TaskStatus document, and the hash field value
-/// of each property (encoded as the contract's section 1 says), kept side by side so that an update
-/// writes only the fields it changed and the reply's JSON is assembled from encoded fields.
+/// A task as the bridge holds it: its revision and its TaskStatus as canonical compact JSON (the
+/// reply body as it goes out), with the place of each property's value in that text. Each hash
+/// field is read off the text, and an update patches the text in place (``JSONObjectText``), so
+/// that it costs what the patch touches, not what the task holds.
 public struct TaskRecord: Sendable, Equatable {
     /// The `_rev` field.
     public var rev: Int64
-    /// The canonical TaskStatus (see ``TaskStatusSchema/validate(_:)``).
-    public private(set) var document: JSONValue
-    /// The hash field value of each ``TaskProperty`` (by ``TaskProperty/index``); `nil` when absent.
-    public private(set) var fields: [[UInt8]?]
+    /// The TaskStatus as compact JSON: schema order, required properties always present (`null`
+    /// when empty), absent optional ones left out.
+    public private(set) var json: [UInt8]
+    /// For each ``TaskProperty`` (by index), the start and end of its value in `json`; -1 when absent.
+    private var bounds: [Int]
 
-    /// Builds a record from a canonical document.
+    /// Builds a record from a canonical document (see ``TaskStatusSchema/validate(_:)``).
     public init(rev: Int64, document: JSONValue) {
+        self.init(rev: rev) { property, out in
+            guard let value = document[property.rawValue] else { return false }
+            JSONWriter.write(value, to: &out)
+            return true
+        }
+    }
+
+    /// Builds a record from its text and the value range of each property (by ``TaskProperty/index``).
+    public init(rev: Int64, json: [UInt8], valueRanges: [Range<Int>?]) {
         self.rev = rev
-        self.document = document
-        self.fields = TaskProperty.allCases.map { property in document[property.rawValue].flatMap(Self.encode) }
+        self.json = json
+        var bounds = [Int](repeating: -1, count: 2 * TaskProperty.allCases.count)
+        for (i, range) in valueRanges.enumerated() {
+            guard let range else { continue }
+            bounds[2 * i] = range.lowerBound
+            bounds[2 * i + 1] = range.upperBound
+        }
+        self.bounds = bounds
+    }
+
+    /// The property names in schema order.
+    public static let names: [String] = TaskProperty.allCases.map(\.rawValue)
+
+    /// Builds a record by writing each property's value (`write` returns false for an absent one).
+    public init(rev: Int64, writing write: (TaskProperty, inout [UInt8]) -> Bool) {
+        self.rev = rev
+        var json: [UInt8] = []
+        json.reserveCapacity(1024)
+        var bounds = [Int](repeating: -1, count: 2 * TaskProperty.allCases.count)
+        json.append(UInt8(ascii: "{"))
+        for property in TaskProperty.allCases {
+            let mark = json.count
+            if json.count > 1 { json.append(UInt8(ascii: ",")) }
+            json.append(UInt8(ascii: "\""))
+            json.append(contentsOf: property.rawValue.utf8)
+            json.append(contentsOf: "\":".utf8)
+            let start = json.count
+            if write(property, &json) {
+                bounds[2 * property.index] = start
+                bounds[2 * property.index + 1] = json.count
+            } else {
+                json.removeSubrange(mark...)
+            }
+        }
+        json.append(UInt8(ascii: "}"))
+        self.json = json
+        self.bounds = bounds
     }
 
     /// Decodes an `HGETALL` reply. `nil` for an empty hash (no such task).
@@ -72,69 +118,75 @@ public struct TaskRecord: Sendable, Equatable {
         self.init(rev: rev, document: document)
     }
 
-    /// Replaces the document with a new canonical one whose fields differ from the current ones
-    /// at most by `changes` (new encodings; `nil`: the field is absent).
-    public mutating func update(to newDocument: JSONValue, changes: [(property: TaskProperty, value: [UInt8]?)]) {
-        for change in changes { fields[change.property.index] = change.value }
-        document = newDocument
-    }
-
-    /// The encoded fields of `newDocument` that differ from this record's, among `properties`.
-    public func changes(to newDocument: JSONValue, among properties: some Sequence<TaskProperty>) -> [(property: TaskProperty, value: [UInt8]?)] {
-        var changes: [(property: TaskProperty, value: [UInt8]?)] = []
-        for property in properties {
-            let encoded = newDocument[property.rawValue].flatMap(Self.encode)
-            if encoded != fields[property.index] { changes.append((property, encoded)) }
-        }
-        return changes
-    }
-
-    /// The compact JSON of the TaskStatus, assembled from the encoded fields.
-    public func taskJSON(into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        for property in TaskProperty.allCases {
-            let value = fields[property.index]
-            if value == nil && !property.isRequired { continue }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: property.rawValue.utf8)
-            out.append(contentsOf: "\":".utf8)
-            guard let value else {
-                out.append(contentsOf: "null".utf8)
-                continue
-            }
-            switch property.kind {
-            case .string, .dateTime:
-                JSONWriter.writeString(utf8: value, to: &out)
-            case .integer, .object, .array:
-                out.append(contentsOf: value)
-            }
-        }
-        out.append(UInt8(ascii: "}"))
+    /// The TaskStatus as a JSON value.
+    public var document: JSONValue {
+        (try? JSONParser(limits: .init(maxDepth: JSONParser.Limits.depthCeiling, maxBytes: .max)).parse(json)) ?? .null
     }
 
     /// The compact JSON of the TaskStatus.
-    public var taskJSON: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(fields.reduce(400) { $0 + ($1?.count ?? 0) })
-        taskJSON(into: &out)
-        return out
+    public var taskJSON: [UInt8] { json }
+
+    /// Where `property`'s value lies in ``json``.
+    public func valueRange(_ property: TaskProperty) -> Range<Int>? {
+        let start = bounds[2 * property.index]
+        return start < 0 ? nil : start..<bounds[2 * property.index + 1]
     }
 
-    /// The hash field encoding of a validated value (`nil` for null: the field is absent): strings
-    /// as themselves, integers as decimal text, objects and arrays as compact JSON.
+    /// Each present member's key and value range, in order (for ``JSONObjectText``).
+    public var members: [(key: String, range: Range<Int>)] {
+        TaskProperty.allCases.compactMap { property in valueRange(property).map { (property.rawValue, $0) } }
+    }
+
+    /// The compact JSON text of `property`'s value; `nil` when the member is absent.
+    public func valueText(_ property: TaskProperty) -> ArraySlice<UInt8>? {
+        valueRange(property).map { json[$0] }
+    }
+
+    /// Calls `body` with the hash field value of `property` (`nil` for an absent field), without
+    /// copying it out of the text unless a string holds escapes.
+    public func withField<R>(_ property: TaskProperty, _ body: (ArraySlice<UInt8>?) -> R) -> R {
+        guard let text = valueText(property), !text.elementsEqual("null".utf8) else { return body(nil) }
+        switch property.kind {
+        case .string, .dateTime:
+            let inner = text.dropFirst().dropLast()
+            if !inner.contains(UInt8(ascii: "\\")) { return body(inner) }
+            return body(Self.field(fromValueText: text, kind: property.kind).map { $0[...] })
+        case .integer, .object, .array:
+            return body(text)
+        }
+    }
+
+    /// The hash field value of `property` (`nil`: the field is absent, for null or a missing member).
+    public func field(_ property: TaskProperty) -> [UInt8]? {
+        valueRange(property).flatMap { Self.field(fromValueText: json[$0], kind: property.kind) }
+    }
+
+    /// The hash field encoding of a value's compact JSON text: strings unquoted and unescaped,
+    /// integers, objects and arrays as they are, null as no field.
+    public static func field(fromValueText text: ArraySlice<UInt8>, kind: TaskProperty.Kind) -> [UInt8]? {
+        if text.elementsEqual("null".utf8) { return nil }
+        switch kind {
+        case .string, .dateTime:
+            guard text.count >= 2 else { return Array(text) }
+            let inner = text.dropFirst().dropLast()
+            if !inner.contains(UInt8(ascii: "\\")) { return Array(inner) }
+            return (try? JSONParser().parse(Array(text)))?.stringValue.map { Array($0.utf8) } ?? Array(inner)
+        case .integer, .object, .array:
+            return Array(text)
+        }
+    }
+
+    /// The hash field encoding of a validated value (`nil` for null: the field is absent).
     public static func encode(_ value: JSONValue) -> [UInt8]? {
         switch value {
         case .null: return nil
         case .string(let s): return Array(s.utf8)
-        case .integer(let i):
-            var out: [UInt8] = []
-            JSONWriter.writeInteger(i, to: &out)
-            return out
         default: return value.serialized()
         }
+    }
+
+    public static func == (lhs: TaskRecord, rhs: TaskRecord) -> Bool {
+        lhs.rev == rhs.rev && lhs.json == rhs.json
     }
 
     static func decode(_ bytes: [UInt8], as property: TaskProperty) throws(CorruptTask) -> JSONValue {

@@ -138,6 +138,21 @@ public enum TaskStatusSchema {
         }
     }
 
+    /// Checks one element of an array property (`messages` or `returns`) and returns its canonical form.
+    public static func validateElement(_ value: JSONValue, of property: TaskProperty, at pointer: String) throws(SchemaViolation) -> JSONValue {
+        switch property {
+        case .messages:
+            return try message(value, at: pointer)
+        case .returns:
+            let object = try object(value, at: pointer)
+            _ = try requiredString(object, "name", at: pointer)
+            _ = try requiredString(object, "attributeName", at: pointer)
+            return value
+        default:
+            throw SchemaViolation(pointer: pointer, reason: "is not an element of an array property")
+        }
+    }
+
     private static func message(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> JSONValue {
         var message = try object(value, at: pointer)
         guard let type = message["type"] else { throw SchemaViolation(pointer: "\(pointer)/type", reason: "is required") }
@@ -186,6 +201,7 @@ public enum TaskStatusSchema {
     /// Enum values are accepted in any letter case and answered in the canonical upper case.
     private static func enumValue(_ value: JSONValue, allowed: [String], at pointer: String) throws(SchemaViolation) -> JSONValue {
         let text = try string(value, at: pointer)
+        if allowed.contains(text) { return value }
         let upper = text.uppercased()
         guard allowed.contains(upper) else {
             throw SchemaViolation(pointer: pointer, reason: "must be one of \(allowed.joined(separator: ", ")), not \"\(text)\"")

@@ -196,16 +196,7 @@ struct BridgeApplication {
     init(configuration: BridgeConfiguration, http: HTTPConfiguration, logger: Logger) {
         let metrics = BridgeMetrics()
         let status = BridgeStatus()
-        let commands = RedisClient(configuration: configuration.redis, name: "redis-commands")
-        let pipeline = UpdatePipeline(redis: commands, configuration: configuration, logger: logger, metrics: metrics)
-        let bridge = BridgeService(
-            configuration: configuration,
-            pipeline: pipeline,
-            commands: commands,
-            status: status,
-            metrics: metrics,
-            logger: logger
-        )
+        let bridge = BridgeService(configuration: configuration, status: status, metrics: metrics, logger: logger)
         let server = buildHTTPApplication(
             configuration: http,
             health: HealthProbe(configuration: configuration, status: status),

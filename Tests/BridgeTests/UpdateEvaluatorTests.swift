@@ -43,12 +43,12 @@ struct UpdateEvaluatorTests {
             on: try record(),
             now: now
         )
-        guard case .updated(let updated, let changes, let response) = evaluation else {
+        guard case .updated(let updated, let changed, let response) = evaluation else {
             Issue.record("expected an update: \(evaluation.response)")
             return
         }
         #expect(updated.rev == 5)
-        #expect(changes.map(\.property) == [.progress, .modified], "launcher did not change, so it is not written")
+        #expect(Array(changed) == [.modified, .progress], "launcher did not change, so it is not written")
         #expect(response.status == 200)
         #expect(response.headers.first?.value == "\"5\"")
         let body = try JSONValue(parsing: response.body)

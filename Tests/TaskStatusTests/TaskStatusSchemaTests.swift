@@ -93,14 +93,14 @@ struct TaskStatusSchemaTests {
     @Test("hash fields round-trip: strings as text, integers as decimal, objects and arrays as compact JSON, null absent")
     func hashCodec() throws {
         let record = TaskRecord(rev: 3, document: try TaskStatusSchema.validate(task))
-        func field(_ p: TaskProperty) -> String? { record.fields[p.index].map { String(decoding: $0, as: UTF8.self) } }
+        func field(_ p: TaskProperty) -> String? { record.field(p).map { String(decoding: $0, as: UTF8.self) } }
         #expect(field(.id) == "t1")
         #expect(field(.percentComplete) == "5")
         #expect(field(.attributes) == #"{"x":[1,2]}"#)
         #expect(field(.parentName) == nil)
         var hash: [(field: [UInt8], value: [UInt8])] = [(Array("_rev".utf8), Array("3".utf8))]
         for property in TaskProperty.allCases {
-            if let value = record.fields[property.index] { hash.append((Array(property.rawValue.utf8), value)) }
+            if let value = record.field(property) { hash.append((Array(property.rawValue.utf8), value)) }
         }
         hash.append((Array("owner-service-field".utf8), Array("ignored".utf8)))
         let decoded = try #require(try TaskRecord(hash: hash))
@@ -110,9 +110,9 @@ struct TaskStatusSchemaTests {
 
     @Test("a hash that does not decode names the field")
     func corrupt() throws {
+        let record = TaskRecord(rev: 1, document: try TaskStatusSchema.validate(task))
         let base: [(field: [UInt8], value: [UInt8])] =
-            TaskRecord(rev: 1, document: try TaskStatusSchema.validate(task)).fields.enumerated()
-            .compactMap { i, v in v.map { (Array(TaskProperty.allCases[i].rawValue.utf8), $0) } } + [(Array("_rev".utf8), Array("1".utf8))]
+            TaskProperty.allCases.compactMap { p in record.field(p).map { (Array(p.rawValue.utf8), $0) } } + [(Array("_rev".utf8), Array("1".utf8))]
         func corrupted(_ name: String, _ value: String?) -> CorruptTask? {
             var hash = base.filter { String(decoding: $0.field, as: UTF8.self) != name }
             if let value { hash.append((Array(name.utf8), Array(value.utf8))) }

@@ -41,13 +41,13 @@ public struct TaskStatusClient: Sendable {
         }
         var record = TaskRecord(rev: 0, document: canonical)
         var command = RedisCommand("EVAL", Scripts.put, 1, keys.task(id))
-        let present = TaskProperty.allCases.filter { record.fields[$0.index] != nil }
-        command.append(present.count)
-        for property in present {
+        let fields = TaskProperty.allCases.map { ($0, record.field($0)) }
+        command.append(fields.filter { $0.1 != nil }.count)
+        for case (let property, let value?) in fields {
             command.append(property.rawValue)
-            command.append(record.fields[property.index]!)
+            command.append(value)
         }
-        for property in TaskProperty.allCases where record.fields[property.index] == nil { command.append(property.rawValue) }
+        for (property, value) in fields where value == nil { command.append(property.rawValue) }
         guard let rev = try await redis.execute(command).int else { throw Failure(description: "the put script did not answer a revision") }
         record.rev = rev
         return record

@@ -105,9 +105,18 @@ public struct RequestLimits: Sendable, Equatable {
 /// `{id}` hash tag, so that a task's keys share one Redis Cluster slot.
 public struct Keys: Sendable, Equatable {
     public let prefix: String
+    /// `<prefix>:task:{`, to which the id and `}` are joined.
+    public let taskPrefix: String
+    /// `<prefix>:reply:{`, to which the id, `}:` and the request id are joined.
+    public let replyPrefix: String
+    /// `<prefix>:updates:`, to which the id is joined.
+    public let updatesPrefix: String
 
     public init(prefix: String) {
         self.prefix = prefix
+        self.taskPrefix = "\(prefix):task:{"
+        self.replyPrefix = "\(prefix):reply:{"
+        self.updatesPrefix = "\(prefix):updates:"
     }
 
     public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }

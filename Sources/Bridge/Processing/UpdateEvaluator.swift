@@ -11,8 +11,8 @@ public import TaskStatus
 
 /// What one request does to a task, decided without I/O.
 public enum Evaluation: Sendable {
-    /// The patch applies: the task's new record, the hash fields it changes, the answer.
-    case updated(TaskRecord, changes: [(property: TaskProperty, value: [UInt8]?)], response: TaskResponse)
+    /// The patch applies: the task's new record, the properties whose hash fields change, the answer.
+    case updated(TaskRecord, changed: TaskPropertySet, response: TaskResponse)
     /// The request fails; nothing changes.
     case failed(TaskResponse)
 
@@ -39,55 +39,122 @@ public struct UpdateEvaluator: Sendable {
     public func evaluate(_ request: PatchRequest, on record: TaskRecord?, now: String) -> Evaluation {
         if let rejection = request.rejection { return .failed(rejection) }
         guard let patch = request.patch else { return .failed(.error(500, "the request has no decoded patch")) }
-        guard var record else { return .failed(.error(404, "there is no task with id \(request.taskId)")) }
+        guard let record else { return .failed(.error(404, "there is no task with id \(request.taskId)")) }
         let rev = record.rev
         if let expected = request.ifMatch, expected != rev {
             return .failed(.error(412, "if-match is \(expected) but the task is at revision \(rev)", rev: rev))
         }
-        var document = record.document
+        // The patch edits the stored text; only the members it touched are built and checked.
+        var text = JSONObjectText(canonicalText: record.json, members: record.members)
         do {
-            try patch.apply(to: &document)
+            try text.apply(patch)
         } catch {
             return .failed(.error(400, error.description, rev: rev))
         }
-        // Only what the patch touched needs checking: the rest was valid and is unchanged.
+        guard text.isObject else {
+            return .failed(.error(400, SchemaViolation(pointer: "", reason: "must be an object").description, rev: rev))
+        }
         let touchedNames = Self.touchedMembers(of: patch)
-        var canonical: JSONValue
         do {
-            canonical = try TaskStatusSchema.validate(document, touched: touchedNames)
+            try Self.validate(&text, touched: touchedNames)
         } catch {
             return .failed(.error(400, error.description, rev: rev))
         }
-        let touched = touchedNames.map { names in TaskProperty.allCases.filter { names.contains($0.rawValue) } } ?? TaskProperty.allCases
-        var changes = record.changes(to: canonical, among: touched)
-        for change in changes {
-            if TaskProperty.immutable.contains(change.property) {
-                return .failed(.error(400, "\(change.property.rawValue) cannot change", rev: rev))
+        let touched = touchedNames.map { names in TaskPropertySet(TaskProperty.allCases.filter { names.contains($0.rawValue) }) } ?? .all
+        // A field changes when its value's canonical text does: compare texts, no decoding.
+        var changed = TaskPropertySet()
+        var scratch: [UInt8] = []
+        for property in touched {
+            scratch.removeAll(keepingCapacity: true)
+            let present = text.writeValue(of: property.rawValue, to: &scratch)
+            let before = record.valueText(property)
+            let same = present ? before?.elementsEqual(scratch) == true : before == nil
+            guard !same else { continue }
+            if TaskProperty.immutable.contains(property) {
+                return .failed(.error(400, "\(property.rawValue) cannot change", rev: rev))
             }
-            if !writableProperties.contains(change.property) {
-                return .failed(.error(400, "\(change.property.rawValue) is not writable on this bridge", rev: rev))
+            if !writableProperties.contains(property) {
+                return .failed(.error(400, "\(property.rawValue) is not writable on this bridge", rev: rev))
+            }
+            changed.insert(property)
+        }
+        if !touched.contains(.modified) {
+            text.set(TaskProperty.modified.rawValue, to: .replaced(.string(now)))
+            changed.insert(.modified)
+        }
+        var json: [UInt8] = []
+        json.reserveCapacity(record.json.count + 256)
+        let ranges = text.write(membersIn: TaskRecord.names, to: &json)
+        let updated = TaskRecord(rev: rev + 1, json: json, valueRanges: ranges)
+        let response = TaskResponse(status: 200, headers: [("ETag", "\"\(rev + 1)\"")], body: updated.json, rev: rev + 1)
+        return .updated(updated, changed: changed, response: response)
+    }
+
+    /// Checks the touched top-level members (all of them for `nil`) against the schema and puts
+    /// their canonical forms back; untouched members were valid before and are unchanged.
+    static func validate(_ text: inout JSONObjectText, touched: [String]?) throws(SchemaViolation) {
+        let names: [String]
+        if let touched {
+            names =
+                TaskProperty.allCases.map(\.rawValue).filter { touched.contains($0) }
+                + touched.filter { TaskProperty(name: $0) == nil }.sorted()
+        } else {
+            names = TaskProperty.allCases.map(\.rawValue) + text.keys.filter { TaskProperty(name: $0) == nil }
+        }
+        for name in names {
+            let change = touched == nil ? Self.wholeValue(of: name, in: text) : text.change(of: name)
+            let pointer = "/" + JSONPointer.escape(name)
+            guard let property = TaskProperty(name: name) else {
+                if case .replaced = change { throw SchemaViolation(pointer: pointer, reason: "is not a TaskStatus property") }
+                continue
+            }
+            switch change {
+            case .unchanged:
+                continue
+            case .removed, .replaced(.null):
+                guard property.isNullable else {
+                    throw SchemaViolation(pointer: pointer, reason: change == .removed ? "is required" : "cannot be null")
+                }
+                text.set(name, to: property.isRequired ? .replaced(.null) : .removed)
+            case .appended(let elements):
+                var canonical: [JSONValue] = []
+                canonical.reserveCapacity(elements.count)
+                for element in elements {
+                    canonical.append(try TaskStatusSchema.validateElement(element, of: property, at: "\(pointer)/-"))
+                }
+                text.set(name, to: .appended(canonical))
+            case .replaced(let value):
+                text.set(name, to: .replaced(try TaskStatusSchema.validate(value, as: property)))
             }
         }
-        if !touched.contains(.modified), case .object(var object) = canonical {
-            canonical = .null
-            object["modified"] = .string(now)
-            canonical = .object(object)
-            changes.append((.modified, Array(now.utf8)))
+    }
+
+    /// After the whole document was replaced, every member counts as new.
+    private static func wholeValue(of name: String, in text: JSONObjectText) -> JSONObjectText.Change {
+        switch text.change(of: name) {
+        case .unchanged:
+            var bytes: [UInt8] = []
+            guard text.writeValue(of: name, to: &bytes), let value = try? JSONParser().parse(bytes) else { return .removed }
+            return .replaced(value)
+        case .appended(let elements):
+            var bytes: [UInt8] = []
+            text.writeValue(of: name, to: &bytes)
+            _ = elements
+            return .replaced((try? JSONParser().parse(bytes)) ?? .null)
+        case let other:
+            return other
         }
-        record.update(to: canonical, changes: changes)
-        record.rev = rev + 1
-        let response = TaskResponse(status: 200, headers: [("ETag", "\"\(rev + 1)\"")], body: record.taskJSON, rev: rev + 1)
-        return .updated(record, changes: changes, response: response)
     }
 
     /// The top-level members that the patch may change: the first token of every path it writes
     /// (and of `move` sources); `nil` (all of them) when an operation replaces the whole document.
-    static func touchedMembers(of patch: JSONPatch) -> Set<String>? {
-        var touched = Set<String>()
+    static func touchedMembers(of patch: JSONPatch) -> [String]? {
+        // Patches touch few members: a small array without hashing.
+        var touched: [String] = []
         for operation in patch.operations {
             for location in operation.modifiedLocations {
                 guard let first = location.tokens.first else { return nil }
-                touched.insert(first)
+                if !touched.contains(first) { touched.append(first) }
             }
         }
         return touched

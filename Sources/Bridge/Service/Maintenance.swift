@@ -13,35 +13,35 @@ import TaskStatus
 
 /// The periodic jobs of the consumer loop, each bounded in count so that a batch is never held up
 /// for long.
-extension BridgeService {
-    func maintain(_ clock: inout MaintenanceClock) async throws(RedisError) {
+extension StreamConsumer {
+    func maintain() throws(RedisError) {
         let now = ContinuousClock.now
-        if now >= clock.nextClaim {
-            try await claimAbandoned()
-            clock.nextClaim = now + clock.claimEvery
+        if now >= maintenance.nextClaim {
+            try claimAbandoned()
+            maintenance.nextClaim = now + maintenance.claimEvery
         }
-        if now >= clock.nextTrim {
-            try await trimRequests()
-            clock.nextTrim = now + clock.trimEvery
+        if now >= maintenance.nextTrim {
+            try trimRequests()
+            maintenance.nextTrim = now + maintenance.trimEvery
         }
-        if now >= clock.nextConsumers {
-            try await removeDeadConsumers()
-            clock.nextConsumers = now + clock.consumersEvery
+        if now >= maintenance.nextConsumers {
+            try removeDeadConsumers()
+            maintenance.nextConsumers = now + maintenance.consumersEvery
         }
     }
 
     /// Entries pending longer than the claim idle time belong to consumers that died or hang.
     /// Those already delivered `maxDeliveries` times go to the dead-letter stream; the others are
     /// claimed with `XAUTOCLAIM` and processed here.
-    func claimAbandoned() async throws(RedisError) {
+    func claimAbandoned() throws(RedisError) {
         let idle = configuration.claimIdle.milliseconds
-        let pending = try await commands.execute(
+        let pending = try commands.execute(
             RedisCommand("XPENDING", keys.requests, keys.group, "IDLE", idle, "-", "+", configuration.batchSize)
         )
-        try await deadLetter(Self.overdelivered(pending, limit: configuration.maxDeliveries), minIdle: idle)
+        try deadLetter(Self.overdelivered(pending, limit: configuration.maxDeliveries), minIdle: idle)
         var cursor = "0-0"
         for _ in 0..<10 {
-            let reply = try await commands.execute(
+            let reply = try commands.execute(
                 RedisCommand(
                     "XAUTOCLAIM",
                     keys.requests,
@@ -58,7 +58,7 @@ extension BridgeService {
             if !entries.isEmpty {
                 metrics.claimed.increment(by: entries.count)
                 logger.info("claimed abandoned entries", metadata: ["count": "\(entries.count)", "first": "\(entries[0].id)"])
-                try await handle(entries)
+                try handle(entries)
             }
             cursor = next
             if cursor == "0-0" { break }
@@ -79,25 +79,25 @@ extension BridgeService {
     /// Moves entries to the dead-letter stream with the reason, answers them 500 (unless a reply
     /// was stored before: then the entry was done and only its acknowledgement was lost), and
     /// acknowledges them. Claims each first, so that an entry another consumer just took is left alone.
-    func deadLetter(_ entries: [(id: String, deliveries: Int64, consumer: String)], minIdle: Int64) async throws(RedisError) {
+    func deadLetter(_ entries: [(id: String, deliveries: Int64, consumer: String)], minIdle: Int64) throws(RedisError) {
         guard !entries.isEmpty else { return }
-        let claimed = try await commands.execute(
+        let claimed = try commands.execute(
             RedisCommand("XCLAIM", arguments: [keys.requests, keys.group, configuration.consumer, String(minIdle)] + entries.map(\.id))
         )
         let byId = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for entry in StreamEntry.list(claimed) {
             guard let info = byId[entry.id] else { continue }
             guard let fields = entry.fields else {
-                _ = try await commands.execute(RedisCommand("XACK", keys.requests, keys.group, entry.id))
+                _ = try commands.execute(RedisCommand("XACK", keys.requests, keys.group, entry.id))
                 continue
             }
             let request = decoder.decode(entryId: entry.id, fields: fields)
             let replyKey = keys.reply(taskId: request.taskId, requestId: request.requestId)
-            if case .bulk(let stored) = try await commands.execute([RedisCommand("GET", replyKey)])[0] {
+            if case .bulk(let stored) = try commands.execute([RedisCommand("GET", replyKey)])[0] {
                 var answer: [RedisCommand] = []
                 if let replyTo = request.replyTo { answer.append(RedisCommand("PUBLISH", replyTo, stored)) }
                 answer.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
-                _ = try await commands.execute(answer)
+                _ = try commands.execute(answer)
                 continue
             }
             let reason =
@@ -114,12 +114,12 @@ extension BridgeService {
             let response = TaskResponse.error(500, "the request was moved to the dead-letter stream \(keys.dead): \(reason)")
             let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
             var commands = [record, RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))]
-            let results = try await self.commands.execute(commands)
+            let results = try self.commands.execute(commands)
             _ = try results[0].get()
             commands = []
             if let replyTo = request.replyTo { commands.append(RedisCommand("PUBLISH", replyTo, results[1].bytes ?? reply)) }
             commands.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
-            _ = try await self.commands.execute(commands)
+            _ = try self.commands.execute(commands)
             metrics.deadLettered.increment()
             metrics.countRequest(path: .stream, status: 500)
             logger.error(
@@ -131,8 +131,8 @@ extension BridgeService {
 
     /// Trims acknowledged entries from the request stream, never past the oldest entry a group
     /// still has pending or has not read yet.
-    func trimRequests() async throws(RedisError) {
-        let groups = try await commands.execute([RedisCommand("XINFO", "GROUPS", keys.requests)])[0]
+    func trimRequests() throws(RedisError) {
+        let groups = try commands.execute([RedisCommand("XINFO", "GROUPS", keys.requests)])[0]
         guard case .array(let rows) = groups, !rows.isEmpty else { return }
         var keep: String?
         for row in rows {
@@ -146,20 +146,20 @@ extension BridgeService {
             guard let name = info["name"]?.string, let lastDelivered = info["last-delivered-id"]?.string else { return }
             var candidate = StreamEntry.successor(of: lastDelivered)
             if let pending = info["pending"]?.int, pending > 0 {
-                let summary = try await commands.execute(RedisCommand("XPENDING", keys.requests, name))
+                let summary = try commands.execute(RedisCommand("XPENDING", keys.requests, name))
                 guard case .array(let parts) = summary, parts.count >= 2, let oldest = parts[1].string else { return }
                 candidate = oldest
             }
             if keep == nil || StreamEntry.compare(candidate, keep!) { keep = candidate }
         }
         if let keep, keep != "0-1" {
-            _ = try await commands.execute(RedisCommand("XTRIM", keys.requests, "MINID", "~", keep))
+            _ = try commands.execute(RedisCommand("XTRIM", keys.requests, "MINID", "~", keep))
         }
     }
 
     /// Removes other consumers that have nothing pending and have been idle past the limit.
-    func removeDeadConsumers() async throws(RedisError) {
-        let reply = try await commands.execute([RedisCommand("XINFO", "CONSUMERS", keys.requests, keys.group)])[0]
+    func removeDeadConsumers() throws(RedisError) {
+        let reply = try commands.execute([RedisCommand("XINFO", "CONSUMERS", keys.requests, keys.group)])[0]
         guard case .array(let rows) = reply else { return }
         let limit = configuration.deadConsumerIdle.milliseconds
         var removals: [RedisCommand] = []
@@ -177,7 +177,7 @@ extension BridgeService {
             removals.append(RedisCommand("XGROUP", "DELCONSUMER", keys.requests, keys.group, name))
         }
         guard !removals.isEmpty else { return }
-        _ = try await commands.execute(removals)
+        _ = try commands.execute(removals)
         logger.info("removed idle consumers with nothing pending", metadata: ["count": "\(removals.count)"])
     }
 }

@@ -9,38 +9,31 @@
 /// A subtree of a document patched as text: untouched values stay ranges of the source text,
 /// containers on a patched path are split one level at a time, and values the patch brings are
 /// held as ``JSONValue``.
-enum LazyNode {
+enum LazyNode: Sendable {
     /// A canonical JSON value in the source text.
     case raw(Range<Int>)
     case value(JSONValue)
     case object([LazyMember])
     case array([LazyNode])
+    /// An array of the source text, not split, with elements appended after its own: what
+    /// `add` at `/-` makes, so that appending to a long array costs nothing per element.
+    case appended(Range<Int>, [LazyNode])
 }
 
-struct LazyMember {
+struct LazyMember: Sendable {
     var key: String
     var node: LazyNode
 }
 
-/// A document held as canonical JSON text (see ``JSONScanner``) that a patch edits in place and
-/// that writes itself back as compact text, copying the untouched parts verbatim.
-///
-/// It follows ``JSONValue``'s semantics and error messages exactly, so that patching text this way
-/// gives byte for byte what parsing, patching and serialising would.
-struct LazyDocument: PatchTarget {
+/// The text a lazy document was read from, and the reading of it; shared by the document and
+/// the closures that edit it.
+struct LazySource: Sendable {
     let source: [UInt8]
     /// Whether the source has no insignificant white space, so raw ranges can be copied as they are.
     let compact: Bool
-    /// Start and end offsets of every container in the source, in document order (from the scanner).
+    /// Start and end offsets of every container in the source, in document order (from the
+    /// scanner); empty when unknown.
     let containerBounds: [Int]
-    var root: LazyNode
-
-    init(source: [UInt8], compact: Bool, containerBounds: [Int], root: LazyNode) {
-        self.source = source
-        self.compact = compact
-        self.containerBounds = containerBounds
-        self.root = root
-    }
 
     /// The end of the container that starts at `start`, from the scanner's table.
     private func containerEnd(from start: Int) -> Int? {
@@ -54,8 +47,6 @@ struct LazyDocument: PatchTarget {
         }
         return nil
     }
-
-    // MARK: Reading the source
 
     private func skipWhitespace(_ i: inout Int) {
         while i < source.count {
@@ -117,11 +108,11 @@ struct LazyDocument: PatchTarget {
         }
     }
 
-    private func typeName(of node: LazyNode) -> String {
+    func typeName(of node: LazyNode) -> String {
         switch node {
         case .value(let v): return v.typeName
         case .object: return "object"
-        case .array: return "array"
+        case .array, .appended: return "array"
         case .raw(let range):
             switch source[range.lowerBound] {
             case 0x22: return "string"
@@ -147,6 +138,8 @@ struct LazyDocument: PatchTarget {
             return .object(object.map { LazyMember(key: $0.key, node: .value($0.value)) })
         case .value(.array(let array)):
             return .array(array.map { .value($0) })
+        case .appended(let range, let tail):
+            return .array(rawElements(range) + tail)
         default:
             return node
         }
@@ -193,10 +186,6 @@ struct LazyDocument: PatchTarget {
         }
     }
 
-    // MARK: PatchTarget
-
-    static func node(_ value: JSONValue) -> LazyNode { .value(value) }
-
     func jsonValue(of node: LazyNode) -> JSONValue {
         switch node {
         case .value(let v):
@@ -214,8 +203,105 @@ struct LazyDocument: PatchTarget {
             return .object(object)
         case .array(let nodes):
             return .array(nodes.map { jsonValue(of: $0) })
+        case .appended(let range, let tail):
+            guard case .array(let head) = jsonValue(of: .raw(range)) else { return .null }
+            return .array(head + tail.map { jsonValue(of: $0) })
         }
     }
+
+    func write(_ node: LazyNode, to out: inout [UInt8]) {
+        switch node {
+        case .raw(let range):
+            if compact {
+                out.append(contentsOf: source[range])
+            } else {
+                writeCompacting(range, to: &out)
+            }
+        case .value(let value):
+            JSONWriter.write(value, to: &out)
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (i, member) in members.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(member.key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(member.node, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        case .array(let nodes):
+            out.append(UInt8(ascii: "["))
+            for (i, element) in nodes.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(element, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .appended(let range, let tail):
+            // The source array without its closing bracket, then the new elements.
+            let start = out.count
+            write(.raw(range), to: &out)
+            out.removeLast()
+            if out.count - start > 1 { out.append(UInt8(ascii: ",")) }
+            for (i, element) in tail.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(element, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+    }
+
+    /// Copies valid JSON text without the white space between tokens.
+    private func writeCompacting(_ range: Range<Int>, to out: inout [UInt8]) {
+        var inString = false
+        var escaped = false
+        for i in range {
+            let b = source[i]
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if b == 0x5C {
+                    escaped = true
+                } else if b == 0x22 {
+                    inString = false
+                }
+                out.append(b)
+            } else if b == 0x22 {
+                inString = true
+                out.append(b)
+            } else if !(b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09) {
+                out.append(b)
+            }
+        }
+    }
+}
+
+/// A document held as canonical JSON text (see ``JSONScanner``) that a patch edits in place and
+/// that writes itself back as compact text, copying the untouched parts verbatim.
+///
+/// It follows ``JSONValue``'s semantics and error messages exactly, so that patching text this way
+/// gives byte for byte what parsing, patching and serialising would.
+struct LazyDocument: PatchTarget, Sendable {
+    let text: LazySource
+    var root: LazyNode
+
+    init(source: [UInt8], compact: Bool, containerBounds: [Int], root: LazyNode) {
+        self.text = LazySource(source: source, compact: compact, containerBounds: containerBounds)
+        self.root = root
+    }
+
+    var source: [UInt8] { text.source }
+
+    func expanded(_ node: LazyNode) -> LazyNode { text.expanded(node) }
+
+    /// Appends the compact JSON text of the document.
+    func write(to out: inout [UInt8]) {
+        text.write(root, to: &out)
+    }
+
+    // MARK: PatchTarget
+
+    static func node(_ value: JSONValue) -> LazyNode { .value(value) }
+
+    func jsonValue(of node: LazyNode) -> JSONValue { text.jsonValue(of: node) }
 
     func node(at pointer: JSONPointer) throws(Failure) -> LazyNode {
         var current = root
@@ -229,7 +315,7 @@ struct LazyDocument: PatchTarget {
             case .array(let nodes):
                 current = nodes[try pointer.existingIndex(at: depth, count: nodes.count)]
             default:
-                throw Failure(.invalidTarget, pointer.notAContainer(typeName: typeName(of: current), at: depth))
+                throw Failure(.invalidTarget, pointer.notAContainer(typeName: text.typeName(of: current), at: depth))
             }
         }
         return current
@@ -240,7 +326,22 @@ struct LazyDocument: PatchTarget {
             root = node
             return
         }
-        try modifyParent(of: pointer) { (container: inout LazyNode, typeName: String) throws(Failure) in
+        let text = self.text
+        try modifyParent(of: pointer, expandingParent: last != "-") { (container: inout LazyNode, typeName: String) throws(Failure) in
+            if last == "-" {
+                switch container {
+                case .raw(let range) where text.source[range.lowerBound] == UInt8(ascii: "["):
+                    container = .appended(range, [node])
+                    return
+                case .appended(let range, var tail):
+                    container = .value(.null)
+                    tail.append(node)
+                    container = .appended(range, tail)
+                    return
+                default:
+                    container = text.expanded(container)
+                }
+            }
             switch container {
             case .object(var members):
                 container = .value(.null)
@@ -308,25 +409,32 @@ struct LazyDocument: PatchTarget {
 
     /// Splits the containers on the way to `pointer`'s parent and hands the parent to `body`,
     /// with its type name for error messages.
+    /// - Parameter expandingParent: whether the parent container is split before `body` sees it
+    ///   (appending leaves a source array whole).
     private mutating func modifyParent<R>(
         of pointer: JSONPointer,
+        expandingParent: Bool = true,
         _ body: (inout LazyNode, String) throws(Failure) -> R
     ) throws(Failure) -> R {
         var node = root
         root = .value(.null)
         defer { root = node }
-        return try modify(&node, pointer, depth: 0, body)
+        return try modify(&node, pointer, depth: 0, expandingParent: expandingParent, body)
     }
 
     private func modify<R>(
         _ node: inout LazyNode,
         _ pointer: JSONPointer,
         depth: Int,
+        expandingParent: Bool,
         _ body: (inout LazyNode, String) throws(Failure) -> R
     ) throws(Failure) -> R {
-        let typeName = typeName(of: node)
+        let typeName = text.typeName(of: node)
+        if depth == pointer.tokens.count - 1 {
+            if expandingParent { node = expanded(node) }
+            return try body(&node, typeName)
+        }
         node = expanded(node)
-        if depth == pointer.tokens.count - 1 { return try body(&node, typeName) }
         let token = pointer.tokens[depth]
         switch node {
         case .object(var members):
@@ -335,74 +443,15 @@ struct LazyDocument: PatchTarget {
             }
             node = .value(.null)
             defer { node = .object(members) }
-            return try modify(&members[i].node, pointer, depth: depth + 1, body)
+            return try modify(&members[i].node, pointer, depth: depth + 1, expandingParent: expandingParent, body)
         case .array(var nodes):
             let index = try pointer.existingIndex(at: depth, count: nodes.count)
             node = .value(.null)
             defer { node = .array(nodes) }
-            return try modify(&nodes[index], pointer, depth: depth + 1, body)
+            return try modify(&nodes[index], pointer, depth: depth + 1, expandingParent: expandingParent, body)
         default:
             throw Failure(.invalidTarget, pointer.notAContainer(typeName: typeName, at: depth))
         }
     }
 
-    // MARK: Writing
-
-    /// Appends the compact JSON text of the document.
-    func write(to out: inout [UInt8]) {
-        write(root, to: &out)
-    }
-
-    private func write(_ node: LazyNode, to out: inout [UInt8]) {
-        switch node {
-        case .raw(let range):
-            if compact {
-                out.append(contentsOf: source[range])
-            } else {
-                writeCompacting(range, to: &out)
-            }
-        case .value(let value):
-            JSONWriter.write(value, to: &out)
-        case .object(let members):
-            out.append(UInt8(ascii: "{"))
-            for (i, member) in members.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(member.key, to: &out)
-                out.append(UInt8(ascii: ":"))
-                write(member.node, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        case .array(let nodes):
-            out.append(UInt8(ascii: "["))
-            for (i, element) in nodes.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                write(element, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-    }
-
-    /// Copies valid JSON text without the white space between tokens.
-    private func writeCompacting(_ range: Range<Int>, to out: inout [UInt8]) {
-        var inString = false
-        var escaped = false
-        for i in range {
-            let b = source[i]
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if b == 0x5C {
-                    escaped = true
-                } else if b == 0x22 {
-                    inString = false
-                }
-                out.append(b)
-            } else if b == 0x22 {
-                inString = true
-                out.append(b)
-            } else if !(b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09) {
-                out.append(b)
-            }
-        }
-    }
 }

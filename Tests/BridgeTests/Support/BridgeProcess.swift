@@ -34,7 +34,7 @@ final class BridgeProcess: @unchecked Sendable {
         for (key, value) in environment { env[key] = value }
         process.environment = env
         log = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle

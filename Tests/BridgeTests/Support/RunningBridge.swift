@@ -27,11 +27,7 @@ final class RunningBridge: Sendable {
         let logger = TestRedis.logger
         let metrics = BridgeMetrics()
         let status = BridgeStatus()
-        let commands = RedisClient(configuration: configuration.redis, name: "test-commands")
-        let pipeline = UpdatePipeline(redis: commands, configuration: configuration, logger: logger, metrics: metrics)
-        var services: [any Service] = [
-            BridgeService(configuration: configuration, pipeline: pipeline, commands: commands, status: status, metrics: metrics, logger: logger)
-        ]
+        var services: [any Service] = [BridgeService(configuration: configuration, status: status, metrics: metrics, logger: logger)]
         let port = httpPort
         if let http {
             services.append(

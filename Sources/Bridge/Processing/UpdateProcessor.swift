@@ -1,0 +1,414 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import JSONPatch
+import Logging
+import Metrics
+import Redis
+import TaskStatus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Decides, commits and announces batches of requests over one blocking connection; the stream
+/// consumer and the HTTP API each drive one from a thread of their own, so that they share one
+/// engine and one atomic commit.
+///
+/// For one batch: read the tasks it needs and does not hold (one round trip, usually none), decide
+/// every request, commit each task's requests with one script call (one round trip for all tasks),
+/// then publish the notifications, append the change-feed entries, publish the replies and
+/// acknowledge the entries (one round trip). A commit that meets a newer `_rev` gets the current
+/// hash back and is decided again; a request whose reply is already stored is answered from it,
+/// never applied twice, and its announcements are made again.
+///
+/// Not thread-safe: it belongs to one actor and runs on that actor's thread.
+final class UpdateProcessor {
+    let link: RedisLink
+    private let keys: Keys
+    private let evaluator: UpdateEvaluator
+    private let logger: Logger
+    private let metrics: BridgeMetrics
+    private var cache: TaskCache
+    private var commitSHA: String?
+    private let replyTTL: String
+    private let eventsMaxLength: String
+
+    /// Rounds of deciding again after revision conflicts before a request is answered 500.
+    static let maxRounds = 50
+
+    init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics) {
+        self.link = link
+        self.metrics = metrics
+        self.keys = configuration.keys
+        self.evaluator = UpdateEvaluator(writableProperties: configuration.writableProperties)
+        self.logger = logger
+        self.cache = TaskCache(capacity: configuration.cacheSize)
+        self.replyTTL = String(max(1, configuration.replyTTL.components.seconds))
+        self.eventsMaxLength = String(configuration.eventsMaxLength)
+    }
+
+    /// What a task looks like to this batch.
+    private enum TaskState {
+        case unknown
+        case record(TaskRecord)
+        case absent
+        case corrupt(rev: String, reason: String)
+    }
+
+    /// One task's requests in this batch, in order, and what the batch knows of the task.
+    private struct Group {
+        let taskId: String
+        var indices: [Int]
+        var state: TaskState = .unknown
+    }
+
+    /// The answer to one request.
+    private struct Answer {
+        var response: TaskResponse
+        /// The reply as stored and published.
+        var reply: [UInt8]
+        /// For a successful update (fresh or found stored), its notification.
+        var notification: [UInt8]?
+    }
+
+    /// Processes requests in order (per task) and returns their answers in the same order; then
+    /// acknowledges `entryIds` in the same round trip as the replies.
+    func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) throws(RedisError) -> [TaskResponse] {
+        var answers = [Answer?](repeating: nil, count: requests.count)
+        var early: [Int] = []
+        var groups: [Group] = []
+        var groupOf: [String: Int] = [:]
+        for (i, request) in requests.enumerated() {
+            if request.rejection != nil || !PatchRequest.isValidTaskId(request.taskId) {
+                early.append(i)
+            } else if let g = groupOf[request.taskId] {
+                groups[g].indices.append(i)
+            } else {
+                groupOf[request.taskId] = groups.count
+                groups.append(Group(taskId: request.taskId, indices: [i]))
+            }
+        }
+        var overrides: [Int: TaskResponse] = [:]
+        var round = 0
+        while !groups.isEmpty || !early.isEmpty {
+            round += 1
+            if round > Self.maxRounds {
+                for group in groups {
+                    for i in group.indices {
+                        overrides[i] = .error(500, "the update could not be committed after \(Self.maxRounds) attempts (concurrent writers)")
+                        early.append(i)
+                    }
+                }
+                groups = []
+            }
+            try load(&groups)
+            let now = RFC3339.now()
+            var pipeline = RedisPipeline()
+            pipeline.reserveCapacity(bytes: requests.count * 3000, arguments: requests.count * 12, commands: early.count + groups.count)
+            // Requests decided without their task: stored unless a reply is stored already.
+            for i in early {
+                let request = requests[i]
+                let response = overrides[i] ?? request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
+                let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
+                pipeline.begin("SET")
+                pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
+                pipeline.add(reply)
+                pipeline.add("NX")
+                pipeline.add("GET")
+                pipeline.add("EX")
+                pipeline.add(replyTTL)
+                answers[i] = Answer(response: response, reply: reply, notification: nil)
+            }
+            let sha = groups.isEmpty ? "" : try commitScript()
+            var decided: [(answers: [Answer], record: TaskRecord?)] = []
+            decided.reserveCapacity(groups.count)
+            for group in groups {
+                decided.append(decide(group, requests, sha: sha, now: now, into: &pipeline))
+            }
+            let replies = try link.execute(pipeline)
+            let earlyCount = early.count
+            for (k, i) in early.enumerated() {
+                switch replies[k] {
+                case .bulk(let stored):
+                    answers[i] = Self.storedAnswer(stored, for: requests[i]) ?? answers[i]
+                case .error(let message):
+                    logger.error("storing a reply failed", metadata: ["redis.error": "\(message)", "request.id": "\(requests[i].requestId)"])
+                default:
+                    break
+                }
+            }
+            early = []
+            var remaining: [Group] = []
+            for (g, var group) in groups.enumerated() {
+                let reply = replies[earlyCount + g]
+                switch reply {
+                case .array(let parts) where parts.first == .integer(1):
+                    for (k, i) in group.indices.enumerated() { answers[i] = decided[g].answers[k] }
+                    if let record = decided[g].record { cache.store(record, for: group.taskId) }
+                case .array(let parts) where parts.first == .integer(2):
+                    var answered: [Int] = []
+                    var k = 1
+                    while k + 1 < parts.count {
+                        if let position = parts[k].int, let stored = parts[k + 1].bytes, position >= 1, position <= group.indices.count {
+                            let i = group.indices[Int(position) - 1]
+                            answers[i] = Self.storedAnswer(stored, for: requests[i])
+                            answered.append(i)
+                        }
+                        k += 2
+                    }
+                    metrics.redeliveries.increment(by: answered.count)
+                    cache.remove(group.taskId)
+                    group.indices.removeAll { answered.contains($0) }
+                    group.state = .unknown
+                    if !group.indices.isEmpty { remaining.append(group) }
+                case .array(let parts) where parts.first == .integer(3):
+                    metrics.conflicts.increment()
+                    group.state = decode(hash: .array(Array(parts.dropFirst())), taskId: group.taskId)
+                    remaining.append(group)
+                case .error(let message) where message.hasPrefix("NOSCRIPT"):
+                    commitSHA = nil
+                    remaining.append(group)
+                default:
+                    logger.error("committing an update failed", metadata: ["task.id": "\(group.taskId)", "redis.reply": "\(reply)"])
+                    for i in group.indices {
+                        overrides[i] = .error(500, "the update could not be committed: \(reply)")
+                        early.append(i)
+                    }
+                }
+            }
+            groups = remaining
+            // Writers that keep colliding on a task take turns: a short random pause, growing
+            // with the rounds, lets the others through. This blocks only this processor's thread.
+            if !groups.isEmpty, round >= 2 {
+                usleep(UInt32.random(in: 0...UInt32(min(round, 20) * 500)))
+            }
+        }
+        let finished = answers.map { $0! }
+        try announce(requests, finished, acknowledging: entryIds)
+        return finished.map(\.response)
+    }
+
+    /// Decides one task's requests in order against the task as this batch knows it, and adds
+    /// the script call that commits them to `pipeline`. Returns the answers and the task after
+    /// them (`nil` when none succeeded).
+    private func decide(
+        _ group: Group,
+        _ requests: [PatchRequest],
+        sha: String,
+        now: String,
+        into pipeline: inout RedisPipeline
+    ) -> (answers: [Answer], record: TaskRecord?) {
+        var record: TaskRecord?
+        var expectedRev = ""
+        var corruption: String?
+        switch group.state {
+        case .record(let r):
+            record = r
+            expectedRev = String(r.rev)
+        case .corrupt(let rev, let reason):
+            expectedRev = rev
+            corruption = reason
+        case .absent, .unknown:
+            break
+        }
+        let startRev = record?.rev
+        var answers: [Answer] = []
+        answers.reserveCapacity(group.indices.count)
+        var changed = TaskPropertySet()
+        for i in group.indices {
+            let request = requests[i]
+            let evaluation: Evaluation
+            if let corruption {
+                evaluation = .failed(.error(500, "the stored task \(request.taskId) cannot be read: \(corruption)"))
+            } else {
+                evaluation = evaluator.evaluate(request, on: record, now: now)
+            }
+            var notification: [UInt8]?
+            if case .updated(let updated, let fields, let response) = evaluation {
+                record = updated
+                changed.formUnion(fields)
+                notification = UpdateNotification.json(
+                    taskId: request.taskId,
+                    rev: updated.rev,
+                    requestId: request.requestId,
+                    patch: request.patchJSON,
+                    task: response.body
+                )
+            }
+            let response = evaluation.response
+            answers.append(
+                Answer(
+                    response: response,
+                    reply: response.replyJSON(requestId: request.requestId, taskId: request.taskId),
+                    notification: notification
+                )
+            )
+        }
+        pipeline.begin("EVALSHA")
+        pipeline.add(sha)
+        pipeline.add(group.indices.count + 1)
+        pipeline.add(joining: keys.taskPrefix, group.taskId, "}")
+        for i in group.indices { pipeline.add(joining: keys.replyPrefix, group.taskId, "}:", requests[i].requestId) }
+        pipeline.add(expectedRev)
+        pipeline.add(replyTTL)
+        var deletions = TaskPropertySet()
+        if let record, let startRev, record.rev != startRev {
+            var sets = 1
+            for property in changed where record.withField(property, { $0 != nil }) { sets += 1 }
+            pipeline.add(sets)
+            pipeline.add(TaskProperty.revisionField)
+            pipeline.add(record.rev)
+            for property in changed {
+                record.withField(property) { field in
+                    if let field {
+                        pipeline.add(property.rawValue)
+                        pipeline.addBytes(field)
+                    } else {
+                        deletions.insert(property)
+                    }
+                }
+            }
+        } else {
+            pipeline.add(0)
+        }
+        pipeline.add(deletions.count)
+        for property in deletions { pipeline.add(property.rawValue) }
+        for answer in answers { pipeline.add(answer.reply) }
+        let finalRecord = record.flatMap { $0.rev != startRev ? $0 : nil }
+        return (answers, finalRecord)
+    }
+
+    /// Publishes the notifications, appends the change-feed entries, publishes the replies, then
+    /// acknowledges, in one round trip.
+    private func announce(_ requests: [PatchRequest], _ answers: [Answer], acknowledging entryIds: [String]) throws(RedisError) {
+        var pipeline = RedisPipeline()
+        pipeline.reserveCapacity(bytes: requests.count * 6000, arguments: requests.count * 20, commands: requests.count * 4 + 1)
+        for (request, answer) in zip(requests, answers) {
+            guard let notification = answer.notification, let rev = answer.response.rev else { continue }
+            pipeline.begin("PUBLISH")
+            pipeline.add(keys.updates)
+            pipeline.add(notification)
+            pipeline.begin("PUBLISH")
+            pipeline.add(joining: keys.updatesPrefix, request.taskId)
+            pipeline.add(notification)
+            pipeline.begin("XADD")
+            pipeline.add(keys.events)
+            pipeline.add("MAXLEN")
+            pipeline.add("~")
+            pipeline.add(eventsMaxLength)
+            pipeline.add("*")
+            pipeline.add("id")
+            pipeline.add(request.taskId)
+            pipeline.add("rev")
+            pipeline.add(rev)
+            pipeline.add("request-id")
+            pipeline.add(request.requestId)
+            pipeline.add("event")
+            pipeline.add(notification)
+        }
+        for (request, answer) in zip(requests, answers) {
+            metrics.countRequest(path: request.entryId == nil ? .http : .stream, status: answer.response.status)
+            if let replyTo = request.replyTo {
+                pipeline.begin("PUBLISH")
+                pipeline.add(replyTo)
+                pipeline.add(answer.reply)
+            }
+        }
+        if !entryIds.isEmpty {
+            pipeline.begin("XACK")
+            pipeline.add(keys.requests)
+            pipeline.add(keys.group)
+            for id in entryIds { pipeline.add(id) }
+        }
+        guard !pipeline.isEmpty else { return }
+        for error in try link.executeForErrors(pipeline) {
+            logger.warning("announcing an update failed", metadata: ["redis.error": "\(error.message)"])
+        }
+    }
+
+    /// Fills in the tasks the batch does not know yet: from the cache, else read in one round trip.
+    private func load(_ groups: inout [Group]) throws(RedisError) {
+        var missing: [Int] = []
+        for g in groups.indices {
+            guard case .unknown = groups[g].state else { continue }
+            if let record = cache[groups[g].taskId] {
+                groups[g].state = .record(record)
+            } else {
+                missing.append(g)
+            }
+        }
+        guard !missing.isEmpty else { return }
+        var pipeline = RedisPipeline()
+        for g in missing {
+            pipeline.begin("HGETALL")
+            pipeline.add(joining: keys.taskPrefix, groups[g].taskId, "}")
+        }
+        let replies = try link.execute(pipeline)
+        for (g, reply) in zip(missing, replies) {
+            groups[g].state = decode(hash: reply, taskId: groups[g].taskId)
+        }
+    }
+
+    private func decode(hash reply: RedisReply, taskId: String) -> TaskState {
+        if case .error(let message) = reply {
+            logger.error("a stored task cannot be read", metadata: ["redis.key": "\(keys.task(taskId))", "redis.error": "\(message)"])
+            return .corrupt(rev: "", reason: message)
+        }
+        guard let pairs = reply.pairs else { return .corrupt(rev: "", reason: "unexpected reply \(reply)") }
+        do {
+            guard let record = try TaskRecord(hash: pairs) else {
+                cache.remove(taskId)
+                return .absent
+            }
+            cache.store(record, for: taskId)
+            return .record(record)
+        } catch {
+            cache.remove(taskId)
+            let rev = pairs.first { $0.field == Array(TaskProperty.revisionField.utf8) }.map { String(decoding: $0.value, as: UTF8.self) } ?? ""
+            logger.error(
+                "a stored task is corrupt",
+                metadata: ["redis.key": "\(keys.task(taskId))", "task.field": "\(error.field)", "error": "\(error.reason)"]
+            )
+            return .corrupt(rev: rev, reason: error.description)
+        }
+    }
+
+    /// An answer found stored: the reply as it was, and for a success its notification, to be
+    /// published again.
+    private static func storedAnswer(_ stored: [UInt8], for request: PatchRequest) -> Answer? {
+        guard let response = TaskResponse(replyJSON: stored) else { return nil }
+        var notification: [UInt8]?
+        if response.status == 200, let rev = response.rev {
+            notification = UpdateNotification.json(
+                taskId: request.taskId,
+                rev: rev,
+                requestId: request.requestId,
+                patch: request.patchJSON,
+                task: response.body
+            )
+        }
+        return Answer(response: response, reply: stored, notification: notification)
+    }
+
+    /// The SHA of the commit script, loading it when Redis does not have it.
+    private func commitScript() throws(RedisError) -> String {
+        if let commitSHA { return commitSHA }
+        guard let sha = try link.execute(RedisCommand("SCRIPT", "LOAD", Scripts.commit)).string else {
+            throw RedisError(code: .unexpectedReply, message: "SCRIPT LOAD did not answer a SHA")
+        }
+        commitSHA = sha
+        return sha
+    }
+
+    /// Forgets every cached task and the script (after Redis may have lost its data).
+    func forgetCachedTasks() {
+        cache.removeAll()
+        commitSHA = nil
+    }
+}

@@ -1,0 +1,149 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Logging
+import Metrics
+import Redis
+import TaskStatus
+
+/// The consumer's work, on a thread of its own: each ``step()`` settles set-up and the periodic
+/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK` and processes it, all with
+/// blocking calls on that thread (no hop between the read, the commit and the replies).
+actor StreamConsumer {
+    let configuration: BridgeConfiguration
+    let keys: Keys
+    let reader: RedisLink
+    let processor: UpdateProcessor
+    let decoder: RequestDecoder
+    let status: BridgeStatus
+    let metrics: BridgeMetrics
+    let logger: Logger
+    private let executor: ThreadExecutor
+    private var needsSetup = true
+    var maintenance: MaintenanceClock
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    init(configuration: BridgeConfiguration, status: BridgeStatus, metrics: BridgeMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.keys = configuration.keys
+        self.status = status
+        self.metrics = metrics
+        self.logger = logger
+        self.executor = ThreadExecutor(name: "bridge-consumer")
+        var readerConfiguration = configuration.redis
+        // A blocking read needs a socket timeout longer than its BLOCK.
+        readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
+        self.reader = RedisLink(configuration: readerConfiguration)
+        self.processor = UpdateProcessor(
+            link: RedisLink(configuration: configuration.redis),
+            configuration: configuration,
+            logger: logger,
+            metrics: metrics
+        )
+        self.decoder = RequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
+        self.maintenance = MaintenanceClock(configuration: configuration)
+    }
+
+    deinit {
+        executor.shutdown()
+    }
+
+    /// The link the processor and the periodic jobs share.
+    var commands: RedisLink { processor.link }
+
+    /// What one step did.
+    enum Outcome: Sendable {
+        case processed(Int)
+        case failed(RedisError)
+    }
+
+    /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
+    func step() -> Outcome {
+        do {
+            if needsSetup {
+                try setUp()
+                needsSetup = false
+            }
+            try maintain()
+            var read = RedisPipeline()
+            read.begin("XREADGROUP")
+            for word in ["GROUP", keys.group, configuration.consumer, "COUNT"] { read.add(word) }
+            read.add(configuration.batchSize)
+            read.add("BLOCK")
+            read.add(configuration.blockTimeout.milliseconds)
+            read.add("STREAMS")
+            read.add(keys.requests)
+            read.add(">")
+            let reply = try reader.execute(read)[0].get()
+            let entries = StreamEntry.fromReadGroup(reply)
+            if !entries.isEmpty { try handle(entries) }
+            status.markConsuming()
+            return .processed(entries.count)
+        } catch {
+            if error.serverErrorPrefix == "NOGROUP" {
+                logger.warning("the consumer group is gone (Redis lost its data?); recreating it", metadata: ["stream": "\(keys.requests)"])
+                needsSetup = true
+                processor.forgetCachedTasks()
+                return .processed(0)
+            }
+            status.markProblem(error.message)
+            needsSetup = true
+            return .failed(error)
+        }
+    }
+
+    /// Creates the group when missing and settles what this consumer left pending.
+    private func setUp() throws(RedisError) {
+        let created = try commands.execute([RedisCommand("XGROUP", "CREATE", keys.requests, keys.group, "0", "MKSTREAM")])[0]
+        if case .error(let message) = created, !message.hasPrefix("BUSYGROUP") {
+            throw RedisError(code: .serverError, message: message)
+        }
+        if created == .status("OK") {
+            logger.info("created the consumer group", metadata: ["group": "\(keys.group)", "stream": "\(keys.requests)"])
+            processor.forgetCachedTasks()
+        }
+        // Entries this consumer read before a crash or a lost connection: dead-letter those
+        // delivered too often, then process the rest (their stored replies make this idempotent).
+        let own = try commands.execute(RedisCommand("XPENDING", keys.requests, keys.group, "-", "+", 10_000, configuration.consumer))
+        try deadLetter(Self.overdelivered(own, limit: configuration.maxDeliveries), minIdle: 0)
+        var cursor = "0"
+        for _ in 0..<1000 {
+            let reply = try commands.execute(
+                RedisCommand(
+                    "XREADGROUP",
+                    "GROUP",
+                    keys.group,
+                    configuration.consumer,
+                    "COUNT",
+                    configuration.batchSize,
+                    "STREAMS",
+                    keys.requests,
+                    cursor
+                )
+            )
+            let entries = StreamEntry.fromReadGroup(reply)
+            guard let last = entries.last else { break }
+            try handle(entries)
+            cursor = last.id
+        }
+    }
+
+    /// Decodes, processes, answers and acknowledges one batch.
+    func handle(_ entries: [StreamEntry]) throws(RedisError) {
+        var requests: [PatchRequest] = []
+        requests.reserveCapacity(entries.count)
+        for entry in entries {
+            // An entry deleted while pending has no fields: it is only acknowledged.
+            guard let fields = entry.fields else { continue }
+            requests.append(decoder.decode(entryId: entry.id, fields: fields))
+        }
+        metrics.batchSize.record(entries.count)
+        _ = try processor.process(requests, acknowledging: entries.map(\.id))
+    }
+}

@@ -1,0 +1,120 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// A blocking connection that is made on first use and made again after it breaks.
+///
+/// For code that already runs on a thread of its own (an actor on a ``ThreadExecutor``): every
+/// call blocks, and the link must be used from one thread at a time. A failure is thrown to the
+/// caller, who decides whether and when to retry; the next call connects again.
+public final class RedisLink {
+    public let configuration: RedisConfiguration
+    private var connection: RedisConnection?
+
+    public init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Whether a working connection is open now.
+    public var isConnected: Bool {
+        guard let connection else { return false }
+        return !connection.isBroken
+    }
+
+    /// Opens the connection if it is not open.
+    public func connect() throws(RedisError) {
+        _ = try open()
+    }
+
+    /// Sends the commands in one round trip and returns one reply per command.
+    public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
+        let connection = try open()
+        do {
+            return try connection.execute(commands)
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
+    }
+
+    /// Sends a pipeline in one round trip and returns one reply per command.
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        let connection = try open()
+        do {
+            return try connection.execute(pipeline)
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
+    }
+
+    /// Sends one command; a server error is thrown as ``RedisError``.
+    @discardableResult
+    public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        try execute([command])[0].get()
+    }
+
+    /// Sends the commands in one round trip, keeping only the errors (with the positions of the
+    /// commands they answer): for commands whose successful answers do not matter.
+    public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
+        let connection = try open()
+        do {
+            return try connection.executeForErrors(pipeline)
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
+    }
+
+    /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``.
+    public func subscribe(_ channels: [String]) throws(RedisError) {
+        let connection = try open()
+        do {
+            try connection.send([RedisCommand("SUBSCRIBE", arguments: channels)])
+            for _ in channels { _ = try connection.readReply().get() }
+        } catch {
+            self.connection = nil
+            throw error
+        }
+    }
+
+    /// Waits (up to the command timeout) for the next Pub/Sub message: `(channel, payload)`.
+    public func nextMessage() throws(RedisError) -> (channel: String, payload: [UInt8]) {
+        let connection = try open()
+        while true {
+            let reply: RedisReply
+            do {
+                reply = try connection.readReply()
+            } catch {
+                self.connection = nil
+                throw error
+            }
+            if case .array(let parts) = reply, parts.count == 3, parts[0].string == "message",
+                let channel = parts[1].string, let payload = parts[2].bytes
+            {
+                return (channel, payload)
+            }
+        }
+    }
+
+    /// Closes the connection; the next command opens a new one.
+    public func disconnect() {
+        connection = nil
+    }
+
+    private func dropIfBroken(_ failed: RedisConnection) {
+        if failed.isBroken, connection === failed { connection = nil }
+    }
+
+    private func open() throws(RedisError) -> RedisConnection {
+        if let connection, !connection.isBroken { return connection }
+        connection = nil
+        let fresh = try RedisConnection(configuration: configuration)
+        connection = fresh
+        return fresh
+    }
+}
