@@ -26,6 +26,14 @@ public struct RedisPipeline: Sendable, Equatable {
         argumentCounts.reserveCapacity(commands)
     }
 
+    /// Empties the pipeline, keeping its storage for the next round trip (large buffers are
+    /// expensive to map afresh every time).
+    public mutating func removeAll() {
+        buffer.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
+        argumentCounts.removeAll(keepingCapacity: true)
+    }
+
     /// The number of commands.
     public var count: Int { argumentCounts.count }
     public var isEmpty: Bool { argumentCounts.isEmpty }

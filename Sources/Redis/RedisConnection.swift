@@ -46,6 +46,9 @@ public final class RedisConnection {
         }
         context = connected
         _ = redisSetTimeout(context, Self.timeval(configuration.commandTimeout))
+        // Keep the reply buffer between replies instead of freeing it past 16 KiB: a busy
+        // connection would otherwise map and fault in a new one for every large reply.
+        context.pointee.reader.pointee.maxbuf = 0
         if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(context) }
 
         var setup: [RedisCommand] = []

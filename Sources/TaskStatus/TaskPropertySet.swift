@@ -16,6 +16,13 @@ public struct TaskPropertySet: Sendable, Equatable, Sequence {
         for property in properties { insert(property) }
     }
 
+    /// The properties named in `names` (other names are ignored).
+    public init(names: [String]) {
+        for name in names {
+            if let property = TaskProperty(name: name) { insert(property) }
+        }
+    }
+
     public static var all: TaskPropertySet { TaskPropertySet(TaskProperty.allCases) }
 
     public mutating func insert(_ property: TaskProperty) { bits |= 1 << UInt32(property.index) }
@@ -25,7 +32,16 @@ public struct TaskPropertySet: Sendable, Equatable, Sequence {
     public var count: Int { bits.nonzeroBitCount }
 
     /// The properties in schema order.
-    public func makeIterator() -> some IteratorProtocol<TaskProperty> {
-        TaskProperty.allCases.lazy.filter { contains($0) }.makeIterator()
+    public func makeIterator() -> Iterator { Iterator(bits: bits) }
+
+    public struct Iterator: IteratorProtocol {
+        var bits: UInt32
+
+        public mutating func next() -> TaskProperty? {
+            guard bits != 0 else { return nil }
+            let index = bits.trailingZeroBitCount
+            bits &= bits - 1
+            return TaskProperty.allCases[index]
+        }
     }
 }

@@ -60,6 +60,9 @@ public struct TaskRecord: Sendable, Equatable {
     /// The property names in schema order.
     public static let names: [String] = TaskProperty.allCases.map(\.rawValue)
 
+    /// Each property's key as JSON with its colon (`"id":`), in schema order.
+    public static let keyTexts: [[UInt8]] = TaskProperty.allCases.map { Array("\"\($0.rawValue)\":".utf8) }
+
     /// Builds a record by writing each property's value (`write` returns false for an absent one).
     public init(rev: Int64, writing write: (TaskProperty, inout [UInt8]) -> Bool) {
         self.rev = rev
@@ -130,6 +133,11 @@ public struct TaskRecord: Sendable, Equatable {
     public func valueRange(_ property: TaskProperty) -> Range<Int>? {
         let start = bounds[2 * property.index]
         return start < 0 ? nil : start..<bounds[2 * property.index + 1]
+    }
+
+    /// The value range of each property by ``TaskProperty/index`` (`nil` when absent).
+    public var valueRanges: [Range<Int>?] {
+        (0..<TaskProperty.allCases.count).map { i in bounds[2 * i] < 0 ? nil : bounds[2 * i]..<bounds[2 * i + 1] }
     }
 
     /// Each present member's key and value range, in order (for ``JSONObjectText``).

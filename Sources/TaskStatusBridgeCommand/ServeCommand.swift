@@ -58,6 +58,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Tasks held in memory (env TASKSTATUS_CACHE_SIZE; default 10000; 0 reads every task from Redis).")
     var cacheSize: String?
 
+    @Option(help: "Workers processing parts of each batch at once, 1 to 16 (env TASKSTATUS_WORKERS; default 2).")
+    var workers: String?
+
     @Option(help: "Largest patch in bytes (env TASKSTATUS_MAX_PATCH_BYTES; default 1048576).")
     var maxPatchBytes: String?
 
@@ -138,6 +141,7 @@ struct ServeCommand: AsyncParsableCommand {
                 try Setting("--consumer-idle-timeout", "TASKSTATUS_CONSUMER_IDLE_TIMEOUT", consumerIdleTimeout).int(default: 3600, in: 1...31_536_000)
             ),
             cacheSize: try Setting("--cache-size", "TASKSTATUS_CACHE_SIZE", cacheSize).int(default: 10000, in: 0...10_000_000),
+            workers: try Setting("--workers", "TASKSTATUS_WORKERS", workers).int(default: 2, in: 1...16),
             limits: RequestLimits(
                 maxPatchBytes: try Setting("--max-patch-bytes", "TASKSTATUS_MAX_PATCH_BYTES", maxPatchBytes).int(
                     default: 1 << 20,

@@ -36,8 +36,12 @@ public struct BridgeConfiguration: Sendable {
     public var deadConsumerIdle: Duration
     /// How often the request stream is trimmed of acknowledged entries.
     public var trimInterval: Duration
-    /// Tasks held in memory (revision-checked on every commit, so a stale one only costs a retry).
+    /// Tasks held in memory per worker (revision-checked on every commit, so a stale one only
+    /// costs a retry).
     public var cacheSize: Int
+    /// Workers that process parts of each batch at the same time, each on its own thread and
+    /// connection; a task always goes to the same one.
+    public var workers: Int
     /// Limits on each request.
     public var limits: RequestLimits
     /// Whether requests must say `x-sailpoint-experimental: true`.
@@ -59,6 +63,7 @@ public struct BridgeConfiguration: Sendable {
         deadConsumerIdle: Duration = .seconds(3600),
         trimInterval: Duration = .seconds(5),
         cacheSize: Int = 10000,
+        workers: Int = 2,
         limits: RequestLimits = RequestLimits(),
         requireExperimentalFlag: Bool = true,
         writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)
@@ -76,6 +81,7 @@ public struct BridgeConfiguration: Sendable {
         self.deadConsumerIdle = deadConsumerIdle
         self.trimInterval = trimInterval
         self.cacheSize = cacheSize
+        self.workers = workers
         self.limits = limits
         self.requireExperimentalFlag = requireExperimentalFlag
         self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)

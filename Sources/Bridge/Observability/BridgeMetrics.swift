@@ -22,12 +22,12 @@ public final class BridgeMetrics: Sendable {
     let deadLettered = Counter(label: "taskstatus_dead_lettered_total")
     let claimed = Counter(label: "taskstatus_claimed_total")
     let batchSize = Recorder(label: "taskstatus_batch_size", aggregate: true)
-    private let requestCounters = Mutex<[String: Counter]>([:])
+    private let requestCounters = Mutex<[Int: Counter]>([:])
 
     public init() {}
 
     func countRequest(path: Path, status: Int) {
-        let key = "\(path.rawValue) \(status)"
+        let key = status * 2 + (path == .http ? 1 : 0)
         let counter = requestCounters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(label: "taskstatus_requests_total", dimensions: [("path", path.rawValue), ("status", String(status))])

@@ -94,7 +94,7 @@ public struct RequestDecoder: Sendable {
         }
         func text(_ bytes: [UInt8]?) -> String? {
             guard let bytes, !bytes.isEmpty else { return nil }
-            return String(validating: bytes, as: UTF8.self)
+            return Self.utf8String(bytes)
         }
         return decode(
             taskId: text(taskId),
@@ -185,6 +185,15 @@ public struct RequestDecoder: Sendable {
         // Notifications carry the patch as it was sent: valid JSON, no need to write it again.
         request.patchJSON = patch
         return request
+    }
+
+    /// The bytes as text when they are UTF-8. Field values are nearly always ASCII, which needs no
+    /// validation beyond the high bit.
+    static func utf8String(_ bytes: [UInt8]) -> String? {
+        var high: UInt8 = 0
+        for b in bytes { high |= b }
+        if high < 0x80 { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     /// Reads a revision from `8`, `"8"` or `W/"8"`.

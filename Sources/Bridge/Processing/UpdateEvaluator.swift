@@ -45,7 +45,7 @@ public struct UpdateEvaluator: Sendable {
             return .failed(.error(412, "if-match is \(expected) but the task is at revision \(rev)", rev: rev))
         }
         // The patch edits the stored text; only the members it touched are built and checked.
-        var text = JSONObjectText(canonicalText: record.json, members: record.members)
+        var text = JSONObjectText(canonicalText: record.json, keys: TaskRecord.names, ranges: record.valueRanges)
         do {
             try text.apply(patch)
         } catch {
@@ -60,7 +60,7 @@ public struct UpdateEvaluator: Sendable {
         } catch {
             return .failed(.error(400, error.description, rev: rev))
         }
-        let touched = touchedNames.map { names in TaskPropertySet(TaskProperty.allCases.filter { names.contains($0.rawValue) }) } ?? .all
+        let touched = touchedNames.map { TaskPropertySet(names: $0) } ?? .all
         // A field changes when its value's canonical text does: compare texts, no decoding.
         var changed = TaskPropertySet()
         var scratch: [UInt8] = []
@@ -84,7 +84,7 @@ public struct UpdateEvaluator: Sendable {
         }
         var json: [UInt8] = []
         json.reserveCapacity(record.json.count + 256)
-        let ranges = text.write(membersIn: TaskRecord.names, to: &json)
+        let ranges = text.write(membersIn: TaskRecord.names, keyTexts: TaskRecord.keyTexts, to: &json)
         let updated = TaskRecord(rev: rev + 1, json: json, valueRanges: ranges)
         let response = TaskResponse(status: 200, headers: [("ETag", "\"\(rev + 1)\"")], body: updated.json, rev: rev + 1)
         return .updated(updated, changed: changed, response: response)
@@ -151,10 +151,19 @@ public struct UpdateEvaluator: Sendable {
     static func touchedMembers(of patch: JSONPatch) -> [String]? {
         // Patches touch few members: a small array without hashing.
         var touched: [String] = []
+        func touch(_ pointer: JSONPointer) -> Bool {
+            guard let first = pointer.tokens.first else { return false }
+            if !touched.contains(first) { touched.append(first) }
+            return true
+        }
         for operation in patch.operations {
-            for location in operation.modifiedLocations {
-                guard let first = location.tokens.first else { return nil }
-                if !touched.contains(first) { touched.append(first) }
+            switch operation {
+            case .test:
+                continue
+            case .move(let from, let path):
+                guard touch(from), touch(path) else { return nil }
+            case .add(let path, _), .remove(let path), .replace(let path, _), .copy(_, let path):
+                guard touch(path) else { return nil }
             }
         }
         return touched

@@ -38,6 +38,9 @@ final class UpdateProcessor {
     private var commitSHA: String?
     private let replyTTL: String
     private let eventsMaxLength: String
+    /// The round trips' buffers, kept from batch to batch.
+    private var commitPipeline = RedisPipeline()
+    private var announcePipeline = RedisPipeline()
 
     /// Rounds of deciding again after revision conflicts before a request is answered 500.
     static let maxRounds = 50
@@ -109,8 +112,9 @@ final class UpdateProcessor {
             }
             try load(&groups)
             let now = RFC3339.now()
-            var pipeline = RedisPipeline()
-            pipeline.reserveCapacity(bytes: requests.count * 3000, arguments: requests.count * 12, commands: early.count + groups.count)
+            var pipeline = commitPipeline
+            commitPipeline = RedisPipeline()
+            pipeline.removeAll()
             // Requests decided without their task: stored unless a reply is stored already.
             for i in early {
                 let request = requests[i]
@@ -132,6 +136,7 @@ final class UpdateProcessor {
                 decided.append(decide(group, requests, sha: sha, now: now, into: &pipeline))
             }
             let replies = try link.execute(pipeline)
+            commitPipeline = pipeline
             let earlyCount = early.count
             for (k, i) in early.enumerated() {
                 switch replies[k] {
@@ -287,8 +292,10 @@ final class UpdateProcessor {
     /// Publishes the notifications, appends the change-feed entries, publishes the replies, then
     /// acknowledges, in one round trip.
     private func announce(_ requests: [PatchRequest], _ answers: [Answer], acknowledging entryIds: [String]) throws(RedisError) {
-        var pipeline = RedisPipeline()
-        pipeline.reserveCapacity(bytes: requests.count * 6000, arguments: requests.count * 20, commands: requests.count * 4 + 1)
+        var pipeline = announcePipeline
+        announcePipeline = RedisPipeline()
+        pipeline.removeAll()
+        defer { announcePipeline = pipeline }
         for (request, answer) in zip(requests, answers) {
             guard let notification = answer.notification, let rev = answer.response.rev else { continue }
             pipeline.begin("PUBLISH")

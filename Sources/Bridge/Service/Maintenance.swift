@@ -14,10 +14,10 @@ import TaskStatus
 /// The periodic jobs of the consumer loop, each bounded in count so that a batch is never held up
 /// for long.
 extension StreamConsumer {
-    func maintain() throws(RedisError) {
+    func maintain() async throws(RedisError) {
         let now = ContinuousClock.now
         if now >= maintenance.nextClaim {
-            try claimAbandoned()
+            try await claimAbandoned()
             maintenance.nextClaim = now + maintenance.claimEvery
         }
         if now >= maintenance.nextTrim {
@@ -33,7 +33,7 @@ extension StreamConsumer {
     /// Entries pending longer than the claim idle time belong to consumers that died or hang.
     /// Those already delivered `maxDeliveries` times go to the dead-letter stream; the others are
     /// claimed with `XAUTOCLAIM` and processed here.
-    func claimAbandoned() throws(RedisError) {
+    func claimAbandoned() async throws(RedisError) {
         let idle = configuration.claimIdle.milliseconds
         let pending = try commands.execute(
             RedisCommand("XPENDING", keys.requests, keys.group, "IDLE", idle, "-", "+", configuration.batchSize)
@@ -58,7 +58,7 @@ extension StreamConsumer {
             if !entries.isEmpty {
                 metrics.claimed.increment(by: entries.count)
                 logger.info("claimed abandoned entries", metadata: ["count": "\(entries.count)", "first": "\(entries[0].id)"])
-                try handle(entries)
+                try await handle(entries)
             }
             cursor = next
             if cursor == "0-0" { break }

@@ -12,13 +12,17 @@ import Redis
 import TaskStatus
 
 /// The consumer's work, on a thread of its own: each ``step()`` settles set-up and the periodic
-/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK` and processes it, all with
-/// blocking calls on that thread (no hop between the read, the commit and the replies).
+/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK`, splits it by task among a few
+/// workers that decide, commit and answer their parts at the same time (each on its own thread
+/// and connection, so that one computes while Redis runs another's commands), and waits for them.
+/// A task always goes to the same worker, so its requests keep their order.
 actor StreamConsumer {
     let configuration: BridgeConfiguration
     let keys: Keys
     let reader: RedisLink
-    let processor: UpdateProcessor
+    /// The connection of set-up and the periodic jobs.
+    let commands: RedisLink
+    let workers: [UpdateWorker]
     let decoder: RequestDecoder
     let status: BridgeStatus
     let metrics: BridgeMetrics
@@ -40,12 +44,10 @@ actor StreamConsumer {
         // A blocking read needs a socket timeout longer than its BLOCK.
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
         self.reader = RedisLink(configuration: readerConfiguration)
-        self.processor = UpdateProcessor(
-            link: RedisLink(configuration: configuration.redis),
-            configuration: configuration,
-            logger: logger,
-            metrics: metrics
-        )
+        self.commands = RedisLink(configuration: configuration.redis)
+        self.workers = (0..<max(1, configuration.workers)).map {
+            UpdateWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
+        }
         self.decoder = RequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
     }
@@ -54,9 +56,6 @@ actor StreamConsumer {
         executor.shutdown()
     }
 
-    /// The link the processor and the periodic jobs share.
-    var commands: RedisLink { processor.link }
-
     /// What one step did.
     enum Outcome: Sendable {
         case processed(Int)
@@ -64,13 +63,13 @@ actor StreamConsumer {
     }
 
     /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
-    func step() -> Outcome {
+    func step() async -> Outcome {
         do {
             if needsSetup {
-                try setUp()
+                try await setUp()
                 needsSetup = false
             }
-            try maintain()
+            try await maintain()
             var read = RedisPipeline()
             read.begin("XREADGROUP")
             for word in ["GROUP", keys.group, configuration.consumer, "COUNT"] { read.add(word) }
@@ -82,14 +81,14 @@ actor StreamConsumer {
             read.add(">")
             let reply = try reader.execute(read)[0].get()
             let entries = StreamEntry.fromReadGroup(reply)
-            if !entries.isEmpty { try handle(entries) }
+            if !entries.isEmpty { try await handle(entries) }
             status.markConsuming()
             return .processed(entries.count)
         } catch {
             if error.serverErrorPrefix == "NOGROUP" {
                 logger.warning("the consumer group is gone (Redis lost its data?); recreating it", metadata: ["stream": "\(keys.requests)"])
                 needsSetup = true
-                processor.forgetCachedTasks()
+                await forgetCachedTasks()
                 return .processed(0)
             }
             status.markProblem(error.message)
@@ -99,14 +98,18 @@ actor StreamConsumer {
     }
 
     /// Creates the group when missing and settles what this consumer left pending.
-    private func setUp() throws(RedisError) {
+    private func forgetCachedTasks() async {
+        for worker in workers { await worker.forgetCachedTasks() }
+    }
+
+    private func setUp() async throws(RedisError) {
         let created = try commands.execute([RedisCommand("XGROUP", "CREATE", keys.requests, keys.group, "0", "MKSTREAM")])[0]
         if case .error(let message) = created, !message.hasPrefix("BUSYGROUP") {
             throw RedisError(code: .serverError, message: message)
         }
         if created == .status("OK") {
             logger.info("created the consumer group", metadata: ["group": "\(keys.group)", "stream": "\(keys.requests)"])
-            processor.forgetCachedTasks()
+            await forgetCachedTasks()
         }
         // Entries this consumer read before a crash or a lost connection: dead-letter those
         // delivered too often, then process the rest (their stored replies make this idempotent).
@@ -129,21 +132,39 @@ actor StreamConsumer {
             )
             let entries = StreamEntry.fromReadGroup(reply)
             guard let last = entries.last else { break }
-            try handle(entries)
+            try await handle(entries)
             cursor = last.id
         }
     }
 
-    /// Decodes, processes, answers and acknowledges one batch.
-    func handle(_ entries: [StreamEntry]) throws(RedisError) {
-        var requests: [PatchRequest] = []
-        requests.reserveCapacity(entries.count)
+    /// Decodes, processes, answers and acknowledges one batch, split by task among the workers.
+    func handle(_ entries: [StreamEntry]) async throws(RedisError) {
+        let count = workers.count
+        var parts = [(requests: [PatchRequest], entryIds: [String])](repeating: ([], []), count: count)
         for entry in entries {
             // An entry deleted while pending has no fields: it is only acknowledged.
-            guard let fields = entry.fields else { continue }
-            requests.append(decoder.decode(entryId: entry.id, fields: fields))
+            guard let fields = entry.fields else {
+                parts[0].entryIds.append(entry.id)
+                continue
+            }
+            let request = decoder.decode(entryId: entry.id, fields: fields)
+            let part = count == 1 ? 0 : Int(UInt(bitPattern: request.taskId.hashValue) % UInt(count))
+            parts[part].requests.append(request)
+            parts[part].entryIds.append(entry.id)
         }
         metrics.batchSize.record(entries.count)
-        _ = try processor.process(requests, acknowledging: entries.map(\.id))
+        let workers = self.workers
+        let failure = await withTaskGroup(of: RedisError?.self) { group in
+            for (worker, part) in zip(workers, parts) where !part.entryIds.isEmpty {
+                group.addTask {
+                    if case .failure(let error) = await worker.process(part.requests, acknowledging: part.entryIds) { return error }
+                    return nil
+                }
+            }
+            var first: RedisError?
+            for await error in group where first == nil { first = error }
+            return first
+        }
+        if let failure { throw failure }
     }
 }

@@ -32,6 +32,20 @@ public struct JSONObjectText: Sendable {
     /// - Parameters:
     ///   - text: compact JSON text of an object, as ``JSONWriter`` writes it (no white space, no
     ///     repeated keys, no `\u` escapes), typically text this process wrote itself.
+    ///   - keys: the possible member keys, in the order of the text.
+    ///   - ranges: the range of each key's value in `text`, `nil` for a key the object lacks.
+    public init(canonicalText text: [UInt8], keys: [String], ranges: [Range<Int>?]) {
+        var members: [(key: String, range: Range<Int>)] = []
+        members.reserveCapacity(keys.count)
+        for (key, range) in zip(keys, ranges) {
+            if let range { members.append((key, range)) }
+        }
+        self.init(canonicalText: text, members: members)
+    }
+
+    /// - Parameters:
+    ///   - text: compact JSON text of an object, as ``JSONWriter`` writes it (no white space, no
+    ///     repeated keys, no `\u` escapes), typically text this process wrote itself.
     ///   - members: each member's key and the range of its value in `text`, in order.
     public init(canonicalText text: [UInt8], members: [(key: String, range: Range<Int>)]) {
         document = LazyDocument(
@@ -121,7 +135,8 @@ public struct JSONObjectText: Sendable {
 
     /// Writes the object with its members in `order` (keys not present are skipped, keys not in
     /// `order` are left out); returns the range of each written value by its position in `order`.
-    public func write(membersIn order: [String], to out: inout [UInt8]) -> [Range<Int>?] {
+    /// `keyTexts`, when given, holds each key already written as JSON with its colon (`"key":`).
+    public func write(membersIn order: [String], keyTexts: [[UInt8]]? = nil, to out: inout [UInt8]) -> [Range<Int>?] {
         let members: [LazyMember]
         if case .object(let current) = document.root {
             members = current
@@ -146,8 +161,12 @@ public struct JSONObjectText: Sendable {
             cursor = index + 1
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            JSONWriter.writeString(key, to: &out)
-            out.append(UInt8(ascii: ":"))
+            if let keyTexts {
+                out.append(contentsOf: keyTexts[position])
+            } else {
+                JSONWriter.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+            }
             let start = out.count
             document.text.write(members[index].node, to: &out)
             ranges[position] = start..<out.count
