@@ -9,6 +9,7 @@
 public import Bridge
 public import Hummingbird
 public import Logging
+public import Prometheus
 
 /// Where the HTTP server listens.
 public struct HTTPConfiguration: Sendable {
@@ -21,18 +22,46 @@ public struct HTTPConfiguration: Sendable {
     }
 }
 
-/// Builds the HTTP application: health and readiness now; it runs as a service beside the bridge.
+/// What the HTTP server serves besides health: the task-status API and the metrics.
+public struct HTTPServices: Sendable {
+    public var queue: UpdateQueue?
+    public var authenticator: Authenticator?
+    public var configuration: BridgeConfiguration?
+    public var metrics: PrometheusCollectorRegistry?
+
+    public init(
+        queue: UpdateQueue? = nil,
+        authenticator: Authenticator? = nil,
+        configuration: BridgeConfiguration? = nil,
+        metrics: PrometheusCollectorRegistry? = nil
+    ) {
+        self.queue = queue
+        self.authenticator = authenticator
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+}
+
+/// Builds the HTTP application: health, readiness, and, when given, the task-status API and the
+/// metrics; it runs as a service beside the bridge.
 ///
 /// - Parameter onServerRunning: called with the bound port once the server listens (useful with
 ///   port 0, which picks a free one).
 public func buildHTTPApplication(
     configuration: HTTPConfiguration,
     health: HealthProbe,
+    services: HTTPServices = HTTPServices(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: APIRequestContext.self)
     HealthRoutes(probe: health).add(to: router)
+    if let queue = services.queue, let bridge = services.configuration {
+        TaskStatusRoutes(queue: queue, authenticator: services.authenticator, configuration: bridge).add(to: router)
+    }
+    if let registry = services.metrics {
+        MetricsRoute(registry: registry).add(to: router)
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "task-status-bridge"),

@@ -58,6 +58,18 @@ public enum RedisReply: Sendable, Equatable {
         return self
     }
 
+    /// A flat array of name/value pairs (an `XINFO` record, say) as a dictionary by name.
+    public var map: [String: RedisReply] {
+        var result: [String: RedisReply] = [:]
+        guard case .array(let elements) = self else { return result }
+        var k = 0
+        while k + 1 < elements.count {
+            if let name = elements[k].string { result[name] = elements[k + 1] }
+            k += 2
+        }
+        return result
+    }
+
     /// A flat array of field/value pairs (`HGETALL`, stream entry fields) as pairs.
     public var pairs: [(field: [UInt8], value: [UInt8])]? {
         guard case .array(let elements) = self, elements.count % 2 == 0 else { return nil }

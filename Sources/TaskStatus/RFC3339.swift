@@ -50,6 +50,13 @@ public enum RFC3339 {
         return oh <= 23 && om <= 59
     }
 
+    /// Milliseconds since the Unix epoch.
+    public static func unixMilliseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
     /// The current time in UTC with milliseconds: `2026-11-29T02:30:00.123Z`.
     public static func now() -> String {
         var ts = timespec()

@@ -11,6 +11,8 @@ import Bridge
 import Foundation
 import HTTPAPI
 import Logging
+import Metrics
+import Prometheus
 import Redis
 import ServiceLifecycle
 import TaskStatus
@@ -85,8 +87,44 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (env TASKSTATUS_LOG_LEVEL; default info).")
     var logLevel: String?
 
-    @Flag(help: "Run without authentication (env TASKSTATUS_NO_AUTH=true).")
+    @Flag(help: "Run without authentication (env TASKSTATUS_NO_AUTH=true). Without it, a JWT key is required.")
     var noAuth = false
+
+    @Option(help: "File with the HS256 shared secret (env TASKSTATUS_JWT_SECRET_FILE).")
+    var jwtSecretFile: String?
+
+    @Option(help: "File with an RS256 or ES256 public key in PEM (env TASKSTATUS_JWT_PUBLIC_KEY_FILE).")
+    var jwtPublicKeyFile: String?
+
+    @Option(help: "File with a JSON Web Key Set (env TASKSTATUS_JWKS_FILE).")
+    var jwksFile: String?
+
+    @Option(help: "Required token issuer, iss (env TASKSTATUS_JWT_ISSUER).")
+    var jwtIssuer: String?
+
+    @Option(help: "Required token audience, aud (env TASKSTATUS_JWT_AUDIENCE).")
+    var jwtAudience: String?
+
+    @Option(help: "Clock skew allowed on exp, nbf and iat, in seconds (env TASKSTATUS_JWT_LEEWAY; default 60).")
+    var jwtLeeway: String?
+
+    @Option(help: "Comma-separated scopes that allow GET (env TASKSTATUS_READ_SCOPES; default idn:task-management:read,sp:scopes:all).")
+    var readScopes: String?
+
+    @Option(help: "Comma-separated scopes that allow PATCH (env TASKSTATUS_WRITE_SCOPES; default idn:task-management:write,sp:scopes:all).")
+    var writeScopes: String?
+
+    @Option(help: "Per-caller rate limits on or off (env TASKSTATUS_RATE_LIMIT; default on with authentication, off with --no-auth).")
+    var rateLimit: String?
+
+    @Option(help: "Requests allowed per caller per period (env TASKSTATUS_RATE_LIMIT_REQUESTS; default 100).")
+    var rateLimitRequests: String?
+
+    @Option(help: "The rate limit's period in seconds (env TASKSTATUS_RATE_LIMIT_PERIOD; default 10).")
+    var rateLimitPeriod: String?
+
+    @Option(help: "Requests a caller may send at once after a quiet spell (env TASKSTATUS_RATE_LIMIT_BURST; default the requests per period).")
+    var rateLimitBurst: String?
 
     /// The resolved settings, checked; built once in `validate` so that bad values stop the start.
     struct Resolved {
@@ -159,15 +197,68 @@ struct ServeCommand: AsyncParsableCommand {
             host: Setting("--http-host", "TASKSTATUS_HTTP_HOST", httpHost).string(default: "127.0.0.1"),
             port: try Setting("--http-port", "TASKSTATUS_HTTP_PORT", httpPort).int(default: 8080, in: 0...65535)
         )
-        return Resolved(bridge: bridge, http: http, logLevel: level)
+        var configured = bridge
+        configured.auth = try resolveAuth()
+        let limitOn = try Setting("--rate-limit", "TASKSTATUS_RATE_LIMIT", rateLimit).bool(default: configured.auth.isEnabled)
+        let limit = try Setting("--rate-limit-requests", "TASKSTATUS_RATE_LIMIT_REQUESTS", rateLimitRequests).int(default: 100, in: 1...1_000_000)
+        configured.rateLimit = RateLimitConfiguration(
+            enabled: limitOn,
+            limit: limit,
+            period: .seconds(try Setting("--rate-limit-period", "TASKSTATUS_RATE_LIMIT_PERIOD", rateLimitPeriod).int(default: 10, in: 1...86400)),
+            burst: try Setting("--rate-limit-burst", "TASKSTATUS_RATE_LIMIT_BURST", rateLimitBurst).int(default: limit, in: 1...1_000_000)
+        )
+        return Resolved(bridge: configured, http: http, logLevel: level)
+    }
+
+    /// The JWT settings; refuses to run without a key unless --no-auth says so.
+    func resolveAuth() throws -> AuthConfiguration {
+        let noAuth = try self.noAuth || Setting("--no-auth", "TASKSTATUS_NO_AUTH", nil).bool(default: false)
+        var keys: [AuthConfiguration.Key] = []
+        func read(_ flag: String, _ variable: String, _ value: String?) throws -> [UInt8]? {
+            guard let path = Setting(flag, variable, value).value else { return nil }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("invalid \(flag) (environment \(variable)): cannot read \(path)")
+            }
+            return [UInt8](data)
+        }
+        if var secret = try read("--jwt-secret-file", "TASKSTATUS_JWT_SECRET_FILE", jwtSecretFile) {
+            while let last = secret.last, last == 0x0A || last == 0x0D || last == 0x20 { secret.removeLast() }
+            guard secret.count >= 32 else {
+                throw ValidationError("invalid --jwt-secret-file (environment TASKSTATUS_JWT_SECRET_FILE): an HS256 secret must be at least 32 bytes")
+            }
+            keys.append(.hmacSecret(secret))
+        }
+        if let pem = try read("--jwt-public-key-file", "TASKSTATUS_JWT_PUBLIC_KEY_FILE", jwtPublicKeyFile) {
+            keys.append(.publicKeyPEM(String(decoding: pem, as: UTF8.self)))
+        }
+        if let jwks = try read("--jwks-file", "TASKSTATUS_JWKS_FILE", jwksFile) {
+            keys.append(.jwks(String(decoding: jwks, as: UTF8.self)))
+        }
+        if noAuth && !keys.isEmpty {
+            throw ValidationError("--no-auth and a JWT key were both given; choose one")
+        }
+        if !noAuth && keys.isEmpty {
+            throw ValidationError(
+                "no JWT key configured: give --jwt-secret-file, --jwt-public-key-file or --jwks-file, or --no-auth (TASKSTATUS_NO_AUTH=true) to run without authentication"
+            )
+        }
+        func scopes(_ flag: String, _ variable: String, _ value: String?, _ fallback: Set<String>) -> Set<String> {
+            guard let list = Setting(flag, variable, value).value else { return fallback }
+            return Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        let defaults = AuthConfiguration()
+        return AuthConfiguration(
+            keys: keys,
+            issuer: Setting("--jwt-issuer", "TASKSTATUS_JWT_ISSUER", jwtIssuer).value,
+            audience: Setting("--jwt-audience", "TASKSTATUS_JWT_AUDIENCE", jwtAudience).value,
+            leeway: .seconds(try Setting("--jwt-leeway", "TASKSTATUS_JWT_LEEWAY", jwtLeeway).int(default: 60, in: 0...3600)),
+            readScopes: scopes("--read-scopes", "TASKSTATUS_READ_SCOPES", readScopes, defaults.readScopes),
+            writeScopes: scopes("--write-scopes", "TASKSTATUS_WRITE_SCOPES", writeScopes, defaults.writeScopes)
+        )
     }
 
     func validate() throws {
         _ = try resolve()
-        let noAuth = try self.noAuth || Setting("--no-auth", "TASKSTATUS_NO_AUTH", nil).bool(default: false)
-        guard noAuth else {
-            throw ValidationError("authentication is not available yet: pass --no-auth (or TASKSTATUS_NO_AUTH=true) to run without it")
-        }
     }
 
     func run() async throws {
@@ -179,9 +270,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "task-status-bridge")
         logger.logLevel = settings.logLevel
-        logger.warning("authentication is off (--no-auth): any producer can update any task")
+        if !settings.bridge.auth.isEnabled {
+            logger.warning("authentication is off (--no-auth): any producer can update any task")
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let app = BridgeApplication(configuration: settings.bridge, http: settings.http, logger: logger)
+        let app: BridgeApplication
+        do {
+            app = try await BridgeApplication(configuration: settings.bridge, http: settings.http, metrics: registry, logger: logger)
+        } catch {
+            throw ValidationError("the JWT keys cannot be used: \(error)")
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: app.services,
@@ -190,22 +290,5 @@ struct ServeCommand: AsyncParsableCommand {
             )
         )
         try await group.run()
-    }
-}
-
-/// The bridge's services, wired from a configuration (tests build it the same way).
-struct BridgeApplication {
-    let services: [any Service]
-
-    init(configuration: BridgeConfiguration, http: HTTPConfiguration, logger: Logger) {
-        let metrics = BridgeMetrics()
-        let status = BridgeStatus()
-        let bridge = BridgeService(configuration: configuration, status: status, metrics: metrics, logger: logger)
-        let server = buildHTTPApplication(
-            configuration: http,
-            health: HealthProbe(configuration: configuration, status: status),
-            logger: logger
-        )
-        services = [bridge, server]
     }
 }

@@ -53,7 +53,7 @@ struct BadInputTests {
     func badEntry(name: String, fields: [(String, [UInt8])], status: Int) async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "bad"]
             for (field, value) in fields {
                 arguments.append(field)
@@ -75,7 +75,7 @@ struct BadInputTests {
     func randomBurst() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             var rng = SystemRandomNumberGenerator()
             for k in 0..<200 {
                 var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "n\(k)", "id", "t1"]

@@ -68,8 +68,8 @@ struct CrashAndConcurrencyTests {
         try await TestSpace.with { space in
             let tasks = ["a", "b", "c"]
             for task in tasks { try await space.putTask(task) }
-            let one = RunningBridge(space, consumer: "one") { $0.batchSize = 8 }
-            let two = RunningBridge(space, consumer: "two") { $0.batchSize = 8 }
+            let one = try await RunningBridge(space, consumer: "one") { $0.batchSize = 8 }
+            let two = try await RunningBridge(space, consumer: "two") { $0.batchSize = 8 }
             // Another service that writes the same hashes and moves _rev, as the contract asks.
             let writer = Task {
                 let redis = RedisClient(configuration: TestRedis.configuration, name: "writer")

@@ -27,7 +27,7 @@ struct DeliveryTests {
             try await space.putTask("t1")
             let entry = try await space.enqueue(task: "t1", patch: #"[{"op":"replace","path":"/progress","value":"claimed"}]"#, requestId: "r")
             try await holdPending(space, entryId: entry, consumer: "dead-one", deliveries: 1)
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let reply = try await space.reply(task: "t1", requestId: "r")
             #expect(reply["status"] == 200)
             let pending = try await eventually { () async throws -> Bool? in
@@ -47,7 +47,7 @@ struct DeliveryTests {
             try await holdPending(space, entryId: entry, consumer: "crashed", deliveries: 5)
             let subscriber = RedisClient(configuration: TestRedis.configuration, name: "sub")
             try await subscriber.subscribe(["\(space.prefix):r"])
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let published = try JSONValue(parsing: try await subscriber.nextMessage().payload)
             #expect(published["status"] == 500)
             let reply = try await space.reply(task: "t1", requestId: "poison")
@@ -77,7 +77,7 @@ struct DeliveryTests {
             let stored = #"{"requestId":"done","taskId":"t1","status":200,"rev":1,"headers":{},"body":{}}"#
             try await space.run("SET", space.keys.reply(taskId: "t1", requestId: "done"), stored)
             try await holdPending(space, entryId: entry, consumer: "crashed", deliveries: 9)
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let acked = try await eventually { () async throws -> Bool? in
                 try await space.run("XPENDING", space.keys.requests, space.keys.group).array?.first == .integer(0) ? true : nil
             }
@@ -92,7 +92,7 @@ struct DeliveryTests {
         try await TestSpace.with { space in
             try await space.putTask("t1")
             for k in 0..<200 { try await space.enqueue(task: "t1", patch: "[]", requestId: "r\(k)") }
-            let bridge = RunningBridge(space) { $0.batchSize = 50 }
+            let bridge = try await RunningBridge(space) { $0.batchSize = 50 }
             _ = try await space.reply(task: "t1", requestId: "r0")
             try await bridge.stop()
             // Whatever was read was answered and acknowledged; nothing is left pending.
@@ -111,7 +111,7 @@ struct DeliveryTests {
     func recoversLostState() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "t1", patch: "[]", requestId: "before")
             _ = try await space.reply(task: "t1", requestId: "before")
             try await space.run("SCRIPT", "FLUSH")
@@ -131,7 +131,7 @@ struct DeliveryTests {
             let held = try await space.enqueue(task: "t1", patch: "[]", requestId: "held")
             try await holdPending(space, entryId: held, consumer: "slow-but-alive", deliveries: 1)
             for k in 0..<300 { try await space.enqueue(task: "t1", patch: "[]", requestId: "r\(k)") }
-            let bridge = RunningBridge(space) { $0.claimIdle = .seconds(3600) }
+            let bridge = try await RunningBridge(space) { $0.claimIdle = .seconds(3600) }
             _ = try await space.reply(task: "t1", requestId: "r299")
             // The held entry is first in the stream and still pending, so nothing can go yet.
             try await Task.sleep(for: .milliseconds(600))
@@ -150,7 +150,7 @@ struct DeliveryTests {
         try await TestSpace.with { space in
             try await space.run("XGROUP", "CREATE", space.keys.requests, space.keys.group, "0", "MKSTREAM")
             try await space.run("XGROUP", "CREATECONSUMER", space.keys.requests, space.keys.group, "long-gone")
-            let bridge = RunningBridge(space) { $0.deadConsumerIdle = .milliseconds(300) }
+            let bridge = try await RunningBridge(space) { $0.deadConsumerIdle = .milliseconds(300) }
             let removed = try await eventually { () async throws -> Bool? in
                 let consumers = try await space.run("XINFO", "CONSUMERS", space.keys.requests, space.keys.group).array ?? []
                 let names = consumers.compactMap { $0.array?[1].string }

@@ -18,7 +18,7 @@ struct HealthTests {
     @Test("live answers 200; ready answers 200 with pending and lag when Redis answers and the group exists")
     func ready() async throws {
         try await TestSpace.with { space in
-            let bridge = RunningBridge(space, http: HTTPConfiguration(host: "127.0.0.1", port: 0))
+            let bridge = try await RunningBridge(space, http: HTTPConfiguration(host: "127.0.0.1", port: 0))
             let base = try #require(await bridge.baseURL())
             let live = try await HTTP.request("GET", "\(base)/health/live")
             #expect(live.status == 200)
@@ -50,7 +50,7 @@ struct HealthTests {
             claimIdle: .milliseconds(300)
         )
         configuration.redis.connectTimeout = .milliseconds(500)
-        let bridge = RunningBridge(configuration: configuration, http: HTTPConfiguration(host: "127.0.0.1", port: 0))
+        let bridge = try await RunningBridge(configuration: configuration, http: HTTPConfiguration(host: "127.0.0.1", port: 0))
         let base = try #require(await bridge.baseURL())
         let client = TaskStatusClient(configuration: try RedisConfiguration(url: redis.url), prefix: "restart")
         _ = try await client.put(Fixtures.task("t1"))

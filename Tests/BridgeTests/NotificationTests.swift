@@ -23,7 +23,7 @@ struct NotificationTests {
             try await all.subscribe([space.keys.updates])
             let one = RedisClient(configuration: TestRedis.configuration, name: "sub-one")
             try await one.subscribe([space.keys.updates("t1")])
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let patch = #"[{"op":"replace","path":"/percentComplete","value":7}]"#
             try await space.enqueue(task: "t1", patch: #"[{"op":"test","path":"/id","value":"other"}]"#, requestId: "failing")
             try await space.enqueue(task: "t1", patch: patch, requestId: "r1")
@@ -55,7 +55,7 @@ struct NotificationTests {
     func feedCapped() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space) { $0.eventsMaxLength = 10 }
+            let bridge = try await RunningBridge(space) { $0.eventsMaxLength = 10 }
             for k in 0..<300 { try await space.enqueue(task: "t1", patch: "[]", requestId: "r\(k)") }
             _ = try await space.reply(task: "t1", requestId: "r299")
             let length = try await space.run("XLEN", space.keys.events).int ?? 0

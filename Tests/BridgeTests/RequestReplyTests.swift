@@ -23,7 +23,7 @@ struct RequestReplyTests {
     func success() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(
                 task: "t1",
                 patch: #"[{"op":"replace","path":"/percentComplete","value":50},{"op":"replace","path":"/progress","value":"Halfway"}]"#,
@@ -54,7 +54,7 @@ struct RequestReplyTests {
             try await space.putTask("t1")
             let subscriber = RedisClient(configuration: TestRedis.configuration, name: "test-subscriber")
             try await subscriber.subscribe(["\(space.prefix):my-replies"])
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "t1", patch: "[]", requestId: "r1", extra: [("reply-to", "\(space.prefix):my-replies")])
             let message = try await subscriber.nextMessage()
             let reply = try JSONValue(parsing: message.payload)
@@ -108,7 +108,7 @@ struct RequestReplyTests {
     func badRequests(fields: [(String, String)], expectedCause: String) async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(fields + [("request-id", "bad")])
             let taskId = fields.first { $0.0 == "id" }?.1 ?? ""
             let reply = try await space.reply(task: taskId, requestId: "bad")
@@ -125,7 +125,7 @@ struct RequestReplyTests {
     @Test("an unknown task answers 404")
     func notFound() async throws {
         try await TestSpace.with { space in
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "ghost", patch: "[]", requestId: "r")
             let reply = try await space.reply(task: "ghost", requestId: "r")
             #expect(reply["status"] == 404)
@@ -139,7 +139,7 @@ struct RequestReplyTests {
     func ifMatch() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "t1", patch: "[]", requestId: "stale", extra: [("if-match", "7")])
             let stale = try await space.reply(task: "t1", requestId: "stale")
             #expect(stale["status"] == 412)
@@ -158,7 +158,7 @@ struct RequestReplyTests {
         try await TestSpace.with { space in
             try await space.putTask("t1")
             let before = try await space.hash("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(
                 task: "t1",
                 patch: #"[{"op":"replace","path":"/percentComplete","value":99},{"op":"test","path":"/progress","value":"nope"}]"#,
@@ -176,7 +176,7 @@ struct RequestReplyTests {
         try await TestSpace.with { space in
             try await space.putTask("t1", ["completionStatus": "SUCCESS", "parentName": "Parent"])
             #expect(try await space.hash("t1")["completionStatus"] == "SUCCESS")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(
                 task: "t1",
                 patch:
@@ -200,7 +200,7 @@ struct RequestReplyTests {
     func hashEncoding() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(
                 task: "t1",
                 patch: """
@@ -231,7 +231,7 @@ struct RequestReplyTests {
     func repeatedRequestId() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let patch = #"[{"op":"add","path":"/messages/-","value":{"type":"INFO","key":"once"}}]"#
             try await space.enqueue(task: "t1", patch: patch, requestId: "same")
             let first = try await space.reply(task: "t1", requestId: "same")
@@ -251,7 +251,7 @@ struct RequestReplyTests {
     func fieldNames() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             let entryId = try await space.enqueue([
                 ("ID", "t1"), ("Patch", "[]"), ("X-SailPoint-Experimental", "TRUE"), ("Content-Type", "application/json-patch+json; charset=utf-8"),
                 ("x-something-else", "ignored"),
@@ -265,7 +265,7 @@ struct RequestReplyTests {
     func contentType() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "t1", patch: "[]", requestId: "r", extra: [("content-type", "text/plain")])
             let reply = try await space.reply(task: "t1", requestId: "r")
             #expect(reply["status"] == 415)
@@ -279,7 +279,7 @@ struct RequestReplyTests {
         try await TestSpace.with { space in
             try await space.putTask("ok")
             try await space.run("HSET", space.keys.task("broken"), "_rev", "1", "id", "broken", "percentComplete", "lots")
-            let bridge = RunningBridge(space)
+            let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "broken", patch: "[]", requestId: "r1")
             let reply = try await space.reply(task: "broken", requestId: "r1")
             #expect(reply["status"] == 500)
@@ -295,7 +295,7 @@ struct RequestReplyTests {
     func experimentalOff() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space) { $0.requireExperimentalFlag = false }
+            let bridge = try await RunningBridge(space) { $0.requireExperimentalFlag = false }
             try await space.enqueue([("id", "t1"), ("patch", "[]"), ("request-id", "r")])
             #expect(try await space.reply(task: "t1", requestId: "r")["status"] == 200)
             try await bridge.stop()
@@ -306,7 +306,7 @@ struct RequestReplyTests {
     func writableProperties() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = RunningBridge(space) { $0.writableProperties = [.progress, .percentComplete, .modified] }
+            let bridge = try await RunningBridge(space) { $0.writableProperties = [.progress, .percentComplete, .modified] }
             try await space.enqueue(task: "t1", patch: #"[{"op":"replace","path":"/launcher","value":"x"}]"#, requestId: "r")
             let reply = try await space.reply(task: "t1", requestId: "r")
             #expect(reply["status"] == 400)

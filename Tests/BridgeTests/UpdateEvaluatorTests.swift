@@ -14,7 +14,7 @@ import Testing
 /// The decisions of one request, without Redis.
 @Suite("Deciding one request")
 struct UpdateEvaluatorTests {
-    let decoder = RequestDecoder(limits: RequestLimits(), requireExperimentalFlag: true)
+    let decoder = PatchRequestDecoder(limits: RequestLimits(), requireExperimentalFlag: true)
     let evaluator = UpdateEvaluator(writableProperties: Set(TaskProperty.allCases))
     let now = "2026-11-29T00:00:00.000Z"
 

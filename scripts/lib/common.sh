@@ -2,12 +2,16 @@
 # shellcheck shell=bash
 
 # Installs the Debian packages the project needs when they are missing: libhiredis-dev (the C
-# client the Redis module wraps) and redis-server (for the bridge and the integration tests).
+# client the Redis module wraps), redis-server (for the bridge and the integration tests), and
+# python3 with venv (helper scripts, and SailPoint's Python SDK for the client test).
 ensure_system_packages() {
     local missing=()
     pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    # python3 finds free ports; its venv module installs SailPoint's SDK for the client test.
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then

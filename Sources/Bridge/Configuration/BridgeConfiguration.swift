@@ -46,6 +46,10 @@ public struct BridgeConfiguration: Sendable {
     public var limits: RequestLimits
     /// Whether requests must say `x-sailpoint-experimental: true`.
     public var requireExperimentalFlag: Bool
+    /// Token verification and scopes; no keys means authentication is off.
+    public var auth: AuthConfiguration
+    /// Per-caller rate limits.
+    public var rateLimit: RateLimitConfiguration
     /// Properties an update may change (`id` and `created` never can).
     public var writableProperties: Set<TaskProperty>
 
@@ -66,6 +70,8 @@ public struct BridgeConfiguration: Sendable {
         workers: Int = 2,
         limits: RequestLimits = RequestLimits(),
         requireExperimentalFlag: Bool = true,
+        auth: AuthConfiguration = AuthConfiguration(),
+        rateLimit: RateLimitConfiguration = RateLimitConfiguration(enabled: false),
         writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)
     ) {
         self.redis = redis
@@ -84,6 +90,8 @@ public struct BridgeConfiguration: Sendable {
         self.workers = workers
         self.limits = limits
         self.requireExperimentalFlag = requireExperimentalFlag
+        self.auth = auth
+        self.rateLimit = rateLimit
         self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)
     }
 

@@ -21,7 +21,13 @@ public final class BridgeMetrics: Sendable {
     let redeliveries = Counter(label: "taskstatus_redeliveries_total")
     let deadLettered = Counter(label: "taskstatus_dead_lettered_total")
     let claimed = Counter(label: "taskstatus_claimed_total")
+    let rateLimited = Counter(label: "taskstatus_rate_limited_total")
     let batchSize = Recorder(label: "taskstatus_batch_size", aggregate: true)
+    /// From a stream entry's creation (its id) to its reply.
+    let streamLatency = Metrics.Timer(label: "taskstatus_request_duration_seconds", dimensions: [("path", "stream")])
+    /// The consumer group's pending entries and its lag (entries not yet delivered).
+    let pending = Gauge(label: "taskstatus_consumer_pending")
+    let lag = Gauge(label: "taskstatus_consumer_lag")
     private let requestCounters = Mutex<[Int: Counter]>([:])
 
     public init() {}

@@ -29,6 +29,11 @@ public struct PatchRequest: Sendable {
     public var rejection: TaskResponse?
     /// The stream entry this request came from.
     public var entryId: String?
+    /// Whether the reply is stored (for repeats): always for the stream; for HTTP only when the
+    /// caller gave an `X-Request-Id` to repeat it with.
+    public var storesReply: Bool
+    /// Who the request counts against for rate limits (`nil`: not limited).
+    public var rateLimitKey: String?
 
     public init(
         taskId: String,
@@ -39,7 +44,9 @@ public struct PatchRequest: Sendable {
         patch: JSONPatch?,
         patchJSON: [UInt8],
         rejection: TaskResponse? = nil,
-        entryId: String? = nil
+        entryId: String? = nil,
+        storesReply: Bool = true,
+        rateLimitKey: String? = nil
     ) {
         self.taskId = taskId
         self.requestId = requestId
@@ -50,6 +57,8 @@ public struct PatchRequest: Sendable {
         self.patchJSON = patchJSON
         self.rejection = rejection
         self.entryId = entryId
+        self.storesReply = storesReply
+        self.rateLimitKey = rateLimitKey
     }
 
     /// Whether the task id can name a task.
@@ -60,7 +69,7 @@ public struct PatchRequest: Sendable {
 
 /// Turns request parts into a ``PatchRequest``, refusing bad ones with the status and cause the
 /// HTTP API would give.
-public struct RequestDecoder: Sendable {
+public struct PatchRequestDecoder: Sendable {
     public var limits: RequestLimits
     public var requireExperimentalFlag: Bool
 

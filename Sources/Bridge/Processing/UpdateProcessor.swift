@@ -36,6 +36,8 @@ final class UpdateProcessor {
     private let metrics: BridgeMetrics
     private var cache: TaskCache
     private var commitSHA: String?
+    private var rateLimitSHA: String?
+    private let rateLimiter: RateLimiter?
     private let replyTTL: String
     private let eventsMaxLength: String
     /// The round trips' buffers, kept from batch to batch.
@@ -52,6 +54,9 @@ final class UpdateProcessor {
         self.evaluator = UpdateEvaluator(writableProperties: configuration.writableProperties)
         self.logger = logger
         self.cache = TaskCache(capacity: configuration.cacheSize)
+        self.rateLimiter =
+            configuration.rateLimit.enabled
+            ? RateLimiter(configuration: configuration.rateLimit, keyPrefix: "\(configuration.prefix):ratelimit:{") : nil
         self.replyTTL = String(max(1, configuration.replyTTL.components.seconds))
         self.eventsMaxLength = String(configuration.eventsMaxLength)
     }
@@ -83,6 +88,8 @@ final class UpdateProcessor {
     /// Processes requests in order (per task) and returns their answers in the same order; then
     /// acknowledges `entryIds` in the same round trip as the replies.
     func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) throws(RedisError) -> [TaskResponse] {
+        var requests = requests
+        try limitRates(&requests)
         var answers = [Answer?](repeating: nil, count: requests.count)
         var early: [Int] = []
         var groups: [Group] = []
@@ -116,10 +123,14 @@ final class UpdateProcessor {
             commitPipeline = RedisPipeline()
             pipeline.removeAll()
             // Requests decided without their task: stored unless a reply is stored already.
+            var stored: [Int] = []
             for i in early {
                 let request = requests[i]
                 let response = overrides[i] ?? request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
                 let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
+                answers[i] = Answer(response: response, reply: reply, notification: nil)
+                guard request.storesReply else { continue }
+                stored.append(i)
                 pipeline.begin("SET")
                 pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
                 pipeline.add(reply)
@@ -127,7 +138,6 @@ final class UpdateProcessor {
                 pipeline.add("GET")
                 pipeline.add("EX")
                 pipeline.add(replyTTL)
-                answers[i] = Answer(response: response, reply: reply, notification: nil)
             }
             let sha = groups.isEmpty ? "" : try commitScript()
             var decided: [(answers: [Answer], record: TaskRecord?)] = []
@@ -135,10 +145,10 @@ final class UpdateProcessor {
             for group in groups {
                 decided.append(decide(group, requests, sha: sha, now: now, into: &pipeline))
             }
-            let replies = try link.execute(pipeline)
+            let replies = pipeline.isEmpty ? [] : try link.execute(pipeline)
             commitPipeline = pipeline
-            let earlyCount = early.count
-            for (k, i) in early.enumerated() {
+            let earlyCount = stored.count
+            for (k, i) in stored.enumerated() {
                 switch replies[k] {
                 case .bulk(let stored):
                     answers[i] = Self.storedAnswer(stored, for: requests[i]) ?? answers[i]
@@ -284,9 +294,61 @@ final class UpdateProcessor {
         }
         pipeline.add(deletions.count)
         for property in deletions { pipeline.add(property.rawValue) }
-        for answer in answers { pipeline.add(answer.reply) }
+        for (k, answer) in answers.enumerated() { pipeline.add(requests[group.indices[k]].storesReply ? answer.reply : []) }
         let finalRecord = record.flatMap { $0.rev != startRev ? $0 : nil }
         return (answers, finalRecord)
+    }
+
+    /// Reads one task as the HTTP API's GET answers it: 200 with the TaskStatus and its ETag,
+    /// 404, 500 for a task that does not decode, or 429 over the caller's rate limit.
+    func read(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
+        var probe = [PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], rateLimitKey: rateLimitKey)]
+        try limitRates(&probe)
+        if let rejection = probe[0].rejection { return rejection }
+        guard PatchRequest.isValidTaskId(taskId) else {
+            return .error(400, "the task id must be 1 to 256 bytes without control characters")
+        }
+        let reply = try link.execute([RedisCommand("HGETALL", keys.task(taskId))])[0]
+        switch decode(hash: reply, taskId: taskId) {
+        case .record(let record):
+            return TaskResponse(status: 200, headers: [("ETag", "\"\(record.rev)\"")], body: record.json, rev: record.rev)
+        case .absent, .unknown:
+            return .error(404, "there is no task with id \(taskId)")
+        case .corrupt(_, let reason):
+            return .error(500, "the stored task \(taskId) cannot be read: \(reason)")
+        }
+    }
+
+    /// Answers 429, with `Retry-After`, the requests over their caller's rate limit (one round
+    /// trip for the batch, when limits are on).
+    private func limitRates(_ requests: inout [PatchRequest]) throws(RedisError) {
+        guard let rateLimiter else { return }
+        var order: [String] = []
+        var members: [String: [Int]] = [:]
+        for (i, request) in requests.enumerated() {
+            guard request.rejection == nil, let key = request.rateLimitKey else { continue }
+            if members[key] == nil { order.append(key) }
+            members[key, default: []].append(i)
+        }
+        guard !order.isEmpty else { return }
+        if rateLimitSHA == nil {
+            rateLimitSHA = try link.execute(RedisCommand("SCRIPT", "LOAD", RateLimiter.script)).string
+        }
+        var pipeline = RedisPipeline()
+        rateLimiter.addChecks(for: order.map { ($0, members[$0]!.count) }, sha: rateLimitSHA ?? "", to: &pipeline)
+        let replies = try link.execute(pipeline)
+        for (key, reply) in zip(order, replies) {
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                rateLimitSHA = nil
+                continue
+            }
+            let indices = members[key]!
+            let decision = RateLimiter.decision(reply, count: indices.count)
+            for i in indices.dropFirst(decision.admitted) {
+                requests[i].rejection = .error(429, "", headers: [("Retry-After", String(decision.retryAfter))])
+                metrics.rateLimited.increment()
+            }
+        }
     }
 
     /// Publishes the notifications, appends the change-feed entries, publishes the replies, then
@@ -319,8 +381,12 @@ final class UpdateProcessor {
             pipeline.add("event")
             pipeline.add(notification)
         }
+        let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
         for (request, answer) in zip(requests, answers) {
             metrics.countRequest(path: request.entryId == nil ? .http : .stream, status: answer.response.status)
+            if let entryId = request.entryId, let created = Int64(entryId.prefix { $0 != "-" }), created <= nowMilliseconds {
+                metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
+            }
             if let replyTo = request.replyTo {
                 pipeline.begin("PUBLISH")
                 pipeline.add(replyTo)

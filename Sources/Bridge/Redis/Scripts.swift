@@ -15,7 +15,7 @@ enum Scripts {
     /// ARGV[1] is the `_rev` the replies were computed against ("" when the hash has none),
     /// ARGV[2] the reply TTL in seconds, ARGV[3] the number of hash fields to set (as name/value
     /// pairs after it, `_rev` among them when the revision moves), then the number of fields to
-    /// delete and their names, then one reply per reply key.
+    /// delete and their names, then one reply per reply key ("" for a reply not to store).
     ///
     /// Answers `{1}` when committed; `{2, i, reply, ...}` when some requests already have stored
     /// replies (nothing written: those were answered before, the others must be decided again);
@@ -51,7 +51,9 @@ enum Scripts {
         end
         i = i + dels
         for k = 2, n do
-          redis.call('SET', KEYS[k], ARGV[i + k - 1], 'EX', ARGV[2])
+          if ARGV[i + k - 1] ~= '' then
+            redis.call('SET', KEYS[k], ARGV[i + k - 1], 'EX', ARGV[2])
+          end
         end
         return {1}
         """

@@ -21,11 +21,24 @@ public struct BridgeService: Service, CustomStringConvertible {
     let status: BridgeStatus
     let logger: Logger
 
-    public init(configuration: BridgeConfiguration, status: BridgeStatus, metrics: BridgeMetrics, logger: Logger) {
+    /// - Parameter authenticator: checks each entry's `authorization`; `nil` runs without authentication.
+    public init(
+        configuration: BridgeConfiguration,
+        authenticator: Authenticator? = nil,
+        status: BridgeStatus,
+        metrics: BridgeMetrics,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.status = status
         self.logger = logger
-        self.consumer = StreamConsumer(configuration: configuration, status: status, metrics: metrics, logger: logger)
+        self.consumer = StreamConsumer(
+            configuration: configuration,
+            authenticator: authenticator,
+            status: status,
+            metrics: metrics,
+            logger: logger
+        )
     }
 
     public var description: String { "BridgeService(consumer: \(configuration.consumer), stream: \(configuration.keys.requests))" }

@@ -61,13 +61,7 @@ public struct HealthProbe: Sendable {
             }
             var found = false
             for group in groups {
-                guard let fields = group.array else { continue }
-                var info: [String: RedisReply] = [:]
-                var k = 0
-                while k + 1 < fields.count {
-                    if let name = fields[k].string { info[name] = fields[k + 1] }
-                    k += 2
-                }
+                let info = group.map
                 guard info["name"]?.string == keys.group else { continue }
                 found = true
                 readiness.pending = info["pending"]?.int

@@ -34,6 +34,7 @@ extension StreamConsumer {
     /// Those already delivered `maxDeliveries` times go to the dead-letter stream; the others are
     /// claimed with `XAUTOCLAIM` and processed here.
     func claimAbandoned() async throws(RedisError) {
+        try recordGroupGauges()
         let idle = configuration.claimIdle.milliseconds
         let pending = try commands.execute(
             RedisCommand("XPENDING", keys.requests, keys.group, "IDLE", idle, "-", "+", configuration.batchSize)
@@ -62,6 +63,17 @@ extension StreamConsumer {
             }
             cursor = next
             if cursor == "0-0" { break }
+        }
+    }
+
+    /// Reads the group's pending count and lag into the metrics.
+    func recordGroupGauges() throws(RedisError) {
+        let reply = try commands.execute([RedisCommand("XINFO", "GROUPS", keys.requests)])[0]
+        for group in reply.array ?? [] {
+            let info = group.map
+            guard info["name"]?.string == keys.group else { continue }
+            if let pending = info["pending"]?.int { metrics.pending.record(pending) }
+            if let lag = info["lag"]?.int { metrics.lag.record(lag) }
         }
     }
 
@@ -136,13 +148,7 @@ extension StreamConsumer {
         guard case .array(let rows) = groups, !rows.isEmpty else { return }
         var keep: String?
         for row in rows {
-            guard let fields = row.array else { return }
-            var info: [String: RedisReply] = [:]
-            var k = 0
-            while k + 1 < fields.count {
-                if let name = fields[k].string { info[name] = fields[k + 1] }
-                k += 2
-            }
+            let info = row.map
             guard let name = info["name"]?.string, let lastDelivered = info["last-delivered-id"]?.string else { return }
             var candidate = StreamEntry.successor(of: lastDelivered)
             if let pending = info["pending"]?.int, pending > 0 {
@@ -164,13 +170,7 @@ extension StreamConsumer {
         let limit = configuration.deadConsumerIdle.milliseconds
         var removals: [RedisCommand] = []
         for row in rows {
-            guard let fields = row.array else { continue }
-            var info: [String: RedisReply] = [:]
-            var k = 0
-            while k + 1 < fields.count {
-                if let name = fields[k].string { info[name] = fields[k + 1] }
-                k += 2
-            }
+            let info = row.map
             guard let name = info["name"]?.string, name != configuration.consumer, info["pending"]?.int == 0,
                 let idle = info["inactive"]?.int ?? info["idle"]?.int, idle > limit
             else { continue }

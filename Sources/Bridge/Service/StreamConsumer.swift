@@ -23,7 +23,8 @@ actor StreamConsumer {
     /// The connection of set-up and the periodic jobs.
     let commands: RedisLink
     let workers: [UpdateWorker]
-    let decoder: RequestDecoder
+    let decoder: PatchRequestDecoder
+    let authenticator: Authenticator?
     let status: BridgeStatus
     let metrics: BridgeMetrics
     let logger: Logger
@@ -33,7 +34,8 @@ actor StreamConsumer {
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    init(configuration: BridgeConfiguration, status: BridgeStatus, metrics: BridgeMetrics, logger: Logger) {
+    init(configuration: BridgeConfiguration, authenticator: Authenticator?, status: BridgeStatus, metrics: BridgeMetrics, logger: Logger) {
+        self.authenticator = authenticator
         self.configuration = configuration
         self.keys = configuration.keys
         self.status = status
@@ -48,7 +50,7 @@ actor StreamConsumer {
         self.workers = (0..<max(1, configuration.workers)).map {
             UpdateWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
         }
-        self.decoder = RequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
+        self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
     }
 
@@ -137,6 +139,26 @@ actor StreamConsumer {
         }
     }
 
+    /// Checks the request's token (when authentication is on) and names whom it counts against
+    /// for rate limits: the token's caller, or without authentication the reply channel.
+    private func authorize(_ request: inout PatchRequest) async {
+        guard request.rejection == nil else { return }
+        guard let authenticator else {
+            request.rateLimitKey = request.replyTo
+            return
+        }
+        let outcome: Authorization
+        if let known = authenticator.authorizeKnown(request.authorization, for: .write) {
+            outcome = known
+        } else {
+            outcome = await authenticator.authorize(request.authorization, for: .write)
+        }
+        switch outcome {
+        case .allowed(let caller): request.rateLimitKey = caller.id
+        case .denied(let response): request.rejection = response
+        }
+    }
+
     /// Decodes, processes, answers and acknowledges one batch, split by task among the workers.
     func handle(_ entries: [StreamEntry]) async throws(RedisError) {
         let count = workers.count
@@ -147,7 +169,8 @@ actor StreamConsumer {
                 parts[0].entryIds.append(entry.id)
                 continue
             }
-            let request = decoder.decode(entryId: entry.id, fields: fields)
+            var request = decoder.decode(entryId: entry.id, fields: fields)
+            await authorize(&request)
             let part = count == 1 ? 0 : Int(UInt(bitPattern: request.taskId.hashValue) % UInt(count))
             parts[part].requests.append(request)
             parts[part].entryIds.append(entry.id)

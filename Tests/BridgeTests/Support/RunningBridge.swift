@@ -10,6 +10,8 @@ import Bridge
 import Foundation
 import HTTPAPI
 import Logging
+import Metrics
+import Prometheus
 import Redis
 import ServiceLifecycle
 import Synchronization
@@ -22,24 +24,18 @@ final class RunningBridge: Sendable {
     /// The HTTP port, once the server listens (the tests ask for port 0: any free one).
     let httpPort = PortBox()
 
-    init(configuration: BridgeConfiguration, http: HTTPConfiguration? = nil) {
+    init(configuration: BridgeConfiguration, http: HTTPConfiguration? = nil) async throws {
         self.configuration = configuration
         let logger = TestRedis.logger
-        let metrics = BridgeMetrics()
-        let status = BridgeStatus()
-        var services: [any Service] = [BridgeService(configuration: configuration, status: status, metrics: metrics, logger: logger)]
         let port = httpPort
-        if let http {
-            services.append(
-                buildHTTPApplication(
-                    configuration: http,
-                    health: HealthProbe(configuration: configuration, status: status),
-                    logger: logger,
-                    onServerRunning: { bound in port.value.withLock { $0 = bound } }
-                )
-            )
-        }
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        let application = try await BridgeApplication(
+            configuration: configuration,
+            http: http ?? HTTPConfiguration(host: "127.0.0.1", port: 0),
+            metrics: TestMetrics.registry,
+            logger: logger,
+            onServerRunning: { bound in port.value.withLock { $0 = bound } }
+        )
+        let group = ServiceGroup(configuration: .init(services: application.services, logger: logger))
         self.group = group
         self.task = Task { try await group.run() }
     }
@@ -50,7 +46,7 @@ final class RunningBridge: Sendable {
         consumer: String = "test-bridge",
         http: HTTPConfiguration? = nil,
         _ adjust: (inout BridgeConfiguration) -> Void = { _ in }
-    ) {
+    ) async throws {
         var configuration = BridgeConfiguration(
             redis: TestRedis.configuration,
             prefix: space.prefix,
@@ -61,7 +57,7 @@ final class RunningBridge: Sendable {
             trimInterval: .milliseconds(200)
         )
         adjust(&configuration)
-        self.init(configuration: configuration, http: http)
+        try await self.init(configuration: configuration, http: http)
     }
 
     /// The base URL of the HTTP server, once it listens.
@@ -79,4 +75,13 @@ final class RunningBridge: Sendable {
 
 final class PortBox: Sendable {
     let value = Mutex<Int?>(nil)
+}
+
+/// One Prometheus registry for the whole test process (swift-metrics is bootstrapped once).
+enum TestMetrics {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
 }

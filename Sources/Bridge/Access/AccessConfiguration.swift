@@ -1,0 +1,74 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// Who may do what: JWT verification and the scopes each operation needs.
+public struct AuthConfiguration: Sendable {
+    /// A key that verifies token signatures.
+    public enum Key: Sendable {
+        /// HS256 with this shared secret.
+        case hmacSecret([UInt8])
+        /// RS256 or ES256 with this public key (PEM: `-----BEGIN PUBLIC KEY-----` or an RSA key).
+        case publicKeyPEM(String)
+        /// Keys from a JSON Web Key Set, chosen by the token's `kid`.
+        case jwks(String)
+    }
+
+    /// The verification keys; empty means authentication is off (`--no-auth`).
+    public var keys: [Key]
+    /// When set, the token's `iss` must equal it.
+    public var issuer: String?
+    /// When set, the token's `aud` must include it.
+    public var audience: String?
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    public var leeway: Duration
+    /// Scopes that allow reading a task (any one of them).
+    public var readScopes: Set<String>
+    /// Scopes that allow updating a task (any one of them).
+    public var writeScopes: Set<String>
+
+    public init(
+        keys: [Key] = [],
+        issuer: String? = nil,
+        audience: String? = nil,
+        leeway: Duration = .seconds(60),
+        readScopes: Set<String> = ["idn:task-management:read", "sp:scopes:all"],
+        writeScopes: Set<String> = ["idn:task-management:write", "sp:scopes:all"]
+    ) {
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.readScopes = readScopes
+        self.writeScopes = writeScopes
+    }
+
+    public var isEnabled: Bool { !keys.isEmpty }
+}
+
+/// A per-caller limit kept in Redis (GCRA), so that every bridge instance enforces one shared
+/// limit. The default is SailPoint's published one: 100 requests per caller per 10 seconds.
+public struct RateLimitConfiguration: Sendable, Equatable {
+    public var enabled: Bool
+    /// Requests allowed per `period`, steadily.
+    public var limit: Int
+    public var period: Duration
+    /// Requests allowed at once after a quiet spell.
+    public var burst: Int
+
+    public init(enabled: Bool = true, limit: Int = 100, period: Duration = .seconds(10), burst: Int? = nil) {
+        self.enabled = enabled
+        self.limit = max(1, limit)
+        self.period = period
+        self.burst = max(1, burst ?? limit)
+    }
+
+    /// Milliseconds between two requests at the steady rate.
+    var emissionInterval: Int64 { max(1, period.milliseconds / Int64(limit)) }
+    /// How far ahead of the steady rate a caller may run, in milliseconds.
+    var tolerance: Int64 { emissionInterval * Int64(burst - 1) }
+}

@@ -1,0 +1,122 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Bridge
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Metrics
+import NIOCore
+import TaskStatus
+
+/// SailPoint's task-status API: `PATCH` and `GET /task-status/{id}` (experimental: they need
+/// `X-SailPoint-Experimental: true`) and `/task-status/v1/{id}` (the 2.x SDKs' form, no header
+/// needed), at the root and under the prefixes SailPoint's SDKs put in their base URL. Every
+/// request goes through the same engine, checks and atomic commit as the stream.
+struct TaskStatusRoutes {
+    static let prefixes = ["", "/beta", "/v2024", "/v2025", "/v2026"]
+
+    let queue: UpdateQueue
+    let authenticator: Authenticator?
+    let configuration: BridgeConfiguration
+    let decoder: PatchRequestDecoder
+    let duration: Metrics.Timer
+
+    init(queue: UpdateQueue, authenticator: Authenticator?, configuration: BridgeConfiguration) {
+        self.queue = queue
+        self.authenticator = authenticator
+        self.configuration = configuration
+        self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
+        self.duration = Metrics.Timer(label: "taskstatus_request_duration_seconds", dimensions: [("path", "http")])
+    }
+
+    func add(to router: Router<APIRequestContext>) {
+        for prefix in Self.prefixes {
+            router.patch("\(prefix)/task-status/:id") { request, context in await patch(request, context, experimental: true) }
+            router.get("\(prefix)/task-status/:id") { request, context in await get(request, context, experimental: true) }
+            router.patch("\(prefix)/task-status/v1/:id") { request, context in await patch(request, context, experimental: false) }
+            router.get("\(prefix)/task-status/v1/:id") { request, context in await get(request, context, experimental: false) }
+        }
+    }
+
+    private func patch(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
+        let started = ContinuousClock.now
+        defer {
+            let (seconds, attoseconds) = (ContinuousClock.now - started).components
+            duration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        }
+        let headers = request.headers
+        var caller: String?
+        if let authenticator {
+            switch await authenticator.authorize(headers[.authorization], for: .write) {
+            case .allowed(let allowed): caller = allowed.id
+            case .denied(let response): return Self.response(response)
+            }
+        }
+        var body = request.body
+        let bytes: [UInt8]
+        do {
+            var buffer = try await body.collect(upTo: configuration.limits.maxPatchBytes)
+            bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch {
+            return Self.response(.error(413, "the body is over the limit of \(configuration.limits.maxPatchBytes) bytes"))
+        }
+        let requestId = headers[Self.requestIdField]
+        var patchRequest = decoder.decode(
+            taskId: context.parameters.get("id"),
+            requestId: requestId,
+            entryId: nil,
+            replyTo: nil,
+            authorization: nil,
+            experimental: experimental ? headers[Self.experimentalField] : "true",
+            contentType: headers[.contentType],
+            ifMatch: headers[.ifMatch],
+            patch: bytes
+        )
+        patchRequest.storesReply = requestId != nil
+        patchRequest.rateLimitKey = caller ?? (configuration.rateLimit.enabled ? Self.address(context) : nil)
+        return Self.response(await queue.submit(patchRequest))
+    }
+
+    private func get(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
+        let headers = request.headers
+        var caller: String?
+        if let authenticator {
+            switch await authenticator.authorize(headers[.authorization], for: .read) {
+            case .allowed(let allowed): caller = allowed.id
+            case .denied(let response): return Self.response(response)
+            }
+        }
+        if experimental, configuration.requireExperimentalFlag, headers[Self.experimentalField]?.lowercased() != "true" {
+            return Self.response(.error(400, "x-sailpoint-experimental must be true for this experimental API"))
+        }
+        let rateLimitKey = caller ?? (configuration.rateLimit.enabled ? Self.address(context) : nil)
+        return Self.response(await queue.read(taskId: context.parameters.get("id") ?? "", rateLimitKey: rateLimitKey))
+    }
+
+    static let requestIdField = HTTPField.Name("X-Request-Id")!
+    static let experimentalField = HTTPField.Name("X-SailPoint-Experimental")!
+
+    static func address(_ context: APIRequestContext) -> String? {
+        context.remoteAddress?.ipAddress
+    }
+
+    /// The HTTP response for an engine's answer: its status, body and headers.
+    static func response(_ answer: TaskResponse) -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        for header in answer.headers {
+            if let name = HTTPField.Name(header.name) { fields[name] = header.value }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: answer.status),
+            headers: fields,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
+        )
+    }
+}
