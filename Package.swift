@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
     targets: [
         // The JSON engine: JSON values, RFC 6901 pointers, RFC 6902 patches. No I/O.
@@ -69,11 +70,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The load generator: a realistic request mix on either path, open-loop pacing, every reply checked.
+        .target(
+            name: "LoadTest",
+            dependencies: [
+                "Bridge", "JSONPatch", "Redis",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The executable: argument parsing and wiring only.
         .executableTarget(
             name: "TaskStatusBridgeCommand",
             dependencies: [
-                "JSONPatch", "TaskStatus", "Redis", "Bridge", "HTTPAPI",
+                "JSONPatch", "TaskStatus", "Redis", "Bridge", "HTTPAPI", "LoadTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -86,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "HTTPAPI", "JSONPatch", "TaskStatus", "Redis", "TaskStatusBridgeCommand",
+                "Bridge", "HTTPAPI", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TaskStatusBridgeCommand",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -58,10 +58,9 @@ struct TaskStatusRoutes {
             case .denied(let response): return Self.response(response)
             }
         }
-        var body = request.body
         let bytes: [UInt8]
         do {
-            var buffer = try await body.collect(upTo: configuration.limits.maxPatchBytes)
+            var buffer = try await request.body.collect(upTo: configuration.limits.maxPatchBytes)
             bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         } catch {
             return Self.response(.error(413, "the body is over the limit of \(configuration.limits.maxPatchBytes) bytes"))

@@ -65,6 +65,12 @@ def main():
             failed |= mismatches > 0
         speedup = statistics.median(walls[name]) / statistics.median(walls[base])
         print(f"| {name} | {wall:.3f} | {cpu:.3f} | {size / wall / 1e6:.0f} | {speedup:.2f}x | {same} |")
+    # One row for the summary table of scripts/bench: ours (the first) against the last command.
+    rows = os.environ.get("BENCH_ROWS")
+    if rows and len(commands) > 1:
+        ours, ref = statistics.median(walls[base]), statistics.median(walls[commands[-1][0]])
+        with open(rows, "a") as out:
+            out.write(f"engine: {size / 1e6:.1f} MB of patch lines|wall time|{ours:.3f} s|{ref:.3f} s ({commands[-1][0]})|{ref / ours:.1f}x faster\n")
     sys.exit(1 if failed else 0)
 
 

@@ -9,6 +9,7 @@ ensure_system_packages() {
     pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
     # python3 finds free ports; its venv module installs SailPoint's SDK for the client test.
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -68,4 +69,33 @@ stop_redis() {
         wait "$REDIS_PID" 2>/dev/null || true
     fi
     REDIS_PID=""
+}
+
+# Starts `$1 serve --no-auth` in the background against $REDIS_URL with its HTTP server on
+# 127.0.0.1:$2, logging to $3; waits until /health/ready answers 200. Extra arguments go to
+# `serve`. Sets BRIDGE_PID.
+start_bridge() {
+    local bin=$1 port=$2 log=$3
+    shift 3
+    "$bin" serve --no-auth --http-host 127.0.0.1 --http-port "$port" --log-level warning "$@" >"$log" 2>&1 &
+    BRIDGE_PID=$!
+    local i
+    for i in $(seq 1 200); do
+        if curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then return 0; fi
+        if ! kill -0 "$BRIDGE_PID" 2>/dev/null; then
+            echo "error: the bridge exited; see $log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "error: the bridge did not get ready on port $port; see $log" >&2
+    return 1
+}
+
+stop_bridge() {
+    if [ -n "${BRIDGE_PID:-}" ] && kill -0 "$BRIDGE_PID" 2>/dev/null; then
+        kill -TERM "$BRIDGE_PID" 2>/dev/null || true
+        wait "$BRIDGE_PID" 2>/dev/null || true
+    fi
+    BRIDGE_PID=""
 }

@@ -7,7 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
-public import JWTKit
+import JWTKit
 import Synchronization
 public import TaskStatus
 

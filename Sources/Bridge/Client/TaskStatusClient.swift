@@ -30,6 +30,35 @@ public struct TaskStatusClient: Sendable {
 
     /// Stores a whole TaskStatus, validated; its `_rev` becomes 1, or one more than before.
     public func put(_ document: JSONValue) async throws -> TaskRecord {
+        var (command, record) = try putCommand(document)
+        guard let rev = try await redis.execute(command).int else { throw Failure(description: "the put script did not answer a revision") }
+        record.rev = rev
+        return record
+    }
+
+    /// Stores many tasks, a few hundred per round trip; answers their revisions in order.
+    public func put(_ documents: [JSONValue]) async throws -> [Int64] {
+        var revisions: [Int64] = []
+        revisions.reserveCapacity(documents.count)
+        for start in stride(from: 0, to: documents.count, by: 500) {
+            let commands = try documents[start..<min(start + 500, documents.count)].map { try putCommand($0).command }
+            for reply in try await redis.execute(commands) {
+                guard let rev = try reply.get().int else { throw Failure(description: "the put script did not answer a revision") }
+                revisions.append(rev)
+            }
+        }
+        return revisions
+    }
+
+    /// Deletes keys (tasks, stored replies), a thousand per round trip; one key per command, so
+    /// that no command spans hash slots.
+    public func delete(keys: [String]) async throws {
+        for start in stride(from: 0, to: keys.count, by: 1000) {
+            _ = try await redis.execute(keys[start..<min(start + 1000, keys.count)].map { RedisCommand("UNLINK", $0) })
+        }
+    }
+
+    private func putCommand(_ document: JSONValue) throws -> (command: RedisCommand, record: TaskRecord) {
         let canonical: JSONValue
         do {
             canonical = try TaskStatusSchema.validate(document)
@@ -39,7 +68,7 @@ public struct TaskStatusClient: Sendable {
         guard let id = canonical["id"]?.stringValue, PatchRequest.isValidTaskId(id) else {
             throw Failure(description: "the task id must be 1 to 256 bytes without control characters")
         }
-        var record = TaskRecord(rev: 0, document: canonical)
+        let record = TaskRecord(rev: 0, document: canonical)
         var command = RedisCommand("EVAL", Scripts.put, 1, keys.task(id))
         let fields = TaskProperty.allCases.map { ($0, record.field($0)) }
         command.append(fields.filter { $0.1 != nil }.count)
@@ -48,9 +77,7 @@ public struct TaskStatusClient: Sendable {
             command.append(value)
         }
         for (property, value) in fields where value == nil { command.append(property.rawValue) }
-        guard let rev = try await redis.execute(command).int else { throw Failure(description: "the put script did not answer a revision") }
-        record.rev = rev
-        return record
+        return (command, record)
     }
 
     /// Reads a task; `nil` when there is none.
