@@ -106,7 +106,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            exclude: ["SDK"],
+            exclude: ["SDK", "Deploy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis"], swiftSettings: swiftSettings),

@@ -66,8 +66,10 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
                 let user = credentials[..<colon]
                 username = user.isEmpty ? nil : Self.percentDecoded(user)
                 password = Self.percentDecoded(credentials[credentials.index(after: colon)...])
-            } else {
-                password = Self.percentDecoded(credentials)
+            } else if !credentials.isEmpty {
+                // As RFC 3986 and redis-py read it: `redis://bridge@host` names a user whose
+                // password comes from elsewhere (a password file).
+                username = Self.percentDecoded(credentials)
             }
         }
         if let user = query["user"] ?? query["username"] { username = user }

@@ -15,13 +15,7 @@ import TaskStatus
 
 extension ConnectionOptions {
     func client() throws -> TaskStatusClient {
-        let redis: RedisConfiguration
-        do {
-            redis = try RedisConfiguration(url: resolvedURL)
-        } catch {
-            throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
-        }
-        return TaskStatusClient(configuration: redis, prefix: try resolvedPrefix())
+        TaskStatusClient(configuration: try redisConfiguration(), prefix: try resolvedPrefix())
     }
 }
 
@@ -147,5 +141,63 @@ struct SendCommand: AsyncParsableCommand {
         print(String(decoding: reply, as: UTF8.self))
         let status = (try? JSONValue(parsing: reply))?["status"]?.int64Value
         if status != 200 { Foundation.exit(1) }
+    }
+}
+
+/// `replay-dead`: list dead-lettered requests, or move them back to the request stream.
+struct ReplayDeadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay-dead",
+        abstract: "List the dead-letter stream, or move its entries back to the request stream after a fix.",
+        discussion: """
+            Without --all or --id, lists the dead letters (oldest first) and changes nothing. With them, \
+            each entry goes back to the request stream as its producer wrote it, keeping its request id; \
+            the 500 reply stored when it was dead-lettered is dropped, so that the bridge applies it.
+            """
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(help: "Replay every dead letter (up to --count).")
+    var all = false
+
+    @Option(name: .customLong("id"), help: "Replay this dead-letter entry (repeatable).")
+    var ids: [String] = []
+
+    @Option(help: "The most entries to list or replay.")
+    var count = 1000
+
+    func validate() throws {
+        guard count > 0, count <= 1_000_000 else { throw ValidationError("--count must be 1 to 1000000") }
+        if all, !ids.isEmpty { throw ValidationError("give --all or --id, not both") }
+    }
+
+    func run() async throws {
+        let client = try connection.client()
+        do {
+            var letters = try await client.deadLetters(count: count)
+            if !ids.isEmpty {
+                let wanted = Set(ids)
+                letters = letters.filter { wanted.contains($0.id) }
+                let missing = wanted.subtracting(letters.map(\.id))
+                if !missing.isEmpty {
+                    FileHandle.standardError.write(Data("not in \(client.keys.dead): \(missing.sorted().joined(separator: ", "))\n".utf8))
+                }
+            }
+            guard all || !ids.isEmpty else {
+                for letter in letters {
+                    print("\(letter.id)  task \(letter.taskId)  request \(letter.requestId)  delivered \(letter.deliveries)x  \(letter.reason)")
+                }
+                FileHandle.standardError.write(Data("\(letters.count) dead letters in \(client.keys.dead); replay with --all or --id\n".utf8))
+                return
+            }
+            for letter in letters {
+                let entry = try await client.replay(letter)
+                print("\(letter.id) -> \(client.keys.requests) \(entry)  task \(letter.taskId)  request \(letter.requestId)")
+            }
+            FileHandle.standardError.write(Data("replayed \(letters.count) dead letters\n".utf8))
+        } catch {
+            exitWithMessage("error: \(error)", status: 1)
+        }
     }
 }

@@ -95,12 +95,7 @@ struct LoadTestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let redis: RedisConfiguration
-        do {
-            redis = try RedisConfiguration(url: connection.resolvedURL)
-        } catch {
-            throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
-        }
+        let redis = try connection.redisConfiguration()
         let options = LoadOptions(
             path: path,
             rate: rate > 0 ? rate : nil,

@@ -134,12 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func resolve() throws -> Resolved {
-        let redis: RedisConfiguration
-        do {
-            redis = try RedisConfiguration(url: connection.resolvedURL)
-        } catch {
-            throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
-        }
+        let redis = try connection.redisConfiguration()
         let consumer = Setting("--consumer", "TASKSTATUS_CONSUMER", consumer)
             .string(default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
         var writable = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)

@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import Redis
 
 /// Resolves one setting from its flag, else its environment variable, else its default; a bad
 /// value is refused with both names, so that the user finds it wherever it was set.
@@ -53,10 +54,37 @@ struct ConnectionOptions: ParsableArguments {
     )
     var redisURL: String?
 
+    @Option(
+        help: "A file holding the Redis password, for the user in the URL (env TASKSTATUS_REDIS_PASSWORD_FILE); keeps the password out of the URL."
+    )
+    var redisPasswordFile: String?
+
     @Option(help: "Key prefix (env TASKSTATUS_PREFIX; default taskstatus).")
     var prefix: String?
 
     var resolvedURL: String { Setting("--redis-url", "REDIS_URL", redisURL).string(default: "redis://127.0.0.1:6379/0") }
+
+    /// The Redis URL with the password from the password file, if one is given.
+    func redisConfiguration() throws -> RedisConfiguration {
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: resolvedURL)
+        } catch {
+            throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
+        }
+        let file = Setting("--redis-password-file", "TASKSTATUS_REDIS_PASSWORD_FILE", redisPasswordFile)
+        if let path = file.value {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): cannot read \(path)")
+            }
+            let password = text.trimmingCharacters(in: .newlines)
+            guard !password.isEmpty else {
+                throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): \(path) is empty")
+            }
+            configuration.password = password
+        }
+        return configuration
+    }
 
     func resolvedPrefix() throws -> String {
         let prefix = Setting("--prefix", "TASKSTATUS_PREFIX", prefix).string(default: "taskstatus")

@@ -14,6 +14,8 @@ struct TaskStatusBridge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task-status-bridge",
         abstract: "SailPoint's task-status PATCH semantics over Redis: a JSON Patch bridge.",
-        subcommands: [ServeCommand.self, PutCommand.self, GetCommand.self, SendCommand.self, PatchCommand.self, LoadTestCommand.self]
+        subcommands: [
+            ServeCommand.self, PutCommand.self, GetCommand.self, SendCommand.self, PatchCommand.self, ReplayDeadCommand.self, LoadTestCommand.self,
+        ]
     )
 }

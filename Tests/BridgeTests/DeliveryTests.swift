@@ -69,6 +69,47 @@ struct DeliveryTests {
         }
     }
 
+    @Test("replayed dead letters are applied once, keep their request ids, and leave the dead-letter stream")
+    func replayDeadLetters() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            let patch = #"[{"op":"replace","path":"/progress","value":"replayed"}]"#
+            let named = try await space.enqueue(task: "t1", patch: patch, requestId: "named")
+            let unnamed = try await space.enqueue([
+                ("id", "t1"), ("patch", #"[{"op":"replace","path":"/percentComplete","value":7}]"#), ("x-sailpoint-experimental", "true"),
+            ])
+            try await holdPending(space, entryId: named, consumer: "crashed", deliveries: 5)
+            try await space.run("XCLAIM", space.keys.requests, space.keys.group, "crashed", 0, unnamed, "RETRYCOUNT", 5)
+            var bridge = try await RunningBridge(space)
+            #expect(try await space.reply(task: "t1", requestId: "named")["status"] == 500)
+            #expect(try await space.reply(task: "t1", requestId: unnamed)["status"] == 500)
+            try await bridge.stop()
+
+            let client = TaskStatusClient(configuration: TestRedis.configuration, prefix: space.prefix)
+            let letters = try await client.deadLetters(count: 10)
+            #expect(letters.map(\.requestId) == ["named", unnamed])
+            #expect(letters.allSatisfy { $0.taskId == "t1" && $0.deliveries == 5 && $0.reason.contains("delivered 5 times") })
+            for letter in letters { _ = try await client.replay(letter) }
+            #expect(try await client.deadLetters(count: 10).isEmpty)
+
+            bridge = try await RunningBridge(space)
+            let applied = try await eventually { () async throws -> Bool? in
+                let replies = [try await space.reply(task: "t1", requestId: "named"), try await space.reply(task: "t1", requestId: unnamed)]
+                return replies.allSatisfy { $0["status"] == 200 } ? true : nil
+            }
+            #expect(applied == true)
+            let hash = try await space.hash("t1")
+            #expect(hash["progress"] == "replayed")
+            #expect(hash["percentComplete"] == "7")
+            #expect(hash["_rev"] == "3")
+            // Replaying the same request again changes nothing: it is answered from its stored reply.
+            try await space.enqueue(task: "t1", patch: patch, requestId: "named")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await space.hash("t1")["_rev"] == "3")
+            try await bridge.stop()
+        }
+    }
+
     @Test("an over-delivered entry whose reply was stored is acknowledged, not dead-lettered")
     func overdeliveredButDone() async throws {
         try await TestSpace.with { space in

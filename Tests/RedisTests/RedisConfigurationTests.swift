@@ -18,6 +18,7 @@ struct RedisConfigurationTests {
             ("redis://localhost", .tcp(host: "localhost", port: 6379), nil, nil, 0),
             ("redis://bridge:s3cr%40t@redis.internal:7000/3", .tcp(host: "redis.internal", port: 7000), "bridge", "s3cr@t", 3),
             ("redis://:only-password@h:1/", .tcp(host: "h", port: 1), nil, "only-password", 0),
+            ("redis://bridge@h:1/", .tcp(host: "h", port: 1), "bridge", nil, 0),
             ("redis://[::1]:6380/2", .tcp(host: "::1", port: 6380), nil, nil, 2),
             ("unix:///var/run/redis.sock", .unix(path: "/var/run/redis.sock"), nil, nil, 0),
             ("unix://u:p@/tmp/r.sock?db=5", .unix(path: "/tmp/r.sock"), "u", "p", 5),

@@ -15,7 +15,7 @@ public import TaskStatus
 public struct TaskStatusClient: Sendable {
     public let configuration: RedisConfiguration
     public let keys: Keys
-    private let redis: RedisClient
+    let redis: RedisClient
 
     public init(configuration: RedisConfiguration, prefix: String) {
         self.configuration = configuration

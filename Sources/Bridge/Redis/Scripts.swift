@@ -58,6 +58,18 @@ enum Scripts {
         return {1}
         """
 
+    /// Deletes a stored reply (KEYS[1]) only if it is the 500 of a dead-lettered request
+    /// (it contains ARGV[1]): a replayed request must be applied, not answered that 500 again,
+    /// but a real answer stored meanwhile must stay.
+    static let forgetDeadLetterReply = """
+        local stored = redis.call('GET', KEYS[1])
+        if stored and string.find(stored, ARGV[1], 1, true) then
+            redis.call('DEL', KEYS[1])
+            return 1
+        end
+        return 0
+        """
+
     /// Stores a whole task (the `put` command): replaces every TaskStatus field and moves `_rev`
     /// to 1 or one more than it was. KEYS[1] is the task hash; ARGV holds the number of fields to
     /// set, the name/value pairs, then the names of the TaskStatus fields to delete. Answers the

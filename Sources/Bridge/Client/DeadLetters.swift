@@ -1,0 +1,89 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Redis
+
+/// One entry of the dead-letter stream: a request that bridges kept failing to finish.
+public struct DeadLetter: Sendable {
+    /// Its id in the dead-letter stream.
+    public let id: String
+    /// The request's fields as the producer wrote them.
+    public let fields: [(field: String, value: [UInt8])]
+    /// Why it was moved, its id in the request stream, and how often it had been delivered.
+    public let reason: String
+    public let originalEntryId: String
+    public let deliveries: Int
+
+    public var taskId: String { value(of: "id") ?? "" }
+    /// The request id the caller knows it by: its `request-id`, else its entry id in the request stream.
+    public var requestId: String { value(of: "request-id") ?? originalEntryId }
+
+    func value(of name: String) -> String? {
+        fields.first { $0.field.lowercased() == name }.map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
+    static let bookkeeping: Set<String> = ["dead-reason", "dead-entry-id", "dead-deliveries"]
+
+    init?(entry: StreamEntry) {
+        guard let raw = entry.fields else { return nil }
+        var fields: [(field: String, value: [UInt8])] = []
+        var reason = ""
+        var original = ""
+        var deliveries = 0
+        for (field, value) in raw {
+            let name = String(decoding: field, as: UTF8.self)
+            switch name {
+            case "dead-reason": reason = String(decoding: value, as: UTF8.self)
+            case "dead-entry-id": original = String(decoding: value, as: UTF8.self)
+            case "dead-deliveries": deliveries = Int(String(decoding: value, as: UTF8.self)) ?? 0
+            default: fields.append((name, value))
+            }
+        }
+        self.id = entry.id
+        self.fields = fields
+        self.reason = reason
+        self.originalEntryId = original
+        self.deliveries = deliveries
+    }
+}
+
+extension TaskStatusClient {
+    /// The oldest `count` entries of the dead-letter stream.
+    public func deadLetters(count: Int) async throws -> [DeadLetter] {
+        let reply = try await redis.execute(RedisCommand("XRANGE", keys.dead, "-", "+", "COUNT", max(1, count)))
+        return StreamEntry.list(try reply.get()).compactMap(DeadLetter.init(entry:))
+    }
+
+    /// Moves a dead letter back to the request stream, as the producer wrote it, and returns its new
+    /// entry id.
+    ///
+    /// The request keeps the id its caller knows (an entry without `request-id` gets its original
+    /// entry id as one), and the 500 reply stored when it was dead-lettered is forgotten first, so
+    /// that the bridge applies the request instead of answering that 500 again. The entry is added
+    /// before it is removed from the dead-letter stream: a crash in between leaves it in both, and
+    /// replaying it twice is harmless, because the second copy is answered from the stored reply.
+    public func replay(_ letter: DeadLetter) async throws -> String {
+        let replyKey = keys.reply(taskId: letter.taskId, requestId: letter.requestId)
+        _ = try await redis.execute(RedisCommand("EVAL", Scripts.forgetDeadLetterReply, 1, replyKey, Self.deadLetterReplyMarker)).get()
+        var add = RedisCommand("XADD", keys.requests, "*")
+        for (field, value) in letter.fields {
+            add.append(field)
+            add.append(value)
+        }
+        if letter.value(of: "request-id") == nil, !letter.originalEntryId.isEmpty {
+            add.append("request-id")
+            add.append(letter.originalEntryId)
+        }
+        guard let id = try await redis.execute(add).get().string else { throw Failure(description: "XADD did not answer an entry id") }
+        _ = try await redis.execute(RedisCommand("XDEL", keys.dead, letter.id)).get()
+        return id
+    }
+
+    /// Text that only the 500 reply of a dead-lettered request contains.
+    static let deadLetterReplyMarker = "the request was moved to the dead-letter stream"
+}

@@ -1,0 +1,89 @@
+"""Checks docker-compose.yml and the Dockerfile by reading them (no Docker engine runs here).
+
+Usage: check_deployment.py REPO_ROOT COMPOSE_SCHEMA_JSON TASK_STATUS_BRIDGE_EXECUTABLE
+Prints one line per problem and exits 1 if there is any; prints "ok" otherwise.
+"""
+import json
+import re
+import subprocess
+import sys
+
+import jsonschema
+import yaml
+
+root, schema_path, executable = sys.argv[1:4]
+problems = []
+
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+
+compose = yaml.safe_load(open(f"{root}/docker-compose.yml"))
+schema = json.load(open(schema_path))
+# The schema declares draft 2019-09 (in a spelling jsonschema does not look up by itself).
+validator = jsonschema.Draft201909Validator(schema)
+for error in sorted(validator.iter_errors(compose), key=lambda e: list(e.path)):
+    problems.append(f"compose schema: {'/'.join(map(str, error.path))}: {error.message}")
+
+services = compose.get("services", {})
+redis, bridge = services.get("redis", {}), services.get("bridge", {})
+secrets = compose.get("secrets", {})
+
+# Redis: persistence, ACL users from a secret, a health check, a volume for its data.
+command = redis.get("command", [])
+command = command.split() if isinstance(command, str) else [str(c) for c in command]
+check("--appendonly" in command and command[command.index("--appendonly") + 1] == "yes", "redis: AOF persistence is not on")
+check("--aclfile" in command, "redis: no --aclfile")
+if "--aclfile" in command:
+    acl = command[command.index("--aclfile") + 1]
+    check(acl.startswith("/run/secrets/") and acl.rsplit("/", 1)[1] in redis.get("secrets", []), "redis: the ACL file is not a mounted secret")
+check(any(str(v).endswith(":/data") for v in redis.get("volumes", [])), "redis: /data is not on a volume")
+check("healthcheck" in redis, "redis: no health check")
+
+# The bridge: two replicas, secrets as files, health check on /health/ready, waits for Redis.
+check(bridge.get("deploy", {}).get("replicas") == 2, "bridge: not two replicas")
+env = bridge.get("environment", {})
+if isinstance(env, list):
+    env = dict(item.split("=", 1) for item in env)
+check(re.match(r"^redis://bridge@redis:6379/\d+$", env.get("REDIS_URL", "")) is not None, "bridge: REDIS_URL does not name the bridge user without a password")
+for variable in ("TASKSTATUS_REDIS_PASSWORD_FILE", "TASKSTATUS_JWT_SECRET_FILE"):
+    path = env.get(variable, "")
+    check(path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in bridge.get("secrets", []), f"bridge: {variable} is not a mounted secret")
+check("/health/ready" in " ".join(bridge.get("healthcheck", {}).get("test", [])), "bridge: the health check does not ask /health/ready")
+check(bridge.get("depends_on", {}).get("redis", {}).get("condition") == "service_healthy", "bridge: does not wait for a healthy Redis")
+check(env.get("TASKSTATUS_HTTP_HOST") == "0.0.0.0", "bridge: the HTTP server would only listen on loopback inside its container")
+
+# Every setting the compose file gives is one that `serve` knows.
+help_text = subprocess.run([executable, "serve", "--help"], capture_output=True, text=True).stdout
+for variable in env:
+    if variable.startswith("TASKSTATUS_") or variable == "REDIS_URL":
+        check(variable in help_text, f"bridge: {variable} is not a setting of serve")
+
+# Secrets are files that deploy/make-secrets creates.
+make_secrets = open(f"{root}/deploy/make-secrets").read()
+for name, secret in secrets.items():
+    path = secret.get("file", "")
+    check(path.startswith("./deploy/secrets/"), f"secret {name}: not a file under deploy/secrets")
+    check(path.rsplit("/", 1)[1] in make_secrets, f"secret {name}: deploy/make-secrets does not create {path}")
+for service in services.values():
+    for name in service.get("secrets", []):
+        check(name in secrets, f"secret {name} is used but not defined")
+
+# The Dockerfile: multi-stage, hiredis at run time, a non-root user, HEALTHCHECK on /health/ready.
+dockerfile = open(f"{root}/Dockerfile").read()
+stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+check(len(stages) >= 2 and stages[0].startswith("swift:"), "Dockerfile: not a multi-stage build from a Swift image")
+check(stages[-1].startswith("debian:") and "slim" in stages[-1], "Dockerfile: the runtime is not slim Debian")
+runtime = dockerfile[dockerfile.rindex("FROM "):]
+check("libhiredis" in runtime, "Dockerfile: the runtime does not install libhiredis")
+users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
+check(bool(users) and users[-1].split(":")[0] not in ("root", "0"), "Dockerfile: runs as root")
+check(re.search(r"^HEALTHCHECK .*", dockerfile, re.M) is not None and "/health/ready" in dockerfile, "Dockerfile: no HEALTHCHECK on /health/ready")
+check(".build" in open(f"{root}/.dockerignore").read(), ".dockerignore: .build is sent to the daemon")
+
+for problem in problems:
+    print(problem)
+print("ok" if not problems else f"{len(problems)} problems")
+sys.exit(1 if problems else 0)

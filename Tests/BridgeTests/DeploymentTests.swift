@@ -1,0 +1,187 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Bridge
+import Foundation
+import JSONPatch
+import Redis
+import TaskStatus
+import Testing
+
+/// The repository's deployment files, and the topology of docker-compose.yml run as local
+/// processes (no Docker engine runs where the tests do).
+enum Deployment {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let python = ProcessInfo.processInfo.environment["TASKSTATUS_TEST_PYTHON"]
+    static let schema = ProcessInfo.processInfo.environment["TASKSTATUS_COMPOSE_SCHEMA"]
+    static var canCheckCompose: Bool {
+        guard let python, let schema else { return false }
+        return FileManager.default.isExecutableFile(atPath: python) && FileManager.default.fileExists(atPath: schema)
+    }
+
+    /// Runs a program to its end (bounded); its exit status and output.
+    static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        _ = await eventually(timeout: .seconds(30)) { process.isRunning ? nil : true }
+        return (process.isRunning ? -1 : process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Runs deploy/make-secrets into a new folder; its path.
+    static func makeSecrets() async throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tsb-secrets-\(UUID().uuidString.prefix(8))")
+        let result = try await run("/bin/bash", [root.appendingPathComponent("deploy/make-secrets").path, folder.path])
+        #expect(result.status == 0, "\(result.output)")
+        return folder
+    }
+}
+
+@Suite("Deployment")
+struct DeploymentTests {
+    @Test(
+        "docker-compose.yml follows the Compose schema and the topology it promises; the Dockerfile is multi-stage, non-root, with a health check",
+        .enabled(if: Deployment.canCheckCompose, "scripts/test provides PyYAML, jsonschema and the Compose schema"),
+        .enabled(if: BridgeProcess.isAvailable, "the task-status-bridge executable is not built")
+    )
+    func composeFile() async throws {
+        let result = try await Deployment.run(
+            Deployment.python!,
+            [
+                Deployment.root.appendingPathComponent("Tests/BridgeTests/Deploy/check_deployment.py").path, Deployment.root.path,
+                Deployment.schema!, BridgeProcess.executable.path,
+            ]
+        )
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.hasSuffix("ok\n"))
+    }
+
+    @Test(
+        "the compose topology as local processes: Redis with the ACL file and AOF, two bridges as user bridge, a producer that can only queue and listen",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not installed"),
+        .enabled(if: BridgeProcess.isAvailable, "the task-status-bridge executable is not built"),
+        .timeLimit(.minutes(2))
+    )
+    func topology() async throws {
+        let secrets = try await Deployment.makeSecrets()
+        defer { try? FileManager.default.removeItem(at: secrets) }
+        func secret(_ name: String) throws -> String {
+            try String(contentsOf: secrets.appendingPathComponent(name), encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        // Running it again keeps the secrets it made.
+        let password = try secret("bridge_redis_password")
+        _ = try await Deployment.run("/bin/bash", [Deployment.root.appendingPathComponent("deploy/make-secrets").path, secrets.path])
+        #expect(try secret("bridge_redis_password") == password)
+
+        let redis = try PrivateRedis(["--aclfile", secrets.appendingPathComponent("users.acl").path, "--appendonly", "yes"])
+        defer { Task { await redis.stop() } }
+        let socket = redis.socket
+        var bridgeUser = try RedisConfiguration(url: "unix://bridge@\(socket)")
+        bridgeUser.password = try secret("bridge_redis_password")
+        var producerUser = try RedisConfiguration(url: "unix://producer@\(socket)")
+        producerUser.password = try secret("producer_redis_password")
+
+        // Tasks are stored with the bridge's user (the put command).
+        let client = TaskStatusClient(configuration: bridgeUser, prefix: "taskstatus")
+        for n in 0..<4 { _ = try await client.put(Fixtures.task("topo-\(n)")) }
+
+        let bridges = try ["one", "two"].map { name in
+            try BridgeProcess(
+                [
+                    "serve", "--redis-url", "unix://bridge@\(socket)", "--http-port", "0", "--consumer", name, "--claim-idle-ms", "300",
+                    "--block-ms", "100", "--log-level", "warning",
+                ],
+                environment: [
+                    "TASKSTATUS_REDIS_PASSWORD_FILE": secrets.appendingPathComponent("bridge_redis_password").path,
+                    "TASKSTATUS_JWT_SECRET_FILE": secrets.appendingPathComponent("jwt_secret").path,
+                ]
+            )
+        }
+        let token = try await Tokens.sign(secret: Array(try secret("jwt_secret").utf8))
+
+        // The producer queues requests and listens for replies and notifications.
+        let listener = RedisClient(configuration: producerUser, name: "producer-listener")
+        try await listener.subscribe(["taskstatus:replies:topology", "taskstatus:updates"])
+        let producer = RedisClient(configuration: producerUser, name: "producer")
+        let count = 60
+        var batch: [RedisCommand] = []
+        for n in 0..<count {
+            batch.append(
+                RedisCommand(
+                    "XADD",
+                    "taskstatus:requests",
+                    "*",
+                    "id",
+                    "topo-\(n % 4)",
+                    "patch",
+                    #"[{"op":"replace","path":"/percentComplete","value":\#(n)}]"#,
+                    "reply-to",
+                    "taskstatus:replies:topology",
+                    "request-id",
+                    "topo-\(n)",
+                    "x-sailpoint-experimental",
+                    "true",
+                    "authorization",
+                    "Bearer \(token)"
+                )
+            )
+        }
+        for reply in try await producer.execute(batch) { #expect(reply.string != nil, "XADD as producer: \(reply)") }
+        var replies = 0
+        var notifications = 0
+        for _ in 0..<(2 * count) {
+            let message = try await listener.nextMessage()
+            if message.channel == "taskstatus:updates" {
+                notifications += 1
+            } else {
+                let reply = try JSONValue(parsing: message.payload)
+                #expect(reply["status"] == 200, "\(reply.jsonText)")
+                replies += 1
+            }
+        }
+        #expect(replies == count)
+        #expect(notifications == count)
+        #expect(try await client.get("topo-0")?.rev == Int64(1 + count / 4))
+
+        // Both bridges joined the one consumer group.
+        let consumers = try await RedisClient(configuration: bridgeUser, name: "check").execute(
+            RedisCommand("XINFO", "CONSUMERS", "taskstatus:requests", "taskstatus-bridge")
+        )
+        #expect(Set((consumers.array ?? []).compactMap { $0.map["name"]?.string }) == ["one", "two"])
+
+        // The producer can do nothing else: read tasks or replies, write other keys, listen elsewhere.
+        for command in [
+            RedisCommand("HGETALL", "taskstatus:task:{topo-0}"), RedisCommand("GET", "taskstatus:reply:{topo-0}:topo-0"),
+            RedisCommand("XADD", "taskstatus:events", "*", "forged", "1"), RedisCommand("DEL", "taskstatus:requests"),
+            RedisCommand("XRANGE", "taskstatus:requests", "-", "+"), RedisCommand("PUBLISH", "taskstatus:updates", "forged"),
+        ] {
+            do {
+                let reply = try await producer.execute(command)
+                Issue.record("the producer could run \(command): \(reply)")
+            } catch {
+                #expect(error.message.hasPrefix("NOPERM"), "\(command): \(error)")
+            }
+        }
+        await #expect(throws: RedisError.self) {
+            try await RedisClient(configuration: producerUser, name: "spy").subscribe(["taskstatus:other"])
+        }
+
+        // Stopped gracefully, neither bridge met a permission error in any of its commands.
+        for bridge in bridges { bridge.kill(SIGTERM) }
+        for bridge in bridges {
+            #expect(await bridge.waitForExit() == 0)
+            #expect(!bridge.output.contains("NOPERM"), "\(bridge.output)")
+        }
+        await redis.stop()
+    }
+}
