@@ -29,7 +29,7 @@ USER bridge:bridge
 ENV TASKSTATUS_HTTP_HOST=0.0.0.0 \
     TASKSTATUS_HTTP_PORT=8080
 EXPOSE 8080
-# Ready means: Redis answers, the consumer group exists, the lag is under its limit.
+# Ready means: Redis answers, the consumer group exists and this consumer can read from it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/health/ready >/dev/null || exit 1
 # SIGTERM makes the bridge stop reading, finish and acknowledge what it holds, and exit 0.

@@ -22,7 +22,7 @@ import UnixSignals
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Consume update requests from the Redis stream and serve health over HTTP.",
+        abstract: "Consume update requests from the Redis stream; serve the task-status API, health and metrics over HTTP.",
         discussion: "Every option can also be set with the environment variable it names; a flag wins over its variable."
     )
 

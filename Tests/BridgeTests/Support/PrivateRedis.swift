@@ -30,8 +30,11 @@ final class PrivateRedis: @unchecked Sendable {
     }
 
     init(_ extraArguments: [String] = []) throws {
-        // Unix socket paths are short; keep the folder name short too.
-        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("tsb-\(UUID().uuidString.prefix(8))")
+        // Unix socket paths are short; keep the folder name short too. Under scripts/test the
+        // folder is inside the test run's own, so that the script stops any server a test killed
+        // by its time limit left behind.
+        let parent = ProcessInfo.processInfo.environment["TASKSTATUS_TEST_TMP"] ?? "/tmp"
+        directory = URL(fileURLWithPath: parent).appendingPathComponent("tsb-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.extraArguments = extraArguments
         try start()
