@@ -51,12 +51,10 @@ struct TaskStatusRoutes {
             duration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
         let headers = request.headers
-        var caller: String?
-        if let authenticator {
-            switch await authenticator.authorize(headers[.authorization], for: .write) {
-            case .allowed(let allowed): caller = allowed.id
-            case .denied(let response): return Self.response(response)
-            }
+        let rateLimitKey: String?
+        switch await caller(of: request, context, for: .write) {
+        case .success(let key): rateLimitKey = key
+        case .failure(let denied): return denied.response
         }
         let bytes: [UInt8]
         do {
@@ -78,24 +76,36 @@ struct TaskStatusRoutes {
             patch: bytes
         )
         patchRequest.storesReply = requestId != nil
-        patchRequest.rateLimitKey = caller ?? (configuration.rateLimit.enabled ? Self.address(context) : nil)
+        patchRequest.rateLimitKey = rateLimitKey
         return Self.response(await queue.submit(patchRequest))
     }
 
     private func get(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
         let headers = request.headers
-        var caller: String?
-        if let authenticator {
-            switch await authenticator.authorize(headers[.authorization], for: .read) {
-            case .allowed(let allowed): caller = allowed.id
-            case .denied(let response): return Self.response(response)
-            }
+        let rateLimitKey: String?
+        switch await caller(of: request, context, for: .read) {
+        case .success(let key): rateLimitKey = key
+        case .failure(let denied): return denied.response
         }
         if experimental, configuration.requireExperimentalFlag, headers[Self.experimentalField]?.lowercased() != "true" {
             return Self.response(.error(400, "x-sailpoint-experimental must be true for this experimental API"))
         }
-        let rateLimitKey = caller ?? (configuration.rateLimit.enabled ? Self.address(context) : nil)
         return Self.response(await queue.read(taskId: context.parameters.get("id") ?? "", rateLimitKey: rateLimitKey))
+    }
+
+    /// A refusal by the authenticator, as the answer to send.
+    private struct Denied: Error {
+        let response: Response
+    }
+
+    /// Checks the token for `access` and names the caller whose rate limit the request counts
+    /// against: the token's caller, else (limits on, no authentication) the client's address.
+    private func caller(of request: Request, _ context: APIRequestContext, for access: Access) async -> Result<String?, Denied> {
+        guard let authenticator else { return .success(configuration.rateLimit.enabled ? Self.address(context) : nil) }
+        switch await authenticator.authorize(request.headers[.authorization], for: access) {
+        case .allowed(let caller): return .success(caller.id)
+        case .denied(let response): return .failure(Denied(response: Self.response(response)))
+        }
     }
 
     static let requestIdField = HTTPField.Name("X-Request-Id")!

@@ -148,7 +148,7 @@ struct StreamLoadDriver: Sendable {
         for chunk in stride(from: 0, to: pending.count, by: 1000) {
             let sequences = pending[chunk..<min(chunk + 1000, pending.count)]
             let commands = sequences.map { sequence in
-                RedisCommand("GET", keys.reply(taskId: workload.taskId(workload.request(sequence).taskIndex), requestId: requestId(sequence)))
+                RedisCommand("GET", keys.reply(taskId: workload.taskId(workload.taskIndex(of: sequence)), requestId: requestId(sequence)))
             }
             let replies = try await sender.execute(commands)
             for (sequence, stored) in zip(sequences, replies) {

@@ -210,11 +210,7 @@ struct ServeCommand: AsyncParsableCommand {
         let noAuth = try self.noAuth || Setting("--no-auth", "TASKSTATUS_NO_AUTH", nil).bool(default: false)
         var keys: [AuthConfiguration.Key] = []
         func read(_ flag: String, _ variable: String, _ value: String?) throws -> [UInt8]? {
-            guard let path = Setting(flag, variable, value).value else { return nil }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("invalid \(flag) (environment \(variable)): cannot read \(path)")
-            }
-            return [UInt8](data)
+            try Setting(flag, variable, value).fileContents()
         }
         if var secret = try read("--jwt-secret-file", "TASKSTATUS_JWT_SECRET_FILE", jwtSecretFile) {
             while let last = secret.last, last == 0x0A || last == 0x0D || last == 0x20 { secret.removeLast() }

@@ -29,6 +29,15 @@ struct Setting {
 
     func string(default fallback: String) -> String { value ?? fallback }
 
+    /// The contents of the file the setting names; `nil` when it is not set.
+    func fileContents() throws -> [UInt8]? {
+        guard let path = value else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("invalid \(flag) (environment \(variable)): cannot read \(path)")
+        }
+        return [UInt8](data)
+    }
+
     func int(default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
         guard let value else { return fallback }
         guard let n = Int(value.trimmingCharacters(in: .whitespaces)) else { throw invalid("is not an integer") }
@@ -73,8 +82,8 @@ struct ConnectionOptions: ParsableArguments {
             throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
         }
         let file = Setting("--redis-password-file", "TASKSTATUS_REDIS_PASSWORD_FILE", redisPasswordFile)
-        if let path = file.value {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        if let bytes = try file.fileContents(), let path = file.value {
+            guard let text = String(bytes: bytes, encoding: .utf8) else {
                 throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): cannot read \(path)")
             }
             let password = text.trimmingCharacters(in: .newlines)

@@ -50,16 +50,25 @@ start_redis() {
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
         --logfile "$dir/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
     REDIS_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then return 0; fi
-        if ! kill -0 "$REDIS_PID" 2>/dev/null; then
-            echo "error: redis-server exited; see $dir/redis.log" >&2
+    wait_until_up "$REDIS_PID" "redis-server on port $port (see $dir/redis.log)" 100 redis_answers "$port"
+}
+
+redis_answers() { redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
+
+# Runs the command after the first three arguments every 50 ms, up to $3 times, until it succeeds,
+# while process $1 lives; $2 names the process in errors.
+wait_until_up() {
+    local pid=$1 what=$2 tries=$3 i
+    shift 3
+    for i in $(seq 1 "$tries"); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "error: $what exited" >&2
             return 1
         fi
         sleep 0.05
     done
-    echo "error: redis-server did not answer on port $port" >&2
+    echo "error: $what did not get ready" >&2
     return 1
 }
 
@@ -79,17 +88,7 @@ start_bridge() {
     shift 3
     "$bin" serve --no-auth --http-host 127.0.0.1 --http-port "$port" --log-level warning "$@" >"$log" 2>&1 &
     BRIDGE_PID=$!
-    local i
-    for i in $(seq 1 200); do
-        if curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then return 0; fi
-        if ! kill -0 "$BRIDGE_PID" 2>/dev/null; then
-            echo "error: the bridge exited; see $log" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-    echo "error: the bridge did not get ready on port $port; see $log" >&2
-    return 1
+    wait_until_up "$BRIDGE_PID" "the bridge on port $port (see $log)" 200 curl -fsS "http://127.0.0.1:$port/health/ready"
 }
 
 stop_bridge() {

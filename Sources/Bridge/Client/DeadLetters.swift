@@ -12,38 +12,43 @@ import Redis
 public struct DeadLetter: Sendable {
     /// Its id in the dead-letter stream.
     public let id: String
-    /// The request's fields as the producer wrote them.
-    public let fields: [(field: String, value: [UInt8])]
+    /// The request's fields as the producer wrote them, byte for byte.
+    public let fields: [(field: [UInt8], value: [UInt8])]
     /// Why it was moved, its id in the request stream, and how often it had been delivered.
     public let reason: String
     public let originalEntryId: String
     public let deliveries: Int
 
-    public var taskId: String { value(of: "id") ?? "" }
-    /// The request id the caller knows it by: its `request-id`, else its entry id in the request stream.
-    public var requestId: String { value(of: "request-id") ?? originalEntryId }
+    /// The task and the request id the caller knows it by, read as the bridge read them when it
+    /// dead-lettered the entry (and stored its 500 under them): the `request-id`, else the entry's
+    /// id in the request stream.
+    public let taskId: String
+    public let requestId: String
 
-    func value(of name: String) -> String? {
-        fields.first { $0.field.lowercased() == name }.map { String(decoding: $0.value, as: UTF8.self) }
-    }
-
-    static let bookkeeping: Set<String> = ["dead-reason", "dead-entry-id", "dead-deliveries"]
+    /// The text that only the 500 reply of a dead-lettered request contains.
+    static let replyMarker = "the request was moved to the dead-letter stream"
 
     init?(entry: StreamEntry) {
         guard let raw = entry.fields else { return nil }
-        var fields: [(field: String, value: [UInt8])] = []
+        var fields: [(field: [UInt8], value: [UInt8])] = []
         var reason = ""
         var original = ""
         var deliveries = 0
         for (field, value) in raw {
-            let name = String(decoding: field, as: UTF8.self)
-            switch name {
+            switch String(decoding: field, as: UTF8.self) {
             case "dead-reason": reason = String(decoding: value, as: UTF8.self)
             case "dead-entry-id": original = String(decoding: value, as: UTF8.self)
             case "dead-deliveries": deliveries = Int(String(decoding: value, as: UTF8.self)) ?? 0
-            default: fields.append((name, value))
+            default: fields.append((field, value))
             }
         }
+        // Neither limits nor the experimental flag change the task id or the request id.
+        let request = PatchRequestDecoder(limits: RequestLimits(), requireExperimentalFlag: false).decode(
+            entryId: original,
+            fields: fields
+        )
+        self.taskId = request.taskId
+        self.requestId = request.requestId
         self.id = entry.id
         self.fields = fields
         self.reason = reason
@@ -69,13 +74,13 @@ extension TaskStatusClient {
     /// replaying it twice is harmless, because the second copy is answered from the stored reply.
     public func replay(_ letter: DeadLetter) async throws -> String {
         let replyKey = keys.reply(taskId: letter.taskId, requestId: letter.requestId)
-        _ = try await redis.execute(RedisCommand("EVAL", Scripts.forgetDeadLetterReply, 1, replyKey, Self.deadLetterReplyMarker)).get()
+        _ = try await redis.execute(RedisCommand("EVAL", Scripts.forgetDeadLetterReply, 1, replyKey, DeadLetter.replyMarker)).get()
         var add = RedisCommand("XADD", keys.requests, "*")
         for (field, value) in letter.fields {
             add.append(field)
             add.append(value)
         }
-        if letter.value(of: "request-id") == nil, !letter.originalEntryId.isEmpty {
+        if letter.requestId == letter.originalEntryId, !letter.originalEntryId.isEmpty {
             add.append("request-id")
             add.append(letter.originalEntryId)
         }
@@ -83,7 +88,4 @@ extension TaskStatusClient {
         _ = try await redis.execute(RedisCommand("XDEL", keys.dead, letter.id)).get()
         return id
     }
-
-    /// Text that only the 500 reply of a dead-lettered request contains.
-    static let deadLetterReplyMarker = "the request was moved to the dead-letter stream"
 }

@@ -37,11 +37,6 @@ public actor UpdateWorker {
         Result { () throws(RedisError) in try processor.process(requests, acknowledging: entryIds) }
     }
 
-    /// Reads one task as the HTTP API's GET answers it.
-    public func read(taskId: String, rateLimitKey: String?) -> Result<TaskResponse, RedisError> {
-        Result { () throws(RedisError) in try processor.read(taskId: taskId, rateLimitKey: rateLimitKey) }
-    }
-
     /// Forgets the cached tasks (after Redis may have lost its data).
     public func forgetCachedTasks() {
         processor.forgetCachedTasks()

@@ -123,7 +123,7 @@ extension StreamConsumer {
                 record.append(field)
                 record.append(value)
             }
-            let response = TaskResponse.error(500, "\(TaskStatusClient.deadLetterReplyMarker) \(keys.dead): \(reason)")
+            let response = TaskResponse.error(500, "\(DeadLetter.replyMarker) \(keys.dead): \(reason)")
             let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
             var commands = [record, RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))]
             let results = try self.commands.execute(commands)
