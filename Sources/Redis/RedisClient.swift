@@ -45,7 +45,7 @@ public actor RedisClient {
     public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply { try link.execute(command) }
 
     /// Sends a pipeline in one round trip and returns one reply per command.
-    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] { try link.execute(pipeline) }
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies { try link.execute(pipeline) }
 
     /// Sends a pipeline in one round trip, keeping only the errors.
     public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {

@@ -6,96 +6,206 @@
 //
 //===----------------------------------------------------------------------===//
 
-/// Commands for one round trip: every argument of every command back to back in one buffer,
-/// with their lengths, so that building a batch costs a few allocations whatever its size, and
-/// the connection hands hiredis pointers into the buffer without copying the arguments again.
+/// Commands for one round trip, already in the wire format (RESP): every argument of every
+/// command back to back in one buffer as `$<length>\r\n<bytes>\r\n`, so that building a batch
+/// costs a few allocations whatever its size and sending it is one copy and one `write`.
 public struct RedisPipeline: Sendable, Equatable {
-    /// All argument bytes, back to back.
-    public private(set) var buffer: [UInt8] = []
-    /// The length of each argument in `buffer`.
-    public private(set) var lengths: [Int] = []
+    // Building a batch is the bridge's hottest loop: the methods that add arguments are
+    // inlinable so that callers in other modules get them specialized, not through witness tables.
+
+    /// The arguments of every command, in RESP, back to back.
+    @usableFromInline var bytes: [UInt8] = []
+    /// Where each command's arguments start in `bytes`.
+    @usableFromInline var commandStarts: [Int] = []
     /// The number of arguments of each command.
-    public internal(set) var argumentCounts: [Int] = []
+    @usableFromInline var counts: [Int] = []
 
     public init() {}
 
+    /// The arguments of every command, in RESP, back to back.
+    public var buffer: [UInt8] { bytes }
+    /// The number of arguments of each command.
+    public var argumentCounts: [Int] { counts }
+
     /// Reserves room for `bytes` of arguments in `arguments` arguments of `commands` commands.
-    public mutating func reserveCapacity(bytes: Int, arguments: Int, commands: Int) {
-        buffer.reserveCapacity(bytes)
-        lengths.reserveCapacity(arguments)
-        argumentCounts.reserveCapacity(commands)
+    public mutating func reserveCapacity(bytes byteCount: Int, arguments: Int, commands: Int) {
+        bytes.reserveCapacity(byteCount + arguments * 8)
+        commandStarts.reserveCapacity(commands)
+        counts.reserveCapacity(commands)
     }
 
     /// Empties the pipeline, keeping its storage for the next round trip (large buffers are
     /// expensive to map afresh every time).
     public mutating func removeAll() {
-        buffer.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
-        argumentCounts.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+        commandStarts.removeAll(keepingCapacity: true)
+        counts.removeAll(keepingCapacity: true)
     }
 
     /// The number of commands.
-    public var count: Int { argumentCounts.count }
-    public var isEmpty: Bool { argumentCounts.isEmpty }
+    public var count: Int { counts.count }
+    public var isEmpty: Bool { counts.isEmpty }
 
     /// Starts a new command with its name; its arguments follow with `add`.
-    public mutating func begin(_ name: String) {
-        argumentCounts.append(0)
+    @inlinable
+    public mutating func begin(_ name: some RedisArgument) {
+        beginCommand()
         add(name)
     }
 
+    /// Starts a new command whose name is added as its first argument.
+    @inlinable
+    mutating func beginCommand() {
+        commandStarts.append(bytes.count)
+        counts.append(0)
+    }
+
     /// Adds one argument to the command begun last.
+    @inlinable
     public mutating func add(_ argument: some RedisArgument) {
         argument.append(to: &self)
     }
 
     /// Adds one argument made of raw bytes.
-    public mutating func addBytes(_ bytes: some Collection<UInt8>) {
-        let before = buffer.count
-        buffer.append(contentsOf: bytes)
-        lengths.append(buffer.count - before)
-        argumentCounts[argumentCounts.count - 1] += 1
+    @inlinable
+    public mutating func addBytes(_ argument: some Collection<UInt8>) {
+        startArgument(length: argument.count)
+        bytes.append(contentsOf: argument)
+        endArgument()
+    }
+
+    /// Adds one argument made of three byte strings (a head, a body and a tail, say) without
+    /// building the joined bytes first.
+    @inlinable
+    public mutating func addBytes(joining first: some Collection<UInt8>, _ second: some Collection<UInt8>, _ third: some Collection<UInt8>) {
+        startArgument(length: first.count + second.count + third.count)
+        bytes.append(contentsOf: first)
+        bytes.append(contentsOf: second)
+        bytes.append(contentsOf: third)
+        endArgument()
     }
 
     /// Adds one argument made of two texts (a key prefix and an id, say) without building the
     /// joined text first.
+    @inlinable
     public mutating func add(joining first: String, _ second: String) {
-        let before = buffer.count
-        buffer.append(contentsOf: first.utf8)
-        buffer.append(contentsOf: second.utf8)
-        lengths.append(buffer.count - before)
-        argumentCounts[argumentCounts.count - 1] += 1
+        startArgument(length: first.utf8.count + second.utf8.count)
+        bytes.append(contentsOf: first.utf8)
+        bytes.append(contentsOf: second.utf8)
+        endArgument()
     }
 
     /// Adds one argument made of three or four texts.
+    @inlinable
     public mutating func add(joining first: String, _ second: String, _ third: String, _ fourth: String = "") {
-        let before = buffer.count
-        buffer.append(contentsOf: first.utf8)
-        buffer.append(contentsOf: second.utf8)
-        buffer.append(contentsOf: third.utf8)
-        buffer.append(contentsOf: fourth.utf8)
-        lengths.append(buffer.count - before)
-        argumentCounts[argumentCounts.count - 1] += 1
+        startArgument(length: first.utf8.count + second.utf8.count + third.utf8.count + fourth.utf8.count)
+        bytes.append(contentsOf: first.utf8)
+        bytes.append(contentsOf: second.utf8)
+        bytes.append(contentsOf: third.utf8)
+        bytes.append(contentsOf: fourth.utf8)
+        endArgument()
+    }
+
+    /// Adds one argument: a number in decimal.
+    @inlinable
+    public mutating func add(decimal value: Int64) {
+        let magnitude = value.magnitude
+        startArgument(length: Self.digitCount(magnitude) + (value < 0 ? 1 : 0))
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDigits(magnitude)
+        endArgument()
     }
 
     /// Adds a whole command.
     public mutating func append(_ command: RedisCommand) {
-        argumentCounts.append(command.pipeline.lengths.count)
-        buffer.append(contentsOf: command.pipeline.buffer)
-        lengths.append(contentsOf: command.pipeline.lengths)
+        let other = command.pipeline
+        for (k, start) in other.commandStarts.enumerated() {
+            commandStarts.append(bytes.count + start)
+            counts.append(other.counts[k])
+        }
+        bytes.append(contentsOf: other.buffer)
     }
 
     /// The arguments of command `index`, one array each (for tests and logs).
     public func arguments(of index: Int) -> [[UInt8]] {
-        var argument = argumentCounts[..<index].reduce(0, +)
-        var start = lengths[..<argument].reduce(0, +)
         var result: [[UInt8]] = []
-        for _ in 0..<argumentCounts[index] {
-            result.append(Array(buffer[start..<(start + lengths[argument])]))
-            start += lengths[argument]
-            argument += 1
+        var position = commandStarts[index]
+        for _ in 0..<counts[index] {
+            // `$<length>\r\n<bytes>\r\n`
+            position += 1
+            var length = 0
+            while buffer[position] != UInt8(ascii: "\r") {
+                length = length * 10 + Int(buffer[position] - UInt8(ascii: "0"))
+                position += 1
+            }
+            position += 2
+            result.append(Array(buffer[position..<(position + length)]))
+            position += length + 2
         }
         return result
+    }
+
+    /// Appends the commands in RESP, each with its `*<count>` header, to `wire`.
+    func write(to wire: inout [UInt8]) {
+        wire.reserveCapacity(wire.count + bytes.count + count * 8)
+        for (k, start) in commandStarts.enumerated() {
+            let end = k + 1 < commandStarts.count ? commandStarts[k + 1] : bytes.count
+            wire.append(UInt8(ascii: "*"))
+            Self.appendDigits(UInt64(counts[k]), to: &wire)
+            wire.append(13)
+            wire.append(10)
+            wire.append(contentsOf: buffer[start..<end])
+        }
+    }
+
+    @inlinable
+    mutating func startArgument(length: Int) {
+        counts[counts.count - 1] += 1
+        bytes.append(UInt8(ascii: "$"))
+        appendDigits(UInt64(length))
+        bytes.append(13)
+        bytes.append(10)
+    }
+
+    @inlinable
+    mutating func endArgument() {
+        bytes.append(13)
+        bytes.append(10)
+    }
+
+    @inlinable
+    mutating func appendDigits(_ value: UInt64) {
+        Self.appendDigits(value, to: &bytes)
+    }
+
+    @inlinable
+    static func digitCount(_ value: UInt64) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits
+    }
+
+    @inlinable
+    static func appendDigits(_ value: UInt64, to output: inout [UInt8]) {
+        if value < 10 {
+            output.append(UInt8(truncatingIfNeeded: value) &+ 48)
+            return
+        }
+        // Digits come out last first: write them at the end of a small buffer, then copy.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var position = 20
+            var rest = value
+            while rest > 0 {
+                position -= 1
+                digits[position] = UInt8(truncatingIfNeeded: rest % 10) &+ 48
+                rest /= 10
+            }
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[position..<20]))
+        }
     }
 }
 
@@ -106,7 +216,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     public init(arguments: [[UInt8]]) {
         pipeline = RedisPipeline()
         pipeline.reserveCapacity(bytes: arguments.reduce(0) { $0 + $1.count }, arguments: arguments.count, commands: 1)
-        pipeline.argumentCounts.append(0)
+        pipeline.beginCommand()
         for argument in arguments { pipeline.addBytes(argument) }
     }
 
@@ -151,32 +261,31 @@ public protocol RedisArgument: Sendable {
 }
 
 extension String: RedisArgument {
-    public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(utf8) }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(utf8) }
     public var redisByteCount: Int { utf8.count }
 }
 
 extension Substring: RedisArgument {
-    public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(utf8) }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(utf8) }
     public var redisByteCount: Int { utf8.count }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
-    public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(self) }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(self) }
     public var redisByteCount: Int { count }
 }
 
 extension ArraySlice: RedisArgument where Element == UInt8 {
-    public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(self) }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(self) }
     public var redisByteCount: Int { count }
 }
 
 extension Int: RedisArgument {
-    public func append(to pipeline: inout RedisPipeline) { Int64(self).append(to: &pipeline) }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { Int64(self).append(to: &pipeline) }
     public var redisByteCount: Int { Int64(self).redisByteCount }
 }
 
 extension Int64: RedisArgument {
-    // Numbers of up to 15 digits are small strings: no allocation.
-    public func append(to pipeline: inout RedisPipeline) { pipeline.addBytes(String(self).utf8) }
-    public var redisByteCount: Int { String(self).utf8.count }
+    @inlinable public func append(to pipeline: inout RedisPipeline) { pipeline.add(decimal: self) }
+    public var redisByteCount: Int { RedisPipeline.digitCount(magnitude) + (self < 0 ? 1 : 0) }
 }

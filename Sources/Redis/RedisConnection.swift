@@ -23,6 +23,10 @@ public final class RedisConnection {
     public let configuration: RedisConfiguration
     /// Set after an I/O or protocol error; the connection must then be dropped.
     public private(set) var isBroken = false
+    /// Where hiredis's reader puts the values it parses (see ``ReplyArena``).
+    private let arena = ReplyArena()
+    /// The commands of one round trip in RESP, kept from call to call.
+    private var wire: [UInt8] = []
 
     /// Connects, applies the timeouts, and sends `AUTH` and `SELECT` as configured.
     public init(configuration: RedisConfiguration) throws(RedisError) {
@@ -49,6 +53,7 @@ public final class RedisConnection {
         // Keep the reply buffer between replies instead of freeing it past 16 KiB: a busy
         // connection would otherwise map and fault in a new one for every large reply.
         context.pointee.reader.pointee.maxbuf = 0
+        arena.install(in: context.pointee.reader)
         if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(context) }
 
         var setup: [RedisCommand] = []
@@ -78,98 +83,105 @@ public final class RedisConnection {
     /// command. A server error answers its own command as ``RedisReply/error(_:)``; a connection
     /// failure throws and breaks the connection.
     public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
-        try send(commands)
-        var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands { replies.append(try readReply()) }
-        return replies
+        var pipeline = RedisPipeline()
+        for command in commands { pipeline.append(command) }
+        return try execute(pipeline).all
     }
 
     /// Sends a pipeline in one round trip and returns one reply per command.
-    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
         try send(pipeline)
-        var replies: [RedisReply] = []
-        replies.reserveCapacity(pipeline.count)
-        for _ in 0..<pipeline.count { replies.append(try readReply()) }
-        return replies
+        arena.reset()
+        var roots: [Int] = []
+        roots.reserveCapacity(pipeline.count)
+        for _ in 0..<pipeline.count { roots.append(try readRoot()) }
+        return arena.take(roots: roots)
     }
 
     /// Like ``execute(_:)`` for commands whose answers only matter when they fail: the replies are
-    /// not copied into Swift values; the server's error messages are returned, with the
-    /// positions of the commands they answer.
+    /// not kept; the server's error messages are returned, with the positions of the commands
+    /// they answer.
     public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
         try send(pipeline)
         var errors: [(index: Int, message: String)] = []
         for index in 0..<pipeline.count {
-            guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw failure() }
-            let reply = raw.assumingMemoryBound(to: redisReply.self)
-            if reply.pointee.type == REDIS_REPLY_ERROR {
-                errors.append((index, String(decoding: Self.bytes(reply.pointee.str, reply.pointee.len), as: UTF8.self)))
-            }
-            freeReplyObject(raw)
+            arena.reset()
+            let root = try readRoot()
+            if let message = arena.errorMessage(at: root) { errors.append((index, message)) }
         }
+        arena.reset()
         return errors
     }
 
-    /// Queues commands in hiredis's output buffer; they are written by the next read (or `flush`).
+    /// Writes commands to the socket; their replies are read with ``readReply()``.
     public func send(_ commands: [RedisCommand]) throws(RedisError) {
-        for command in commands { try send(command.pipeline) }
+        var pipeline = RedisPipeline()
+        for command in commands { pipeline.append(command) }
+        try send(pipeline)
     }
 
-    /// Queues a pipeline's commands in hiredis's output buffer.
+    /// Writes a pipeline's commands to the socket in one piece.
+    ///
+    /// The commands are formatted here rather than by `redisAppendCommandArgv`, which builds a
+    /// string per command and grows hiredis's output buffer by copying: for a batch of large
+    /// replies that was most of the cost of sending. hiredis still reads and parses the replies.
     public func send(_ pipeline: RedisPipeline) throws(RedisError) {
         guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
-        let lengths = pipeline.lengths
-        let counts = pipeline.argumentCounts
-        let maxArguments = counts.max() ?? 0
-        let failed = pipeline.buffer.withUnsafeBytes { bytes -> Bool in
-            // hiredis copies each command into its output buffer; the pointers only need to live
-            // for the call. An empty buffer has no base address: empty arguments then point at a
-            // one-byte stand-in.
-            let empty: StaticString = ""
-            let fallback = UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self)
-            return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: max(1, maxArguments)) { argv in
-                lengths.withUnsafeBufferPointer { lengthBuffer in
-                    var argument = 0
-                    var offset = 0
-                    for count in counts {
-                        for k in 0..<count {
-                            argv[k] = bytes.baseAddress.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self) + offset) } ?? fallback
-                            offset += lengths[argument + k]
-                        }
-                        let status = redisAppendCommandArgv(
-                            context,
-                            Int32(count),
-                            argv.baseAddress,
-                            lengthBuffer.baseAddress.map { $0 + argument }
-                        )
-                        if status != REDIS_OK { return true }
-                        argument += count
-                    }
-                    return false
+        guard !pipeline.isEmpty else { return }
+        wire.removeAll(keepingCapacity: true)
+        pipeline.write(to: &wire)
+        let fd = context.pointee.fd
+        let failure: Int32? = wire.withUnsafeBytes { bytes -> Int32? in
+            var offset = 0
+            while offset < bytes.count {
+                // MSG_NOSIGNAL: a closed connection is an error to report, not a SIGPIPE.
+                let written = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else {
+                    return written < 0 ? errno : EPIPE
                 }
             }
+            return nil
         }
-        if failed { throw failure() }
+        // A huge round trip should not pin its buffer for the life of the connection.
+        if wire.capacity > 8 << 20 { wire = [] }
+        if let failure { throw writeFailure(failure) }
     }
 
-    /// Writes everything queued without waiting for replies.
+    /// Writes everything queued without waiting for replies (``send(_:)`` already writes).
     public func flush() throws(RedisError) {
-        var done: Int32 = 0
-        while done == 0 {
-            if redisBufferWrite(context, &done) != REDIS_OK { throw failure() }
-        }
+        guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
     }
 
-    /// Reads the next reply (flushing queued commands first); blocks up to the command timeout.
+    /// Reads the next reply; blocks up to the command timeout.
     public func readReply() throws(RedisError) -> RedisReply {
+        arena.reset()
+        let root = try readRoot()
+        let reply = arena.take(roots: [root])[0].reply
+        return reply
+    }
+
+    /// Reads one reply into the arena and returns its first node.
+    private func readRoot() throws(RedisError) -> Int {
         guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
+        let root = arena.nodeCount
         var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw failure() }
-        defer { freeReplyObject(raw) }
-        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+        // Always ask for the reply: with a nil pointer hiredis would free it as its own kind.
+        guard redisGetReply(context, &raw) == REDIS_OK, raw != nil else { throw failure() }
+        arena.close(root)
+        return root
+    }
+
+    private func writeFailure(_ code: Int32) -> RedisError {
+        isBroken = true
+        if code == EAGAIN || code == EWOULDBLOCK {
+            return RedisError(code: .timedOut, message: "\(configuration) did not take the commands in time")
+        }
+        let text = String(cString: strerror(code))
+        return RedisError(code: .connectionLost, message: "\(configuration): \(text)")
     }
 
     /// The context's error as a ``RedisError``; the connection is unusable from now on.
@@ -193,36 +205,6 @@ public final class RedisConnection {
             let bytes = raw.prefix { $0 != 0 }
             return String(decoding: bytes, as: UTF8.self)
         }
-    }
-
-    private static func convert(_ reply: UnsafePointer<redisReply>) -> RedisReply {
-        let r = reply.pointee
-        switch r.type {
-        case REDIS_REPLY_STRING:
-            return .bulk(bytes(r.str, r.len))
-        case REDIS_REPLY_INTEGER:
-            return .integer(Int64(r.integer))
-        case REDIS_REPLY_NIL:
-            return .null
-        case REDIS_REPLY_STATUS:
-            return .status(String(decoding: bytes(r.str, r.len), as: UTF8.self))
-        case REDIS_REPLY_ERROR:
-            return .error(String(decoding: bytes(r.str, r.len), as: UTF8.self))
-        case REDIS_REPLY_ARRAY:
-            var elements: [RedisReply] = []
-            elements.reserveCapacity(r.elements)
-            for i in 0..<r.elements {
-                if let element = r.element[i] { elements.append(convert(element)) } else { elements.append(.null) }
-            }
-            return .array(elements)
-        default:
-            return .error("unknown reply type \(r.type)")
-        }
-    }
-
-    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ count: Int) -> [UInt8] {
-        guard let pointer, count > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
     private static func timeval(_ duration: Duration) -> Glibc.timeval {

@@ -42,7 +42,7 @@ public final class RedisLink {
     }
 
     /// Sends a pipeline in one round trip and returns one reply per command.
-    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
         let connection = try open()
         do {
             return try connection.execute(pipeline)

@@ -37,8 +37,18 @@ public struct TaskResponse: Sendable, Equatable {
 
     /// The stream reply: `{"requestId","taskId","status","rev","headers","body"}`.
     public func replyJSON(requestId: String, taskId: String) -> [UInt8] {
+        var out = replyHead(requestId: requestId, taskId: taskId)
+        out.reserveCapacity(out.count + body.count + 1)
+        out.append(contentsOf: body)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The stream reply up to its body: the reply is this, the body, and `}`. Kept apart so that
+    /// the body, the bulk of it, is written once wherever the reply goes.
+    public func replyHead(requestId: String, taskId: String) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(body.count + 160)
+        out.reserveCapacity(requestId.utf8.count + taskId.utf8.count + 96)
         out.append(contentsOf: #"{"requestId":"#.utf8)
         JSONWriter.writeString(requestId, to: &out)
         out.append(contentsOf: #","taskId":"#.utf8)
@@ -57,8 +67,6 @@ public struct TaskResponse: Sendable, Equatable {
             JSONWriter.writeString(header.value, to: &out)
         }
         out.append(contentsOf: #"},"body":"#.utf8)
-        out.append(contentsOf: body)
-        out.append(UInt8(ascii: "}"))
         return out
     }
 
@@ -78,8 +86,17 @@ public struct TaskResponse: Sendable, Equatable {
 /// The fan-out payload of a successful update: `{"id","rev","requestId","patch","task"}`.
 public enum UpdateNotification {
     public static func json(taskId: String, rev: Int64, requestId: String, patch: [UInt8], task: [UInt8]) -> [UInt8] {
+        var out = head(taskId: taskId, rev: rev, requestId: requestId, patch: patch)
+        out.reserveCapacity(out.count + task.count + 1)
+        out.append(contentsOf: task)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The notification up to the task: the notification is this, the task, and `}`.
+    public static func head(taskId: String, rev: Int64, requestId: String, patch: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(task.count + patch.count + 96)
+        out.reserveCapacity(patch.count + taskId.utf8.count + requestId.utf8.count + 64)
         out.append(contentsOf: #"{"id":"#.utf8)
         JSONWriter.writeString(taskId, to: &out)
         out.append(contentsOf: #","rev":"#.utf8)
@@ -89,8 +106,6 @@ public enum UpdateNotification {
         out.append(contentsOf: #","patch":"#.utf8)
         out.append(contentsOf: patch)
         out.append(contentsOf: #","task":"#.utf8)
-        out.append(contentsOf: task)
-        out.append(UInt8(ascii: "}"))
         return out
     }
 }

@@ -121,4 +121,98 @@ struct RedisConnectionTests {
         #expect(message.channel == key)
         #expect(message.payload == Array("hello".utf8))
     }
+
+    @Test("nested replies keep their shape: arrays in arrays, nulls, integers, errors and empty arrays")
+    func nestedReplies() async throws {
+        let script = "return {1, {'a', {}, {false, 'b'}}, redis.error_reply('E no'), -7, ''}"
+        var pipeline = RedisPipeline()
+        pipeline.begin("EVAL")
+        pipeline.add(script)
+        pipeline.add(0)
+        pipeline.begin("PING")
+        let replies = try await RedisClient(configuration: configuration, name: "t").execute(pipeline)
+        #expect(replies.count == 2)
+        #expect(
+            replies[0].reply
+                == .array([
+                    .integer(1), .array([.bulk(Array("a".utf8)), .array([]), .array([.null, .bulk(Array("b".utf8))])]), .error("E no"), .integer(-7),
+                    .bulk([]),
+                ])
+        )
+        let top = replies[0].elements
+        #expect(top.count == 5)
+        #expect(top[1].elements[2].elements[1].string == "b", "elements after a nested array are found by skipping its subtree")
+        #expect(top[2].errorMessage == "E no")
+        #expect(top[3].int == -7)
+        #expect(top[4].kind == .bulk && top[4].bytes?.isEmpty == true)
+        #expect(replies[1].reply == .status("PONG"))
+    }
+
+    @Test("a pipeline larger than the socket buffers is written whole, and large replies are read whole")
+    func largePipelines() async throws {
+        let client = RedisClient(configuration: configuration, name: "t")
+        let value = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var pipeline = RedisPipeline()
+        for k in 0..<60 {
+            pipeline.begin("SET")
+            pipeline.add("\(key):\(k)")
+            pipeline.add(value)
+        }
+        for k in 0..<60 {
+            pipeline.begin("GET")
+            pipeline.add("\(key):\(k)")
+        }
+        pipeline.begin("INCR")
+        pipeline.add("\(key):0")
+        let replies = try await client.execute(pipeline)
+        #expect(replies.count == 121)
+        #expect((0..<60).allSatisfy { replies[$0].reply == .status("OK") })
+        #expect((60..<120).allSatisfy { replies[$0].bytes.map(Array.init) == value })
+        #expect(replies[120].errorMessage?.hasPrefix("ERR") == true)
+        var cleanup = RedisPipeline()
+        cleanup.begin("DEL")
+        for k in 0..<60 { cleanup.add("\(key):\(k)") }
+        #expect(try await client.execute(cleanup)[0].int == 60)
+    }
+
+    @Test("executeForErrors reports the failing commands by position")
+    func errorsByPosition() async throws {
+        var pipeline = RedisPipeline()
+        pipeline.begin("SET")
+        pipeline.add(key)
+        pipeline.add("text")
+        pipeline.begin("INCR")
+        pipeline.add(key)
+        pipeline.begin("GET")
+        pipeline.add(key)
+        pipeline.begin("HGET")
+        pipeline.add(key)
+        pipeline.add("f")
+        pipeline.begin("DEL")
+        pipeline.add(key)
+        let errors = try await RedisClient(configuration: configuration, name: "t").executeForErrors(pipeline)
+        #expect(errors.map(\.index) == [1, 3])
+        #expect(errors.allSatisfy { $0.message.contains("ERR") || $0.message.contains("WRONGTYPE") })
+    }
+
+    @Test("commands are written as RESP with exact lengths, numbers in decimal")
+    func wireFormat() {
+        var pipeline = RedisPipeline()
+        pipeline.begin("SET")
+        pipeline.add("k")
+        pipeline.add([UInt8]([0, 13, 10]))
+        pipeline.add(-42)
+        pipeline.add(1_234_567_890_123)
+        pipeline.addBytes(joining: Array("{".utf8), Array("body".utf8), Array("}".utf8))
+        #expect(pipeline.count == 1)
+        #expect(
+            pipeline.arguments(of: 0) == [
+                Array("SET".utf8), Array("k".utf8), [0, 13, 10], Array("-42".utf8), Array("1234567890123".utf8), Array("{body}".utf8),
+            ]
+        )
+        #expect(
+            String(decoding: pipeline.buffer, as: UTF8.self)
+                == "$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\u{0}\r\n\r\n$3\r\n-42\r\n$13\r\n1234567890123\r\n$6\r\n{body}\r\n"
+        )
+    }
 }

@@ -39,13 +39,13 @@ public struct DeadLetter: Sendable {
             case "dead-reason": reason = String(decoding: value, as: UTF8.self)
             case "dead-entry-id": original = String(decoding: value, as: UTF8.self)
             case "dead-deliveries": deliveries = Int(String(decoding: value, as: UTF8.self)) ?? 0
-            default: fields.append((field, value))
+            default: fields.append((Array(field), Array(value)))
             }
         }
         // Neither limits nor the experimental flag change the task id or the request id.
         let request = PatchRequestDecoder(limits: RequestLimits(), requireExperimentalFlag: false).decode(
             entryId: original,
-            fields: fields
+            fields: fields.map { ($0.field[...], $0.value[...]) }
         )
         self.taskId = request.taskId
         self.requestId = request.requestId

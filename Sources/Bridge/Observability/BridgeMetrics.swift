@@ -32,7 +32,7 @@ public final class BridgeMetrics: Sendable {
 
     public init() {}
 
-    func countRequest(path: Path, status: Int) {
+    func countRequest(path: Path, status: Int, count: Int = 1) {
         let key = status * 2 + (path == .http ? 1 : 0)
         let counter = requestCounters.withLock { counters in
             if let counter = counters[key] { return counter }
@@ -40,6 +40,6 @@ public final class BridgeMetrics: Sendable {
             counters[key] = counter
             return counter
         }
-        counter.increment()
+        counter.increment(by: count)
     }
 }

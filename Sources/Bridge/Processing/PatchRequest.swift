@@ -79,15 +79,15 @@ public struct PatchRequestDecoder: Sendable {
     }
 
     /// Decodes a stream entry. Field names are matched case-insensitively; unknown ones are ignored.
-    public func decode(entryId: String, fields: [(field: [UInt8], value: [UInt8])]) -> PatchRequest {
-        var taskId: [UInt8]?
-        var patch: [UInt8]?
-        var requestId: [UInt8]?
-        var replyTo: [UInt8]?
-        var authorization: [UInt8]?
-        var experimental: [UInt8]?
-        var contentType: [UInt8]?
-        var ifMatch: [UInt8]?
+    public func decode(entryId: String, fields: [(field: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]) -> PatchRequest {
+        var taskId: ArraySlice<UInt8>?
+        var patch: ArraySlice<UInt8>?
+        var requestId: ArraySlice<UInt8>?
+        var replyTo: ArraySlice<UInt8>?
+        var authorization: ArraySlice<UInt8>?
+        var experimental: ArraySlice<UInt8>?
+        var contentType: ArraySlice<UInt8>?
+        var ifMatch: ArraySlice<UInt8>?
         for (field, value) in fields {
             switch EntryField(field) {
             case .id: taskId = value
@@ -101,7 +101,7 @@ public struct PatchRequestDecoder: Sendable {
             case nil: break
             }
         }
-        func text(_ bytes: [UInt8]?) -> String? {
+        func text(_ bytes: ArraySlice<UInt8>?) -> String? {
             guard let bytes, !bytes.isEmpty else { return nil }
             return Self.utf8String(bytes)
         }
@@ -115,7 +115,7 @@ public struct PatchRequestDecoder: Sendable {
             experimental: text(experimental),
             contentType: text(contentType),
             ifMatch: text(ifMatch),
-            patch: patch
+            patch: patch.map { Array($0) }
         )
     }
 
@@ -198,7 +198,7 @@ public struct PatchRequestDecoder: Sendable {
 
     /// The bytes as text when they are UTF-8. Field values are nearly always ASCII, which needs no
     /// validation beyond the high bit.
-    static func utf8String(_ bytes: [UInt8]) -> String? {
+    static func utf8String(_ bytes: some Collection<UInt8>) -> String? {
         var high: UInt8 = 0
         for b in bytes { high |= b }
         if high < 0x80 { return String(decoding: bytes, as: UTF8.self) }
@@ -230,10 +230,10 @@ enum EntryField: String, CaseIterable {
 
     /// The field a name stands for, compared without regard to ASCII case (the names hold only
     /// letters and dashes, which `| 0x20` folds correctly), without building a string.
-    init?(_ field: [UInt8]) {
+    init?(_ field: ArraySlice<UInt8>) {
         for (candidate, name) in Self.names where name.count == field.count {
             var same = true
-            for i in 0..<name.count where field[i] | 0x20 != name[i] {
+            for (i, byte) in zip(name.indices, field) where byte | 0x20 != name[i] {
                 same = false
                 break
             }

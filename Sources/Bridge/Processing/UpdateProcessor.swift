@@ -39,7 +39,7 @@ final class UpdateProcessor {
     private var rateLimitSHA: String?
     private let rateLimiter: RateLimiter?
     private let replyTTL: String
-    private let eventsMaxLength: String
+    private let words: Words
     /// The round trips' buffers, kept from batch to batch.
     private var commitPipeline = RedisPipeline()
     private var announcePipeline = RedisPipeline()
@@ -58,7 +58,7 @@ final class UpdateProcessor {
             configuration.rateLimit.enabled
             ? RateLimiter(configuration: configuration.rateLimit, keyPrefix: "\(configuration.prefix):ratelimit:{") : nil
         self.replyTTL = String(max(1, configuration.replyTTL.components.seconds))
-        self.eventsMaxLength = String(configuration.eventsMaxLength)
+        self.words = Words(keys: configuration.keys, eventsMaxLength: configuration.eventsMaxLength)
     }
 
     /// What a task looks like to this batch.
@@ -80,9 +80,32 @@ final class UpdateProcessor {
     private struct Answer {
         var response: TaskResponse
         /// The reply as stored and published.
-        var reply: [UInt8]
-        /// For a successful update (fresh or found stored), its notification.
-        var notification: [UInt8]?
+        var reply: ReplyText
+        /// For a successful update (fresh or found stored), its notification's head: the
+        /// notification is this, the task (the response's body), and `}`.
+        var notificationHead: [UInt8]? = nil
+
+        /// Adds the reply as one argument.
+        func addReply(to pipeline: inout RedisPipeline) {
+            switch reply {
+            case .parts(let head): pipeline.addBytes(joining: head, response.body, Self.closingBrace)
+            case .whole(let bytes): pipeline.add(bytes)
+            }
+        }
+
+        /// Adds the notification as one argument.
+        func addNotification(_ head: [UInt8], to pipeline: inout RedisPipeline) {
+            pipeline.addBytes(joining: head, response.body, Self.closingBrace)
+        }
+
+        static let closingBrace: [UInt8] = [UInt8(ascii: "}")]
+    }
+
+    /// A reply's text: its head before the response's body and `}` (a fresh answer), or whole
+    /// (a reply found stored).
+    private enum ReplyText {
+        case parts(head: [UInt8])
+        case whole([UInt8])
     }
 
     /// Processes requests in order (per task) and returns their answers in the same order; then
@@ -128,7 +151,7 @@ final class UpdateProcessor {
                 let request = requests[i]
                 let response = overrides[i] ?? request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
                 let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
-                answers[i] = Answer(response: response, reply: reply, notification: nil)
+                answers[i] = Answer(response: response, reply: .whole(reply))
                 guard request.storesReply else { continue }
                 stored.append(i)
                 pipeline.begin("SET")
@@ -145,54 +168,56 @@ final class UpdateProcessor {
             for group in groups {
                 decided.append(decide(group, requests, sha: sha, now: now, into: &pipeline))
             }
-            let replies = pipeline.isEmpty ? [] : try link.execute(pipeline)
+            let replies = pipeline.isEmpty ? nil : try link.execute(pipeline)
             commitPipeline = pipeline
             let earlyCount = stored.count
             for (k, i) in stored.enumerated() {
-                switch replies[k] {
-                case .bulk(let stored):
-                    answers[i] = Self.storedAnswer(stored, for: requests[i]) ?? answers[i]
-                case .error(let message):
+                guard let reply = replies?[k] else { continue }
+                if let stored = reply.bytes, reply.kind == .bulk {
+                    answers[i] = Self.storedAnswer(Array(stored), for: requests[i]) ?? answers[i]
+                } else if let message = reply.errorMessage {
                     logger.error("storing a reply failed", metadata: ["redis.error": "\(message)", "request.id": "\(requests[i].requestId)"])
-                default:
-                    break
                 }
             }
             early = []
             var remaining: [Group] = []
             for (g, var group) in groups.enumerated() {
-                let reply = replies[earlyCount + g]
-                switch reply {
-                case .array(let parts) where parts.first == .integer(1):
+                guard let reply = replies?[earlyCount + g] else { continue }
+                let parts = reply.elements
+                let outcome = parts.isEmpty ? nil : parts[0].int
+                switch outcome {
+                case 1 where reply.kind == .array:
                     for (k, i) in group.indices.enumerated() { answers[i] = decided[g].answers[k] }
                     if let record = decided[g].record { cache.store(record, for: group.taskId) }
-                case .array(let parts) where parts.first == .integer(2):
+                case 2 where reply.kind == .array:
                     var answered: [Int] = []
-                    var k = 1
-                    while k + 1 < parts.count {
-                        if let position = parts[k].int, let stored = parts[k + 1].bytes, position >= 1, position <= group.indices.count {
+                    var iterator = parts.makeIterator()
+                    _ = iterator.next()
+                    while let position = iterator.next()?.int, let stored = iterator.next()?.bytes {
+                        if position >= 1, position <= group.indices.count {
                             let i = group.indices[Int(position) - 1]
-                            answers[i] = Self.storedAnswer(stored, for: requests[i])
+                            answers[i] = Self.storedAnswer(Array(stored), for: requests[i])
                             answered.append(i)
                         }
-                        k += 2
                     }
                     metrics.redeliveries.increment(by: answered.count)
                     cache.remove(group.taskId)
                     group.indices.removeAll { answered.contains($0) }
                     group.state = .unknown
                     if !group.indices.isEmpty { remaining.append(group) }
-                case .array(let parts) where parts.first == .integer(3):
+                case 3 where reply.kind == .array:
                     metrics.conflicts.increment()
-                    group.state = decode(hash: .array(Array(parts.dropFirst())), taskId: group.taskId)
-                    remaining.append(group)
-                case .error(let message) where message.hasPrefix("NOSCRIPT"):
-                    commitSHA = nil
+                    group.state = decode(hash: .array(parts.dropFirst().map(\.reply)), taskId: group.taskId)
                     remaining.append(group)
                 default:
-                    logger.error("committing an update failed", metadata: ["task.id": "\(group.taskId)", "redis.reply": "\(reply)"])
+                    if let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") {
+                        commitSHA = nil
+                        remaining.append(group)
+                        continue
+                    }
+                    logger.error("committing an update failed", metadata: ["task.id": "\(group.taskId)", "redis.reply": "\(reply.reply)"])
                     for i in group.indices {
-                        overrides[i] = .error(500, "the update could not be committed: \(reply)")
+                        overrides[i] = .error(500, "the update could not be committed: \(reply.reply)")
                         early.append(i)
                     }
                 }
@@ -244,28 +269,27 @@ final class UpdateProcessor {
             } else {
                 evaluation = evaluator.evaluate(request, on: record, now: now)
             }
-            var notification: [UInt8]?
-            if case .updated(let updated, let fields, let response) = evaluation {
+            var notificationHead: [UInt8]?
+            if case .updated(let updated, let fields, _) = evaluation {
                 record = updated
                 changed.formUnion(fields)
-                notification = UpdateNotification.json(
+                notificationHead = UpdateNotification.head(
                     taskId: request.taskId,
                     rev: updated.rev,
                     requestId: request.requestId,
-                    patch: request.patchJSON,
-                    task: response.body
+                    patch: request.patchJSON
                 )
             }
             let response = evaluation.response
             answers.append(
                 Answer(
                     response: response,
-                    reply: response.replyJSON(requestId: request.requestId, taskId: request.taskId),
-                    notification: notification
+                    reply: .parts(head: response.replyHead(requestId: request.requestId, taskId: request.taskId)),
+                    notificationHead: notificationHead
                 )
             )
         }
-        pipeline.begin("EVALSHA")
+        pipeline.begin(Words.evalsha)
         pipeline.add(sha)
         pipeline.add(group.indices.count + 1)
         pipeline.add(joining: keys.taskPrefix, group.taskId, "}")
@@ -294,7 +318,13 @@ final class UpdateProcessor {
         }
         pipeline.add(deletions.count)
         for property in deletions { pipeline.add(property.rawValue) }
-        for (k, answer) in answers.enumerated() { pipeline.add(requests[group.indices[k]].storesReply ? answer.reply : []) }
+        for (k, answer) in answers.enumerated() {
+            if requests[group.indices[k]].storesReply {
+                answer.addReply(to: &pipeline)
+            } else {
+                pipeline.add("")
+            }
+        }
         let finalRecord = record.flatMap { $0.rev != startRev ? $0 : nil }
         return (answers, finalRecord)
     }
@@ -336,7 +366,7 @@ final class UpdateProcessor {
         }
         var pipeline = RedisPipeline()
         rateLimiter.addChecks(for: order.map { ($0, members[$0]!.count) }, sha: rateLimitSHA ?? "", to: &pipeline)
-        let replies = try link.execute(pipeline)
+        let replies = try link.execute(pipeline).all
         for (key, reply) in zip(order, replies) {
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
                 rateLimitSHA = nil
@@ -358,45 +388,48 @@ final class UpdateProcessor {
         announcePipeline = RedisPipeline()
         pipeline.removeAll()
         defer { announcePipeline = pipeline }
+        let words = self.words
         for (request, answer) in zip(requests, answers) {
-            guard let notification = answer.notification, let rev = answer.response.rev else { continue }
-            pipeline.begin("PUBLISH")
-            pipeline.add(keys.updates)
-            pipeline.add(notification)
-            pipeline.begin("PUBLISH")
+            guard let head = answer.notificationHead, let rev = answer.response.rev else { continue }
+            pipeline.begin(Words.publish)
+            pipeline.add(words.updates)
+            answer.addNotification(head, to: &pipeline)
+            pipeline.begin(Words.publish)
             pipeline.add(joining: keys.updatesPrefix, request.taskId)
-            pipeline.add(notification)
-            pipeline.begin("XADD")
-            pipeline.add(keys.events)
-            pipeline.add("MAXLEN")
-            pipeline.add("~")
-            pipeline.add(eventsMaxLength)
-            pipeline.add("*")
-            pipeline.add("id")
+            answer.addNotification(head, to: &pipeline)
+            pipeline.begin(Words.xadd)
+            pipeline.add(words.events)
+            pipeline.add(Words.maxlen)
+            pipeline.add(Words.approximately)
+            pipeline.add(words.eventsMaxLength)
+            pipeline.add(Words.newId)
+            pipeline.add(Words.id)
             pipeline.add(request.taskId)
-            pipeline.add("rev")
+            pipeline.add(Words.rev)
             pipeline.add(rev)
-            pipeline.add("request-id")
+            pipeline.add(Words.requestId)
             pipeline.add(request.requestId)
-            pipeline.add("event")
-            pipeline.add(notification)
+            pipeline.add(Words.event)
+            answer.addNotification(head, to: &pipeline)
         }
         let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
+        var tally = RequestTally()
         for (request, answer) in zip(requests, answers) {
-            metrics.countRequest(path: request.entryId == nil ? .http : .stream, status: answer.response.status)
-            if let entryId = request.entryId, let created = Int64(entryId.prefix { $0 != "-" }), created <= nowMilliseconds {
+            tally.count(path: request.entryId == nil ? .http : .stream, status: answer.response.status)
+            if let entryId = request.entryId, let created = StreamEntry.milliseconds(of: entryId), created <= nowMilliseconds {
                 metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
             }
             if let replyTo = request.replyTo {
-                pipeline.begin("PUBLISH")
+                pipeline.begin(Words.publish)
                 pipeline.add(replyTo)
-                pipeline.add(answer.reply)
+                answer.addReply(to: &pipeline)
             }
         }
+        tally.report(to: metrics)
         if !entryIds.isEmpty {
-            pipeline.begin("XACK")
-            pipeline.add(keys.requests)
-            pipeline.add(keys.group)
+            pipeline.begin(Words.xack)
+            pipeline.add(words.requests)
+            pipeline.add(words.group)
             for id in entryIds { pipeline.add(id) }
         }
         guard !pipeline.isEmpty else { return }
@@ -422,7 +455,7 @@ final class UpdateProcessor {
             pipeline.begin("HGETALL")
             pipeline.add(joining: keys.taskPrefix, groups[g].taskId, "}")
         }
-        let replies = try link.execute(pipeline)
+        let replies = try link.execute(pipeline).all
         for (g, reply) in zip(missing, replies) {
             groups[g].state = decode(hash: reply, taskId: groups[g].taskId)
         }
@@ -456,17 +489,11 @@ final class UpdateProcessor {
     /// published again.
     private static func storedAnswer(_ stored: [UInt8], for request: PatchRequest) -> Answer? {
         guard let response = TaskResponse(replyJSON: stored) else { return nil }
-        var notification: [UInt8]?
+        var notificationHead: [UInt8]?
         if response.status == 200, let rev = response.rev {
-            notification = UpdateNotification.json(
-                taskId: request.taskId,
-                rev: rev,
-                requestId: request.requestId,
-                patch: request.patchJSON,
-                task: response.body
-            )
+            notificationHead = UpdateNotification.head(taskId: request.taskId, rev: rev, requestId: request.requestId, patch: request.patchJSON)
         }
-        return Answer(response: response, reply: stored, notification: notification)
+        return Answer(response: response, reply: .whole(stored), notificationHead: notificationHead)
     }
 
     /// The SHA of the commit script, loading it when Redis does not have it.
@@ -483,5 +510,51 @@ final class UpdateProcessor {
     func forgetCachedTasks() {
         cache.removeAll()
         commitSHA = nil
+    }
+}
+
+/// The words of the commands a processor sends, as bytes once: a batch adds them hundreds of times.
+private struct Words {
+    static let publish = Array("PUBLISH".utf8)
+    static let xadd = Array("XADD".utf8)
+    static let xack = Array("XACK".utf8)
+    static let evalsha = Array("EVALSHA".utf8)
+    static let maxlen = Array("MAXLEN".utf8)
+    static let approximately = Array("~".utf8)
+    static let newId = Array("*".utf8)
+    static let id = Array("id".utf8)
+    static let rev = Array("rev".utf8)
+    static let requestId = Array("request-id".utf8)
+    static let event = Array("event".utf8)
+
+    let updates: [UInt8]
+    let events: [UInt8]
+    let requests: [UInt8]
+    let group: [UInt8]
+    let eventsMaxLength: [UInt8]
+
+    init(keys: Keys, eventsMaxLength: Int) {
+        updates = Array(keys.updates.utf8)
+        events = Array(keys.events.utf8)
+        requests = Array(keys.requests.utf8)
+        group = Array(keys.group.utf8)
+        self.eventsMaxLength = Array(String(eventsMaxLength).utf8)
+    }
+}
+
+/// A batch's requests by path and status, counted before they reach the shared counters.
+private struct RequestTally {
+    private var counts: [(path: BridgeMetrics.Path, status: Int, count: Int)] = []
+
+    mutating func count(path: BridgeMetrics.Path, status: Int) {
+        if let k = counts.firstIndex(where: { $0.path == path && $0.status == status }) {
+            counts[k].count += 1
+        } else {
+            counts.append((path, status, 1))
+        }
+    }
+
+    func report(to metrics: BridgeMetrics) {
+        for (path, status, count) in counts { metrics.countRequest(path: path, status: status, count: count) }
     }
 }

@@ -66,7 +66,7 @@ actor StreamConsumer {
 
     /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
     func step() async -> Outcome {
-        do {
+        do throws(RedisError) {
             if needsSetup {
                 try await setUp()
                 needsSetup = false
@@ -81,8 +81,9 @@ actor StreamConsumer {
             read.add("STREAMS")
             read.add(keys.requests)
             read.add(">")
-            let reply = try reader.execute(read)[0].get()
-            let entries = StreamEntry.fromReadGroup(reply)
+            let replies = try reader.execute(read)
+            if let message = replies[0].errorMessage { throw RedisError(code: .serverError, message: message) }
+            let entries = StreamEntry.fromReadGroup(replies[0])
             if !entries.isEmpty { try await handle(entries) }
             status.markConsuming()
             return .processed(entries.count)
