@@ -147,14 +147,17 @@ public struct RedisPipeline: Sendable, Equatable {
 
     /// Appends the commands in RESP, each with its `*<count>` header, to `wire`.
     func write(to wire: inout [UInt8]) {
-        wire.reserveCapacity(wire.count + bytes.count + count * 8)
+        // Grow geometrically: reserving the exact size each round trip would reallocate (and
+        // fault in fresh pages) every time a batch is a little larger than the last.
+        let needed = wire.count + bytes.count + count * 12
+        if wire.capacity < needed { wire.reserveCapacity(max(needed, 2 * wire.capacity)) }
         for (k, start) in commandStarts.enumerated() {
             let end = k + 1 < commandStarts.count ? commandStarts[k + 1] : bytes.count
             wire.append(UInt8(ascii: "*"))
             Self.appendDigits(UInt64(counts[k]), to: &wire)
             wire.append(13)
             wire.append(10)
-            wire.append(contentsOf: buffer[start..<end])
+            wire.append(contentsOf: bytes[start..<end])
         }
     }
 

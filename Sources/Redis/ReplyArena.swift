@@ -47,8 +47,8 @@ final class ReplyArena {
         lastByteCount = bytes.count
         nodes = []
         bytes = []
-        nodes.reserveCapacity(lastNodeCount)
-        bytes.reserveCapacity(lastByteCount)
+        nodes.reserveCapacity(lastNodeCount + lastNodeCount / 4)
+        bytes.reserveCapacity(lastByteCount + lastByteCount / 4)
         return replies
     }
 

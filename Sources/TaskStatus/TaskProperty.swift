@@ -100,11 +100,29 @@ public enum TaskProperty: String, CaseIterable, Sendable, Hashable {
 
     /// The property named `name`, if the schema has one.
     public init?(name: String) {
-        self.init(rawValue: name)
+        // Called for every member a patch touches: compare lengths first, then bytes, instead of
+        // the string switch of `init(rawValue:)`.
+        let count = name.utf8.count
+        guard count < Self.byLength.count else { return nil }
+        for (property, bytes) in Self.byLength[count] where name.utf8.elementsEqual(bytes) {
+            self = property
+            return
+        }
+        return nil
     }
+
+    /// The properties by the length of their names, each with its name's bytes.
+    private static let byLength: [[(TaskProperty, [UInt8])]] = {
+        var table = [[(TaskProperty, [UInt8])]](repeating: [], count: 1 + allCases.map(\.rawValue.utf8.count).max()!)
+        for property in allCases { table[property.rawValue.utf8.count].append((property, Array(property.rawValue.utf8))) }
+        return table
+    }()
 
     /// The properties that can never change after creation.
     public static let immutable: Set<TaskProperty> = [.id, .created]
+
+    /// ``immutable`` as a ``TaskPropertySet``.
+    public static let immutableSet = TaskPropertySet(immutable)
 
     /// The name of the bookkeeping field that holds the revision.
     public static let revisionField = "_rev"

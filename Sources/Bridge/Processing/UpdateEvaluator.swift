@@ -27,10 +27,15 @@ public enum Evaluation: Sendable {
 /// writable properties, and the `modified` stamp. Pure, so that it is tested without Redis and
 /// run again unchanged when a commit meets a newer revision.
 public struct UpdateEvaluator: Sendable {
-    public var writableProperties: Set<TaskProperty>
+    public var writableProperties: Set<TaskProperty> {
+        didSet { writable = TaskPropertySet(writableProperties.subtracting(TaskProperty.immutable)) }
+    }
+    /// ``writableProperties`` as bits: checked for every changed property.
+    private var writable: TaskPropertySet
 
     public init(writableProperties: Set<TaskProperty>) {
         self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)
+        self.writable = TaskPropertySet(self.writableProperties)
     }
 
     /// - Parameters:
@@ -54,13 +59,13 @@ public struct UpdateEvaluator: Sendable {
         guard text.isObject else {
             return .failed(.error(400, SchemaViolation(pointer: "", reason: "must be an object").description, rev: rev))
         }
-        let touchedNames = Self.touchedMembers(of: patch)
+        let touchedMembers = Self.touchedMembers(of: patch)
+        let touched = touchedMembers?.properties ?? .all
         do {
-            try Self.validate(&text, touched: touchedNames)
+            try Self.validate(&text, touched: touched, others: touchedMembers.map { $0.others })
         } catch {
             return .failed(.error(400, error.description, rev: rev))
         }
-        let touched = touchedNames.map { TaskPropertySet(names: $0) } ?? .all
         // A field changes when its value's canonical text does: compare texts, no decoding.
         var changed = TaskPropertySet()
         var scratch: [UInt8] = []
@@ -70,10 +75,10 @@ public struct UpdateEvaluator: Sendable {
             let before = record.valueText(property)
             let same = present ? before?.elementsEqual(scratch) == true : before == nil
             guard !same else { continue }
-            if TaskProperty.immutable.contains(property) {
+            if TaskProperty.immutableSet.contains(property) {
                 return .failed(.error(400, "\(property.rawValue) cannot change", rev: rev))
             }
-            if !writableProperties.contains(property) {
+            if !writable.contains(property) {
                 return .failed(.error(400, "\(property.rawValue) is not writable on this bridge", rev: rev))
             }
             changed.insert(property)
@@ -90,44 +95,42 @@ public struct UpdateEvaluator: Sendable {
         return .updated(updated, changed: changed, response: response)
     }
 
-    /// Checks the touched top-level members (all of them for `nil`) against the schema and puts
-    /// their canonical forms back; untouched members were valid before and are unchanged.
-    static func validate(_ text: inout JSONObjectText, touched: [String]?) throws(SchemaViolation) {
-        let names: [String]
-        if let touched {
-            names =
-                TaskProperty.allCases.map(\.rawValue).filter { touched.contains($0) }
-                + touched.filter { TaskProperty(name: $0) == nil }.sorted()
-        } else {
-            names = TaskProperty.allCases.map(\.rawValue) + text.keys.filter { TaskProperty(name: $0) == nil }
-        }
-        for name in names {
-            let change = touched == nil ? Self.wholeValue(of: name, in: text) : text.change(of: name)
-            let pointer = "/" + JSONPointer.escape(name)
-            guard let property = TaskProperty(name: name) else {
-                if case .replaced = change { throw SchemaViolation(pointer: pointer, reason: "is not a TaskStatus property") }
-                continue
-            }
+    /// Checks the touched top-level members (`names`, or all of them for `nil`; `touched` holds
+    /// those that are TaskStatus properties) against the schema and puts their canonical forms
+    /// back; untouched members were valid before and are unchanged.
+    static func validate(_ text: inout JSONObjectText, touched: TaskPropertySet, others: [String]?) throws(SchemaViolation) {
+        let whole = others == nil
+        for property in touched {
+            let name = property.rawValue
+            let change = whole ? Self.wholeValue(of: name, in: text) : text.change(of: name)
             switch change {
             case .unchanged:
                 continue
             case .removed, .replaced(.null):
                 guard property.isNullable else {
-                    throw SchemaViolation(pointer: pointer, reason: change == .removed ? "is required" : "cannot be null")
+                    throw SchemaViolation(pointer: pointer(name), reason: change == .removed ? "is required" : "cannot be null")
                 }
                 text.set(name, to: property.isRequired ? .replaced(.null) : .removed)
             case .appended(let elements):
                 var canonical: [JSONValue] = []
                 canonical.reserveCapacity(elements.count)
                 for element in elements {
-                    canonical.append(try TaskStatusSchema.validateElement(element, of: property, at: "\(pointer)/-"))
+                    canonical.append(try TaskStatusSchema.validateElement(element, of: property, at: "\(pointer(name))/-"))
                 }
                 text.set(name, to: .appended(canonical))
             case .replaced(let value):
                 text.set(name, to: .replaced(try TaskStatusSchema.validate(value, as: property)))
             }
         }
+        // Members that are not TaskStatus properties may only be removed (they were not stored).
+        let unknown = others ?? text.keys.filter { TaskProperty(name: $0) == nil }
+        for name in unknown.sorted() {
+            let change = whole ? Self.wholeValue(of: name, in: text) : text.change(of: name)
+            if case .replaced = change { throw SchemaViolation(pointer: pointer(name), reason: "is not a TaskStatus property") }
+        }
     }
+
+    private static func pointer(_ name: String) -> String { "/" + JSONPointer.escape(name) }
 
     /// After the whole document was replaced, every member counts as new.
     private static func wholeValue(of name: String, in text: JSONObjectText) -> JSONObjectText.Change {
@@ -148,12 +151,17 @@ public struct UpdateEvaluator: Sendable {
 
     /// The top-level members that the patch may change: the first token of every path it writes
     /// (and of `move` sources); `nil` (all of them) when an operation replaces the whole document.
-    static func touchedMembers(of patch: JSONPatch) -> [String]? {
-        // Patches touch few members: a small array without hashing.
-        var touched: [String] = []
+    static func touchedMembers(of patch: JSONPatch) -> (properties: TaskPropertySet, others: [String])? {
+        // Bits for the properties, a list only for other names (rare: they are refused).
+        var properties = TaskPropertySet()
+        var others: [String] = []
         func touch(_ pointer: JSONPointer) -> Bool {
             guard let first = pointer.tokens.first else { return false }
-            if !touched.contains(first) { touched.append(first) }
+            if let property = TaskProperty(name: first) {
+                properties.insert(property)
+            } else if !others.contains(first) {
+                others.append(first)
+            }
             return true
         }
         for operation in patch.operations {
@@ -166,6 +174,6 @@ public struct UpdateEvaluator: Sendable {
                 guard touch(path) else { return nil }
             }
         }
-        return touched
+        return (properties, others)
     }
 }

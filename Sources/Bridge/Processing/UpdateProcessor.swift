@@ -84,6 +84,8 @@ final class UpdateProcessor {
         /// For a successful update (fresh or found stored), its notification's head: the
         /// notification is this, the task (the response's body), and `}`.
         var notificationHead: [UInt8]? = nil
+        /// Whether the commit script published the notification already.
+        var notified = false
 
         /// Adds the reply as one argument.
         func addReply(to pipeline: inout RedisPipeline) {
@@ -262,30 +264,31 @@ final class UpdateProcessor {
         answers.reserveCapacity(group.indices.count)
         var changed = TaskPropertySet()
         for i in group.indices {
-            let request = requests[i]
             let evaluation: Evaluation
             if let corruption {
-                evaluation = .failed(.error(500, "the stored task \(request.taskId) cannot be read: \(corruption)"))
+                evaluation = .failed(.error(500, "the stored task \(group.taskId) cannot be read: \(corruption)"))
             } else {
-                evaluation = evaluator.evaluate(request, on: record, now: now)
+                evaluation = evaluator.evaluate(requests[i], on: record, now: now)
             }
             var notificationHead: [UInt8]?
             if case .updated(let updated, let fields, _) = evaluation {
                 record = updated
                 changed.formUnion(fields)
                 notificationHead = UpdateNotification.head(
-                    taskId: request.taskId,
+                    taskId: group.taskId,
                     rev: updated.rev,
-                    requestId: request.requestId,
-                    patch: request.patchJSON
+                    requestId: requests[i].requestId,
+                    patch: requests[i].patchJSON
                 )
             }
             let response = evaluation.response
+            // The script publishes the notification when it commits, and only then are these answers used.
             answers.append(
                 Answer(
                     response: response,
-                    reply: .parts(head: response.replyHead(requestId: request.requestId, taskId: request.taskId)),
-                    notificationHead: notificationHead
+                    reply: .parts(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId)),
+                    notificationHead: notificationHead,
+                    notified: notificationHead != nil
                 )
             )
         }
@@ -296,6 +299,8 @@ final class UpdateProcessor {
         for i in group.indices { pipeline.add(joining: keys.replyPrefix, group.taskId, "}:", requests[i].requestId) }
         pipeline.add(expectedRev)
         pipeline.add(replyTTL)
+        pipeline.add(words.updates)
+        pipeline.add(joining: keys.updatesPrefix, group.taskId)
         var deletions = TaskPropertySet()
         if let record, let startRev, record.rev != startRev {
             var sets = 1
@@ -321,6 +326,11 @@ final class UpdateProcessor {
         for (k, answer) in answers.enumerated() {
             if requests[group.indices[k]].storesReply {
                 answer.addReply(to: &pipeline)
+            } else {
+                pipeline.add("")
+            }
+            if let head = answer.notificationHead {
+                answer.addNotification(head, to: &pipeline)
             } else {
                 pipeline.add("")
             }
@@ -389,14 +399,17 @@ final class UpdateProcessor {
         pipeline.removeAll()
         defer { announcePipeline = pipeline }
         let words = self.words
-        for (request, answer) in zip(requests, answers) {
-            guard let head = answer.notificationHead, let rev = answer.response.rev else { continue }
-            pipeline.begin(Words.publish)
-            pipeline.add(words.updates)
-            answer.addNotification(head, to: &pipeline)
-            pipeline.begin(Words.publish)
-            pipeline.add(joining: keys.updatesPrefix, request.taskId)
-            answer.addNotification(head, to: &pipeline)
+        // By index rather than by element: a request is large, and copying one costs a retain per field.
+        for i in requests.indices {
+            guard let head = answers[i].notificationHead, let rev = answers[i].response.rev else { continue }
+            if !answers[i].notified {
+                pipeline.begin(Words.publish)
+                pipeline.add(words.updates)
+                answers[i].addNotification(head, to: &pipeline)
+                pipeline.begin(Words.publish)
+                pipeline.add(joining: keys.updatesPrefix, requests[i].taskId)
+                answers[i].addNotification(head, to: &pipeline)
+            }
             pipeline.begin(Words.xadd)
             pipeline.add(words.events)
             pipeline.add(Words.maxlen)
@@ -404,25 +417,25 @@ final class UpdateProcessor {
             pipeline.add(words.eventsMaxLength)
             pipeline.add(Words.newId)
             pipeline.add(Words.id)
-            pipeline.add(request.taskId)
+            pipeline.add(requests[i].taskId)
             pipeline.add(Words.rev)
             pipeline.add(rev)
             pipeline.add(Words.requestId)
-            pipeline.add(request.requestId)
+            pipeline.add(requests[i].requestId)
             pipeline.add(Words.event)
-            answer.addNotification(head, to: &pipeline)
+            answers[i].addNotification(head, to: &pipeline)
         }
         let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
         var tally = RequestTally()
-        for (request, answer) in zip(requests, answers) {
-            tally.count(path: request.entryId == nil ? .http : .stream, status: answer.response.status)
-            if let entryId = request.entryId, let created = StreamEntry.milliseconds(of: entryId), created <= nowMilliseconds {
+        for i in requests.indices {
+            tally.count(path: requests[i].entryId == nil ? .http : .stream, status: answers[i].response.status)
+            if let entryId = requests[i].entryId, let created = StreamEntry.milliseconds(of: entryId), created <= nowMilliseconds {
                 metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
             }
-            if let replyTo = request.replyTo {
+            if let replyTo = requests[i].replyTo {
                 pipeline.begin(Words.publish)
                 pipeline.add(replyTo)
-                answer.addReply(to: &pipeline)
+                answers[i].addReply(to: &pipeline)
             }
         }
         tally.report(to: metrics)

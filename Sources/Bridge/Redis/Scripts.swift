@@ -9,13 +9,21 @@
 /// The server-side scripts. Each touches the keys of one task only, which share the `{id}` hash
 /// tag, so that they run unchanged on Redis Cluster.
 enum Scripts {
-    /// Commits the requests of one batch that concern one task, atomically.
+    /// Commits the requests of one batch that concern one task, atomically, and publishes the
+    /// notifications of the updates.
     ///
     /// KEYS[1] is the task hash, KEYS[2...] the reply keys of the requests, in order.
     /// ARGV[1] is the `_rev` the replies were computed against ("" when the hash has none),
-    /// ARGV[2] the reply TTL in seconds, ARGV[3] the number of hash fields to set (as name/value
-    /// pairs after it, `_rev` among them when the revision moves), then the number of fields to
-    /// delete and their names, then one reply per reply key ("" for a reply not to store).
+    /// ARGV[2] the reply TTL in seconds, ARGV[3] and ARGV[4] the channels of all updates and of
+    /// this task's, ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
+    /// among them when the revision moves), then the number of fields to delete and their names,
+    /// then two per request: its reply ("" for a reply not to store) and its notification (""
+    /// when it changed nothing).
+    ///
+    /// Publishing here sends each notification to Redis once instead of once per channel.
+    /// Channels are not keys, so the script stays within the task's hash slot; the notifications
+    /// go out right after the write they announce, before the change-feed entry and the reply,
+    /// which live in other slots and are sent by the bridge after the commit.
     ///
     /// Answers `{1}` when committed; `{2, i, reply, ...}` when some requests already have stored
     /// replies (nothing written: those were answered before, the others must be decided again);
@@ -39,7 +47,7 @@ enum Scripts {
           table.insert(hash, 1, 3)
           return hash
         end
-        local i = 3
+        local i = 5
         local sets = tonumber(ARGV[i])
         if sets > 0 then
           redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
@@ -49,11 +57,17 @@ enum Scripts {
         if dels > 0 then
           redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
         end
-        i = i + dels
+        i = i + dels + 1
         for k = 2, n do
-          if ARGV[i + k - 1] ~= '' then
-            redis.call('SET', KEYS[k], ARGV[i + k - 1], 'EX', ARGV[2])
+          if ARGV[i] ~= '' then
+            redis.call('SET', KEYS[k], ARGV[i], 'EX', ARGV[2])
           end
+          local note = ARGV[i + 1]
+          if note ~= '' then
+            redis.call('PUBLISH', ARGV[3], note)
+            redis.call('PUBLISH', ARGV[4], note)
+          end
+          i = i + 2
         end
         return {1}
         """

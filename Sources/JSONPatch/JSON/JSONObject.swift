@@ -45,7 +45,7 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection {
     /// The position of the member named `key`.
     @inlinable
     public func index(forKey key: String) -> Int? {
-        members.firstIndex { $0.key == key }
+        members.firstIndex { $0.key.isKey(key) }
     }
 
     /// The value of a member; setting `nil` removes the member, setting a new key appends it.
@@ -113,5 +113,14 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection {
             guard let other = rhs[m.key], other == m.value else { return false }
         }
         return true
+    }
+}
+
+extension String {
+    /// Equality of object keys, lengths first: most keys that differ differ in length, and
+    /// comparing two counts is cheaper than comparing two strings.
+    @inlinable
+    func isKey(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && self == other
     }
 }

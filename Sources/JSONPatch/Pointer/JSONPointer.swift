@@ -34,36 +34,49 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
                 reason: "a JSON Pointer must be empty or start with '/'"
             )
         }
+        // Tokens are cut straight out of the text: patch paths are parsed for every request.
         var result: [String] = []
-        let parts = text.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        result.reserveCapacity(parts.count)
-        for (index, part) in parts.enumerated() {
-            guard part.contains(UInt8(ascii: "~")) else {
-                result.append(String(Substring(part)))
-                continue
+        let utf8 = text.utf8
+        var start = utf8.index(after: utf8.startIndex)
+        var index = 0
+        while true {
+            var end = start
+            var escaped = false
+            while end < utf8.endIndex, utf8[end] != UInt8(ascii: "/") {
+                if utf8[end] == UInt8(ascii: "~") { escaped = true }
+                end = utf8.index(after: end)
             }
-            var decoded: [UInt8] = []
-            var iterator = part.makeIterator()
-            while let b = iterator.next() {
-                guard b == UInt8(ascii: "~") else {
-                    decoded.append(b)
-                    continue
-                }
-                switch iterator.next() {
-                case UInt8(ascii: "0"): decoded.append(UInt8(ascii: "~"))
-                case UInt8(ascii: "1"): decoded.append(UInt8(ascii: "/"))
-                default:
-                    throw JSONPointerError(
-                        code: .invalidSyntax,
-                        pointer: text,
-                        tokenIndex: index,
-                        reason: "'~' must be followed by '0' or '1' (token \(index) is \"\(String(Substring(part)))\")"
-                    )
-                }
-            }
-            result.append(String(decoding: decoded, as: UTF8.self))
+            let part = utf8[start..<end]
+            result.append(escaped ? try Self.unescape(part, index: index, pointer: text) : String(Substring(part)))
+            guard end < utf8.endIndex else { break }
+            start = utf8.index(after: end)
+            index += 1
         }
         tokens = result
+    }
+
+    /// Decodes `~0` and `~1` in one token.
+    private static func unescape(_ part: Substring.UTF8View, index: Int, pointer text: String) throws(JSONPointerError) -> String {
+        var decoded: [UInt8] = []
+        var iterator = part.makeIterator()
+        while let b = iterator.next() {
+            guard b == UInt8(ascii: "~") else {
+                decoded.append(b)
+                continue
+            }
+            switch iterator.next() {
+            case UInt8(ascii: "0"): decoded.append(UInt8(ascii: "~"))
+            case UInt8(ascii: "1"): decoded.append(UInt8(ascii: "/"))
+            default:
+                throw JSONPointerError(
+                    code: .invalidSyntax,
+                    pointer: text,
+                    tokenIndex: index,
+                    reason: "'~' must be followed by '0' or '1' (token \(index) is \"\(String(Substring(part)))\")"
+                )
+            }
+        }
+        return String(decoding: decoded, as: UTF8.self)
     }
 
     /// The pointer as text, with `~` and `/` escaped.

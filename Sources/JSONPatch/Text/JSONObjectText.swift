@@ -58,7 +58,7 @@ public struct JSONObjectText: Sendable {
     }
 
     private func originalRange(_ key: String) -> Range<Int>? {
-        original.first { $0.key == key }?.range
+        original.first { $0.key.isKey(key) }?.range
     }
 
     /// Applies a patch. When it throws, the object is in an unspecified state: discard it.
@@ -79,9 +79,9 @@ public struct JSONObjectText: Sendable {
     }
 
     private func node(_ key: String) -> LazyNode? {
-        if case .object(let members) = document.root { return members.first { $0.key == key }?.node }
+        if case .object(let members) = document.root { return members.first { $0.key.isKey(key) }?.node }
         guard case .object(let members) = document.text.expanded(document.root) else { return nil }
-        return members.first { $0.key == key }?.node
+        return members.first { $0.key.isKey(key) }?.node
     }
 
     /// How the member `key` changed.
@@ -112,7 +112,7 @@ public struct JSONObjectText: Sendable {
         var members: [LazyMember]
         if case .object(let current) = document.text.expanded(document.root) { members = current } else { members = [] }
         document.root = .value(.null)
-        if let i = members.firstIndex(where: { $0.key == key }) {
+        if let i = members.firstIndex(where: { $0.key.isKey(key) }) {
             if let node { members[i].node = node } else { members.remove(at: i) }
         } else if let node {
             members.append(LazyMember(key: key, node: node))
@@ -152,10 +152,10 @@ public struct JSONObjectText: Sendable {
         for (position, key) in order.enumerated() {
             // Members usually come in `order` already: look at the next one first.
             let index: Int?
-            if cursor < members.count, members[cursor].key == key {
+            if cursor < members.count, members[cursor].key.isKey(key) {
                 index = cursor
             } else {
-                index = members.firstIndex { $0.key == key }
+                index = members.firstIndex { $0.key.isKey(key) }
             }
             guard let index else { continue }
             cursor = index + 1

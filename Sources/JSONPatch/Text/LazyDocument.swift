@@ -308,7 +308,7 @@ struct LazyDocument: PatchTarget, Sendable {
         for (depth, token) in pointer.tokens.enumerated() {
             switch expanded(current) {
             case .object(let members):
-                guard let member = members.first(where: { $0.key == token }) else {
+                guard let member = members.first(where: { $0.key.isKey(token) }) else {
                     throw Failure(.pathNotFound, pointer.missingMember(token, at: depth))
                 }
                 current = member.node
@@ -345,7 +345,7 @@ struct LazyDocument: PatchTarget, Sendable {
             switch container {
             case .object(var members):
                 container = .value(.null)
-                if let i = members.firstIndex(where: { $0.key == last }) {
+                if let i = members.firstIndex(where: { $0.key.isKey(last) }) {
                     members[i].node = node
                 } else {
                     members.append(LazyMember(key: last, node: node))
@@ -367,7 +367,7 @@ struct LazyDocument: PatchTarget, Sendable {
         return try modifyParent(of: pointer) { (container: inout LazyNode, typeName: String) throws(Failure) -> LazyNode in
             switch container {
             case .object(var members):
-                guard let i = members.firstIndex(where: { $0.key == last }) else { throw pointer.missingLastMember() }
+                guard let i = members.firstIndex(where: { $0.key.isKey(last) }) else { throw pointer.missingLastMember() }
                 container = .value(.null)
                 let removed = members.remove(at: i).node
                 container = .object(members)
@@ -392,7 +392,7 @@ struct LazyDocument: PatchTarget, Sendable {
         try modifyParent(of: pointer) { (container: inout LazyNode, typeName: String) throws(Failure) in
             switch container {
             case .object(var members):
-                guard let i = members.firstIndex(where: { $0.key == last }) else { throw pointer.missingLastMember() }
+                guard let i = members.firstIndex(where: { $0.key.isKey(last) }) else { throw pointer.missingLastMember() }
                 container = .value(.null)
                 members[i].node = node
                 container = .object(members)
@@ -438,7 +438,7 @@ struct LazyDocument: PatchTarget, Sendable {
         let token = pointer.tokens[depth]
         switch node {
         case .object(var members):
-            guard let i = members.firstIndex(where: { $0.key == token }) else {
+            guard let i = members.firstIndex(where: { $0.key.isKey(token) }) else {
                 throw Failure(.pathNotFound, pointer.missingMember(token, at: depth))
             }
             node = .value(.null)
