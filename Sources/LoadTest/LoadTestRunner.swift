@@ -16,11 +16,16 @@ public struct LoadTestRunner: Sendable {
     public let redis: RedisConfiguration
     public let keys: Keys
     public let options: LoadOptions
-    public let workload: Workload
+    public private(set) var workload: Workload
     /// A process whose CPU time is measured over the run (the bridge), if given.
     public var watchedProcess: Int32?
     /// Whether to leave the tasks and stored replies in Redis afterwards.
     public var keepData = false
+    /// Whether requests append messages (see ``Workload/appendsMessages``).
+    public var appendsMessages: Bool {
+        get { workload.appendsMessages }
+        set { workload.appendsMessages = newValue }
+    }
 
     public init(redis: RedisConfiguration, prefix: String, options: LoadOptions, taskCount: Int, invalidShare: Double, seed: UInt64) {
         self.redis = redis

@@ -20,6 +20,10 @@ public struct Workload: Sendable {
     /// Prefix of the task ids; each run uses its own, so that runs never share tasks.
     public var taskIdPrefix: String
     public var seed: UInt64
+    /// Whether `message` requests append to `messages`; without, they replace a progress update
+    /// instead, so that the task documents (and every reply and notification carrying one) keep
+    /// their size over a long run.
+    public var appendsMessages = true
 
     public init(taskCount: Int, taskIdPrefix: String, invalidShare: Double = 0.05, seed: UInt64 = 1) {
         self.taskCount = max(1, taskCount)
@@ -64,7 +68,7 @@ public struct Workload: Sendable {
         } else {
             // The valid mix, as workload.py has it: mostly progress, then messages, then completions.
             let y = random.nextUnit()
-            kind = y < 0.58 ? .progress : (y < 0.79 ? .message : .completion)
+            kind = y < 0.58 ? .progress : (y < 0.79 ? (appendsMessages ? .message : .progress) : .completion)
         }
         let step = sequence
         let patch: String

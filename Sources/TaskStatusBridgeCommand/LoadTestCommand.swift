@@ -47,6 +47,9 @@ struct LoadTestCommand: AsyncParsableCommand {
     @Option(help: "The share of invalid patches, answered 400 (0 to 1).")
     var invalidShare = 0.05
 
+    @Flag(help: "Send progress updates instead of appended messages, so that the tasks keep their size (for long runs).")
+    var noMessages = false
+
     @Option(help: "Stream path: the most requests outstanding with --rate 0. HTTP path: connections.")
     var concurrency: Int?
 
@@ -118,6 +121,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         )
         runner.watchedProcess = bridgePid
         runner.keepData = keep
+        runner.appendsMessages = !noMessages
         let quiet = self.quiet
         let report: LoadReport
         do {

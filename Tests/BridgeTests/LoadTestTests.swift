@@ -132,4 +132,24 @@ struct LoadTestTests {
         #expect(workload.check(invalid, status: 200, body: right) != nil)
         #expect(workload.check(invalid, status: 400, body: ["detailCode": "400.1 Bad Request Content", "causes": [["text": "x"]]]) == nil)
     }
+
+    @Test("without appended messages the mix sends progress updates in their place, and tasks keep their size")
+    func workloadWithoutMessages() {
+        var steady = Workload(taskCount: 10, taskIdPrefix: "t", invalidShare: 0.1, seed: 3)
+        steady.appendsMessages = false
+        let usual = Workload(taskCount: 10, taskIdPrefix: "t", invalidShare: 0.1, seed: 3)
+        var replaced = 0
+        for n in 0..<2000 {
+            let request = steady.request(n)
+            #expect(request.kind != .message)
+            #expect(!String(decoding: request.patch, as: UTF8.self).contains("/messages/-"))
+            if usual.request(n).kind == .message {
+                #expect(request.kind == .progress)
+                replaced += 1
+            } else {
+                #expect(request.patch == usual.request(n).patch)
+            }
+        }
+        #expect(replaced > 100)
+    }
 }
