@@ -44,6 +44,9 @@ public actor RedisClient {
     @discardableResult
     public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply { try link.execute(command) }
 
+    /// Sends one command and returns its reply as a view; a server error is thrown as ``RedisError``.
+    public func value(of command: RedisCommand) throws(RedisError) -> RedisValue { try link.value(of: command) }
+
     /// Sends a pipeline in one round trip and returns one reply per command.
     public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies { try link.execute(pipeline) }
 

@@ -22,6 +22,11 @@ public struct RedisPipeline: Sendable, Equatable {
 
     public init() {}
 
+    /// The commands, in order.
+    public init(_ commands: [RedisCommand]) {
+        for command in commands { append(command) }
+    }
+
     /// The arguments of every command, in RESP, back to back.
     public var buffer: [UInt8] { bytes }
     /// The number of arguments of each command.

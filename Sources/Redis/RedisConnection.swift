@@ -83,9 +83,7 @@ public final class RedisConnection {
     /// command. A server error answers its own command as ``RedisReply/error(_:)``; a connection
     /// failure throws and breaks the connection.
     public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
-        var pipeline = RedisPipeline()
-        for command in commands { pipeline.append(command) }
-        return try execute(pipeline).all
+        try execute(RedisPipeline(commands)).all
     }
 
     /// Sends a pipeline in one round trip and returns one reply per command.
@@ -115,9 +113,7 @@ public final class RedisConnection {
 
     /// Writes commands to the socket; their replies are read with ``readReply()``.
     public func send(_ commands: [RedisCommand]) throws(RedisError) {
-        var pipeline = RedisPipeline()
-        for command in commands { pipeline.append(command) }
-        try send(pipeline)
+        try send(RedisPipeline(commands))
     }
 
     /// Writes a pipeline's commands to the socket in one piece.
@@ -149,11 +145,6 @@ public final class RedisConnection {
         // A huge round trip should not pin its buffer for the life of the connection.
         if wire.capacity > 8 << 20 { wire = [] }
         if let failure { throw writeFailure(failure) }
-    }
-
-    /// Writes everything queued without waiting for replies (``send(_:)`` already writes).
-    public func flush() throws(RedisError) {
-        guard !isBroken else { throw RedisError(code: .connectionLost, message: "the connection is broken") }
     }
 
     /// Reads the next reply; blocks up to the command timeout.

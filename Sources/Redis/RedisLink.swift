@@ -55,7 +55,15 @@ public final class RedisLink {
     /// Sends one command; a server error is thrown as ``RedisError``.
     @discardableResult
     public func execute(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        try execute([command])[0].get()
+        try value(of: command).reply
+    }
+
+    /// Sends one command and returns its reply as a view (see ``RedisReplies``); a server error
+    /// is thrown as ``RedisError``.
+    public func value(of command: RedisCommand) throws(RedisError) -> RedisValue {
+        let reply = try execute(RedisPipeline([command]))[0]
+        if let message = reply.errorMessage { throw RedisError(code: .serverError, message: message) }
+        return reply
     }
 
     /// Sends the commands in one round trip, keeping only the errors (with the positions of the

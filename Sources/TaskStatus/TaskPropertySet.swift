@@ -16,13 +16,6 @@ public struct TaskPropertySet: Sendable, Equatable, Sequence {
         for property in properties { insert(property) }
     }
 
-    /// The properties named in `names` (other names are ignored).
-    public init(names: [String]) {
-        for name in names {
-            if let property = TaskProperty(name: name) { insert(property) }
-        }
-    }
-
     public static var all: TaskPropertySet { TaskPropertySet(TaskProperty.allCases) }
 
     public mutating func insert(_ property: TaskProperty) { bits |= 1 << UInt32(property.index) }

@@ -60,8 +60,8 @@ public struct DeadLetter: Sendable {
 extension TaskStatusClient {
     /// The oldest `count` entries of the dead-letter stream.
     public func deadLetters(count: Int) async throws -> [DeadLetter] {
-        let reply = try await redis.execute(RedisCommand("XRANGE", keys.dead, "-", "+", "COUNT", max(1, count)))
-        return StreamEntry.list(try reply.get()).compactMap(DeadLetter.init(entry:))
+        let reply = try await redis.value(of: RedisCommand("XRANGE", keys.dead, "-", "+", "COUNT", max(1, count)))
+        return StreamEntry.list(reply).compactMap(DeadLetter.init(entry:))
     }
 
     /// Moves a dead letter back to the request stream, as the producer wrote it, and returns its new

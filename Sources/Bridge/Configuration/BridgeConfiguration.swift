@@ -131,14 +131,21 @@ public struct Keys: Sendable, Equatable {
         self.taskPrefix = "\(prefix):task:{"
         self.replyPrefix = "\(prefix):reply:{"
         self.updatesPrefix = "\(prefix):updates:"
+        // Named once: the consumer and the processors use them for every batch.
+        self.requests = "\(prefix):requests"
+        self.group = "\(prefix)-bridge"
+        self.dead = "\(prefix):requests:dead"
+        self.events = "\(prefix):events"
+        self.updates = "\(prefix):updates"
     }
+
+    public let requests: String
+    public let group: String
+    public let dead: String
+    public let events: String
+    public let updates: String
 
     public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }
     public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }
-    public var requests: String { "\(prefix):requests" }
-    public var group: String { "\(prefix)-bridge" }
-    public var dead: String { "\(prefix):requests:dead" }
-    public var events: String { "\(prefix):events" }
-    public var updates: String { "\(prefix):updates" }
     public func updates(_ id: String) -> String { "\(prefix):updates:\(id)" }
 }

@@ -27,15 +27,14 @@ public enum Evaluation: Sendable {
 /// writable properties, and the `modified` stamp. Pure, so that it is tested without Redis and
 /// run again unchanged when a commit meets a newer revision.
 public struct UpdateEvaluator: Sendable {
-    public var writableProperties: Set<TaskProperty> {
-        didSet { writable = TaskPropertySet(writableProperties.subtracting(TaskProperty.immutable)) }
-    }
-    /// ``writableProperties`` as bits: checked for every changed property.
-    private var writable: TaskPropertySet
+    /// The properties an update may change (never the immutable ones), as bits: checked for
+    /// every changed property.
+    private let writable: TaskPropertySet
+
+    public var writableProperties: Set<TaskProperty> { Set(writable) }
 
     public init(writableProperties: Set<TaskProperty>) {
-        self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)
-        self.writable = TaskPropertySet(self.writableProperties)
+        self.writable = TaskPropertySet(writableProperties.subtracting(TaskProperty.immutable))
     }
 
     /// - Parameters:

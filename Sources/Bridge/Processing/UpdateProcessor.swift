@@ -95,9 +95,13 @@ final class UpdateProcessor {
             }
         }
 
-        /// Adds the notification as one argument.
-        func addNotification(_ head: [UInt8], to pipeline: inout RedisPipeline) {
-            pipeline.addBytes(joining: head, response.body, Self.closingBrace)
+        /// Adds the notification as one argument; an empty one when the request changed nothing.
+        func addNotification(to pipeline: inout RedisPipeline) {
+            guard let notificationHead else {
+                pipeline.add("")
+                return
+            }
+            pipeline.addBytes(joining: notificationHead, response.body, Self.closingBrace)
         }
 
         static let closingBrace: [UInt8] = [UInt8(ascii: "}")]
@@ -329,11 +333,7 @@ final class UpdateProcessor {
             } else {
                 pipeline.add("")
             }
-            if let head = answer.notificationHead {
-                answer.addNotification(head, to: &pipeline)
-            } else {
-                pipeline.add("")
-            }
+            answer.addNotification(to: &pipeline)
         }
         let finalRecord = record.flatMap { $0.rev != startRev ? $0 : nil }
         return (answers, finalRecord)
@@ -401,14 +401,14 @@ final class UpdateProcessor {
         let words = self.words
         // By index rather than by element: a request is large, and copying one costs a retain per field.
         for i in requests.indices {
-            guard let head = answers[i].notificationHead, let rev = answers[i].response.rev else { continue }
+            guard answers[i].notificationHead != nil, let rev = answers[i].response.rev else { continue }
             if !answers[i].notified {
                 pipeline.begin(Words.publish)
                 pipeline.add(words.updates)
-                answers[i].addNotification(head, to: &pipeline)
+                answers[i].addNotification(to: &pipeline)
                 pipeline.begin(Words.publish)
                 pipeline.add(joining: keys.updatesPrefix, requests[i].taskId)
-                answers[i].addNotification(head, to: &pipeline)
+                answers[i].addNotification(to: &pipeline)
             }
             pipeline.begin(Words.xadd)
             pipeline.add(words.events)
@@ -423,13 +423,15 @@ final class UpdateProcessor {
             pipeline.add(Words.requestId)
             pipeline.add(requests[i].requestId)
             pipeline.add(Words.event)
-            answers[i].addNotification(head, to: &pipeline)
+            answers[i].addNotification(to: &pipeline)
         }
         let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
         var tally = RequestTally()
         for i in requests.indices {
             tally.count(path: requests[i].entryId == nil ? .http : .stream, status: answers[i].response.status)
-            if let entryId = requests[i].entryId, let created = StreamEntry.milliseconds(of: entryId), created <= nowMilliseconds {
+            if let entryId = requests[i].entryId, let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }),
+                created <= nowMilliseconds
+            {
                 metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
             }
             if let replyTo = requests[i].replyTo {

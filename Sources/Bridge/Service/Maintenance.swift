@@ -42,8 +42,8 @@ extension StreamConsumer {
         try deadLetter(Self.overdelivered(pending, limit: configuration.maxDeliveries), minIdle: idle)
         var cursor = "0-0"
         for _ in 0..<10 {
-            let reply = try commands.execute(
-                RedisCommand(
+            let reply = try commands.value(
+                of: RedisCommand(
                     "XAUTOCLAIM",
                     keys.requests,
                     keys.group,
@@ -54,7 +54,8 @@ extension StreamConsumer {
                     configuration.batchSize
                 )
             )
-            guard case .array(let parts) = reply, parts.count >= 2, let next = parts[0].string else { break }
+            let parts = reply.elements
+            guard parts.count >= 2, let next = parts[0].string else { break }
             let entries = StreamEntry.list(parts[1])
             if !entries.isEmpty {
                 metrics.claimed.increment(by: entries.count)
@@ -93,8 +94,8 @@ extension StreamConsumer {
     /// acknowledges them. Claims each first, so that an entry another consumer just took is left alone.
     func deadLetter(_ entries: [(id: String, deliveries: Int64, consumer: String)], minIdle: Int64) throws(RedisError) {
         guard !entries.isEmpty else { return }
-        let claimed = try commands.execute(
-            RedisCommand("XCLAIM", arguments: [keys.requests, keys.group, configuration.consumer, String(minIdle)] + entries.map(\.id))
+        let claimed = try commands.value(
+            of: RedisCommand("XCLAIM", arguments: [keys.requests, keys.group, configuration.consumer, String(minIdle)] + entries.map(\.id))
         )
         let byId = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for entry in StreamEntry.list(claimed) {

@@ -120,8 +120,8 @@ actor StreamConsumer {
         try deadLetter(Self.overdelivered(own, limit: configuration.maxDeliveries), minIdle: 0)
         var cursor = "0"
         for _ in 0..<1000 {
-            let reply = try commands.execute(
-                RedisCommand(
+            let reply = try commands.value(
+                of: RedisCommand(
                     "XREADGROUP",
                     "GROUP",
                     keys.group,

@@ -16,15 +16,6 @@ struct StreamEntry: Sendable {
     let fields: [(field: ArraySlice<UInt8>, value: ArraySlice<UInt8>)]?
 
     /// Reads a list of `[id, [field, value, ...]]`.
-    static func list(_ reply: RedisReply) -> [StreamEntry] {
-        guard case .array(let items) = reply else { return [] }
-        return items.compactMap { item in
-            guard case .array(let parts) = item, parts.count == 2, let id = parts[0].string else { return nil }
-            return StreamEntry(id: id, fields: parts[1].pairs?.map { ($0.field[...], $0.value[...]) })
-        }
-    }
-
-    /// Reads a list of `[id, [field, value, ...]]`.
     static func list(_ value: RedisValue) -> [StreamEntry] {
         let items = value.elements
         var entries: [StreamEntry] = []
@@ -49,14 +40,6 @@ struct StreamEntry: Sendable {
     }
 
     /// Reads an `XREADGROUP` reply: `[[stream, entries]]`, or null when nothing came.
-    static func fromReadGroup(_ reply: RedisReply) -> [StreamEntry] {
-        guard case .array(let streams) = reply, let first = streams.first, case .array(let pair) = first, pair.count == 2 else {
-            return []
-        }
-        return list(pair[1])
-    }
-
-    /// Reads an `XREADGROUP` reply: `[[stream, entries]]`, or null when nothing came.
     static func fromReadGroup(_ value: RedisValue) -> [StreamEntry] {
         let streams = value.elements
         guard !streams.isEmpty else { return [] }
@@ -67,32 +50,37 @@ struct StreamEntry: Sendable {
 
     /// Stream ids compare as `ms-seq` pairs.
     static func compare(_ a: String, _ b: String) -> Bool {
-        let pa = parse(a)
-        let pb = parse(b)
-        return pa.0 != pb.0 ? pa.0 < pb.0 : pa.1 < pb.1
+        let pa = parse(a) ?? (0, 0)
+        let pb = parse(b) ?? (0, 0)
+        return pa.ms != pb.ms ? pa.ms < pb.ms : pa.seq < pb.seq
     }
 
-    static func parse(_ id: String) -> (UInt64, UInt64) {
-        let parts = id.split(separator: "-", maxSplits: 1)
-        return (UInt64(parts.first ?? "0") ?? 0, parts.count > 1 ? UInt64(parts[1]) ?? 0 : 0)
-    }
-
-    /// The creation time of an entry, the milliseconds part of its id.
-    static func milliseconds(of id: String) -> Int64? {
-        var value: Int64 = 0
+    /// The two numbers of an id (`ms-seq`, or `ms` alone); `nil` for anything else. Read for
+    /// every request (its age), so it reads the bytes without splitting the text.
+    static func parse(_ id: String) -> (ms: UInt64, seq: UInt64)? {
+        var numbers: (ms: UInt64, seq: UInt64) = (0, 0)
+        var inSequence = false
         var digits = 0
         for byte in id.utf8 {
-            if byte == UInt8(ascii: "-") { break }
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
-            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            if byte == UInt8(ascii: "-"), !inSequence, digits > 0 {
+                inSequence = true
+                digits = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let current = inSequence ? numbers.seq : numbers.ms
+            let (times10, overflow) = current.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflow, !overflow2 else { return nil }
+            if inSequence { numbers.seq = next } else { numbers.ms = next }
             digits += 1
         }
-        return digits > 0 ? value : nil
+        return digits > 0 ? numbers : nil
     }
 
     /// The smallest id after `id`.
     static func successor(of id: String) -> String {
-        let (ms, seq) = parse(id)
+        let (ms, seq) = parse(id) ?? (0, 0)
         return seq == UInt64.max ? "\(ms + 1)-0" : "\(ms)-\(seq + 1)"
     }
 }
