@@ -57,6 +57,13 @@ public struct TaskRecord: Sendable, Equatable {
         self.bounds = bounds
     }
 
+    /// Builds a record from its text and the start and end of each property's value (-1 when absent).
+    init(rev: Int64, json: [UInt8], bounds: [Int]) {
+        self.rev = rev
+        self.json = json
+        self.bounds = bounds
+    }
+
     /// The property names in schema order.
     public static let names: [String] = TaskProperty.allCases.map(\.rawValue)
 

@@ -84,92 +84,100 @@ public enum TaskStatusSchema {
 
     /// Checks one non-null property value and returns its canonical form.
     public static func validate(_ value: JSONValue, as property: TaskProperty) throws(SchemaViolation) -> JSONValue {
-        let pointer = "/\(property.rawValue)"
+        // Built only for an error: this runs for every changed property of every update.
+        let pointer = { "/\(property.rawValue)" }
         switch property {
         case .type, .completionStatus:
-            return try enumValue(value, allowed: property.allowedValues!, at: pointer)
+            return try enumValue(value, allowed: property.allowedValues!, at: pointer())
         case .created, .modified, .launched, .completed:
-            let text = try string(value, at: pointer)
+            let text = try string(value, at: pointer())
             guard RFC3339.isValid(text) else {
-                throw SchemaViolation(pointer: pointer, reason: "must be an RFC 3339 date-time such as 2020-07-11T21:23:15.000Z, not \"\(text)\"")
+                throw SchemaViolation(pointer: pointer(), reason: "must be an RFC 3339 date-time such as 2020-07-11T21:23:15.000Z, not \"\(text)\"")
             }
             return value
         case .percentComplete:
-            guard let n = value.int64Value else { throw SchemaViolation(pointer: pointer, reason: "must be an integer, not \(describe(value))") }
+            guard let n = value.int64Value else { throw SchemaViolation(pointer: pointer(), reason: "must be an integer, not \(describe(value))") }
             return .integer(n)
         case .messages:
             guard case .array(var items) = value else {
-                throw SchemaViolation(pointer: pointer, reason: "must be an array, not \(value.describedType)")
+                throw SchemaViolation(pointer: pointer(), reason: "must be an array, not \(value.describedType)")
             }
-            for i in items.indices { items[i] = try message(items[i], at: "\(pointer)/\(i)") }
+            for i in items.indices { items[i] = try message(items[i], at: "\(pointer())/\(i)") }
             return .array(items)
         case .returns:
             guard case .array(let items) = value else {
-                throw SchemaViolation(pointer: pointer, reason: "must be an array, not \(value.describedType)")
+                throw SchemaViolation(pointer: pointer(), reason: "must be an array, not \(value.describedType)")
             }
             for (i, item) in items.enumerated() {
-                let at = "\(pointer)/\(i)"
+                let at = "\(pointer())/\(i)"
                 let object = try object(item, at: at)
                 _ = try requiredString(object, "name", at: at)
                 _ = try requiredString(object, "attributeName", at: at)
             }
             return value
         case .attributes:
-            _ = try object(value, at: pointer)
+            _ = try object(value, at: pointer())
             return value
         case .target:
-            var target = try object(value, at: pointer)
-            try optionalString(target, "id", at: pointer)
-            try optionalString(target, "name", at: pointer)
+            var target = try object(value, at: pointer())
+            try optionalString(target, "id", at: pointer())
+            try optionalString(target, "name", at: pointer())
             if let type = target["type"], !type.isNull {
-                target["type"] = try enumValue(type, allowed: targetTypes, at: "\(pointer)/type")
+                target["type"] = try enumValue(type, allowed: targetTypes, at: "\(pointer())/type")
             }
             return .object(target)
         case .taskDefinitionSummary:
-            let summary = try object(value, at: pointer)
+            let summary = try object(value, at: pointer())
             for name in ["id", "uniqueName", "description", "parentName", "executor"] {
-                try optionalString(summary, name, at: pointer)
+                try optionalString(summary, name, at: pointer())
             }
-            if let arguments = summary["arguments"], !arguments.isNull { _ = try object(arguments, at: "\(pointer)/arguments") }
+            if let arguments = summary["arguments"], !arguments.isNull { _ = try object(arguments, at: "\(pointer())/arguments") }
             return value
         case .id, .uniqueName, .description, .parentName, .launcher, .progress:
-            _ = try string(value, at: pointer)
+            _ = try string(value, at: pointer())
             return value
         }
     }
 
     /// Checks one element of an array property (`messages` or `returns`) and returns its canonical form.
-    public static func validateElement(_ value: JSONValue, of property: TaskProperty, at pointer: String) throws(SchemaViolation) -> JSONValue {
+    public static func validateElement(
+        _ value: JSONValue,
+        of property: TaskProperty,
+        at pointer: @autoclosure () -> String
+    ) throws(SchemaViolation) -> JSONValue {
         switch property {
         case .messages:
-            return try message(value, at: pointer)
+            return try message(value, at: pointer())
         case .returns:
-            let object = try object(value, at: pointer)
-            _ = try requiredString(object, "name", at: pointer)
-            _ = try requiredString(object, "attributeName", at: pointer)
+            let object = try object(value, at: pointer())
+            _ = try requiredString(object, "name", at: pointer())
+            _ = try requiredString(object, "attributeName", at: pointer())
             return value
         default:
-            throw SchemaViolation(pointer: pointer, reason: "is not an element of an array property")
+            throw SchemaViolation(pointer: pointer(), reason: "is not an element of an array property")
         }
     }
 
-    private static func message(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> JSONValue {
-        var message = try object(value, at: pointer)
-        guard let type = message["type"] else { throw SchemaViolation(pointer: "\(pointer)/type", reason: "is required") }
-        message["type"] = try enumValue(type, allowed: messageTypes, at: "\(pointer)/type")
-        _ = try requiredString(message, "key", at: pointer)
+    private static func message(_ value: JSONValue, at pointer: @autoclosure () -> String) throws(SchemaViolation) -> JSONValue {
+        var message = try object(value, at: pointer())
+        guard let type = message["type"] else { throw SchemaViolation(pointer: "\(pointer())/type", reason: "is required") }
+        let canonicalType = try enumValue(type, allowed: messageTypes, at: "\(pointer())/type")
+        // Most messages send the canonical case already: then the object is kept, not copied.
+        let recased = canonicalType.stringValue != type.stringValue
+        if recased { message["type"] = canonicalType }
+        _ = try requiredString(message, "key", at: pointer())
         if let text = message["localizedText"], !text.isNull {
-            let localized = try object(text, at: "\(pointer)/localizedText")
-            try optionalString(localized, "locale", at: "\(pointer)/localizedText")
-            try optionalString(localized, "message", at: "\(pointer)/localizedText")
+            let localized = try object(text, at: "\(pointer())/localizedText")
+            try optionalString(localized, "locale", at: "\(pointer())/localizedText")
+            try optionalString(localized, "message", at: "\(pointer())/localizedText")
         }
         if let parameters = message["parameters"], !parameters.isNull {
             guard case .array(let items) = parameters else {
-                throw SchemaViolation(pointer: "\(pointer)/parameters", reason: "must be an array or null, not \(parameters.describedType)")
+                throw SchemaViolation(pointer: "\(pointer())/parameters", reason: "must be an array or null, not \(parameters.describedType)")
             }
-            for (i, item) in items.enumerated() { _ = try object(item, at: "\(pointer)/parameters/\(i)") }
+            for (i, item) in items.enumerated() { _ = try object(item, at: "\(pointer())/parameters/\(i)") }
         }
-        return .object(message)
+        return recased ? .object(message) : value
     }
 
     private static func describe(_ value: JSONValue) -> String {
@@ -177,34 +185,35 @@ public enum TaskStatusSchema {
         return text.count > 60 ? value.describedType : text
     }
 
-    private static func object(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> JSONObject {
+    private static func object(_ value: JSONValue, at pointer: @autoclosure () -> String) throws(SchemaViolation) -> JSONObject {
         guard case .object(let object) = value else {
-            throw SchemaViolation(pointer: pointer, reason: "must be an object, not \(value.describedType)")
+            throw SchemaViolation(pointer: pointer(), reason: "must be an object, not \(value.describedType)")
         }
         return object
     }
 
-    private static func string(_ value: JSONValue, at pointer: String) throws(SchemaViolation) -> String {
-        guard case .string(let s) = value else { throw SchemaViolation(pointer: pointer, reason: "must be a string, not \(describe(value))") }
+    private static func string(_ value: JSONValue, at pointer: @autoclosure () -> String) throws(SchemaViolation) -> String {
+        guard case .string(let s) = value else { throw SchemaViolation(pointer: pointer(), reason: "must be a string, not \(describe(value))") }
         return s
     }
 
-    private static func requiredString(_ object: JSONObject, _ name: String, at pointer: String) throws(SchemaViolation) -> String {
-        guard let value = object[name] else { throw SchemaViolation(pointer: "\(pointer)/\(name)", reason: "is required") }
-        return try string(value, at: "\(pointer)/\(name)")
+    private static func requiredString(_ object: JSONObject, _ name: String, at pointer: @autoclosure () -> String) throws(SchemaViolation) -> String
+    {
+        guard let value = object[name] else { throw SchemaViolation(pointer: "\(pointer())/\(name)", reason: "is required") }
+        return try string(value, at: "\(pointer())/\(name)")
     }
 
-    private static func optionalString(_ object: JSONObject, _ name: String, at pointer: String) throws(SchemaViolation) {
-        if let value = object[name], !value.isNull { _ = try string(value, at: "\(pointer)/\(name)") }
+    private static func optionalString(_ object: JSONObject, _ name: String, at pointer: @autoclosure () -> String) throws(SchemaViolation) {
+        if let value = object[name], !value.isNull { _ = try string(value, at: "\(pointer())/\(name)") }
     }
 
     /// Enum values are accepted in any letter case and answered in the canonical upper case.
-    private static func enumValue(_ value: JSONValue, allowed: [String], at pointer: String) throws(SchemaViolation) -> JSONValue {
-        let text = try string(value, at: pointer)
+    private static func enumValue(_ value: JSONValue, allowed: [String], at pointer: @autoclosure () -> String) throws(SchemaViolation) -> JSONValue {
+        let text = try string(value, at: pointer())
         if allowed.contains(text) { return value }
         let upper = text.uppercased()
         guard allowed.contains(upper) else {
-            throw SchemaViolation(pointer: pointer, reason: "must be one of \(allowed.joined(separator: ", ")), not \"\(text)\"")
+            throw SchemaViolation(pointer: pointer(), reason: "must be one of \(allowed.joined(separator: ", ")), not \"\(text)\"")
         }
         return upper == text ? value : .string(upper)
     }

@@ -83,6 +83,36 @@ struct PropertyTests {
         }
     }
 
+    @Test("the direct patch reader reads what the general reader reads, and declines the rest")
+    func directPatchReader() async {
+        await propertyCheck(count: 1000, input: RandomJSON.documentsAndPatches) { _, patchValue in
+            var rng = SystemRandomNumberGenerator()
+            var texts = [patchValue.serialized(), Array(patchValue.prettyJSONText.utf8)]
+            var damaged = texts[0]
+            for _ in 0..<Int.random(in: 1...3, using: &rng) where !damaged.isEmpty {
+                let i = Int.random(in: 0..<damaged.count, using: &rng)
+                damaged.insert(Array(#"{}[]",:\ "#.utf8).randomElement(using: &rng)!, at: i)
+            }
+            texts.append(damaged)
+            for text in texts {
+                for parser in [JSONParser(), JSONParser(limits: .init(maxDepth: Int.random(in: 1...4, using: &rng), maxBytes: 1 << 20))] {
+                    let general = try? JSONPatch(parser.parse(text))
+                    guard let direct = JSONPatch(readingPlain: text, parser: parser) else { continue }
+                    #expect(direct == general, "\(String(decoding: text, as: UTF8.self))")
+                }
+            }
+            // Valid patches in plain ASCII, without escapes or `~`, are always read directly.
+            let plain = patchValue.serialized()
+            if plain.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "~") }),
+                (try? JSONPatch(patchValue)) != nil,
+                case .array(let operations) = patchValue,
+                operations.allSatisfy({ $0.objectValue.map { Set($0.keys).count == $0.count } ?? false })
+            {
+                #expect(JSONPatch(readingPlain: plain) != nil, "\(String(decoding: plain, as: UTF8.self))")
+            }
+        }
+    }
+
     @Test("damaged text is refused by the scanner and the parser alike, never a crash")
     func damagedText() async {
         await propertyCheck(count: 1000, input: RandomJSON.documents) { value in

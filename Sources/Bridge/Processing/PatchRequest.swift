@@ -177,9 +177,15 @@ public struct PatchRequestDecoder: Sendable {
         guard patch.count <= limits.maxPatchBytes else {
             return reject(413, "the patch is \(patch.count) bytes, over the limit of \(limits.maxPatchBytes)")
         }
+        let parser = JSONParser(limits: .init(maxDepth: limits.maxDepth, maxBytes: limits.maxPatchBytes))
+        if let patched = JSONPatch(readingPlain: patch, parser: parser), patched.operations.count <= limits.maxOperations {
+            request.patch = patched
+            request.patchJSON = patch
+            return request
+        }
         let value: JSONValue
         do {
-            value = try JSONParser(limits: .init(maxDepth: limits.maxDepth, maxBytes: limits.maxPatchBytes)).parse(patch)
+            value = try parser.parse(patch)
         } catch {
             return reject(400, "the patch is not valid JSON: \(error)")
         }

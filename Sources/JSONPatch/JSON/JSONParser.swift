@@ -505,3 +505,129 @@ private struct Reader {
         }
     }
 }
+
+extension JSONParser {
+    /// Reads a JSON Patch document straight into operations, without building the operation
+    /// objects as JSON values first: what every request costs. `nil` for anything but a plain
+    /// well-formed patch (bad JSON, a repeated or missing member, an unknown `op`, a pointer with
+    /// escapes): ``JSONPatch/init(parsing:parser:)`` then reads it the general way and words the error.
+    func patchOperations(_ bytes: [UInt8]) -> [JSONPatchOperation]? {
+        guard bytes.count <= limits.maxBytes else { return nil }
+        var reader = Reader(bytes: bytes, start: 0, end: bytes.count, maxDepth: limits.maxDepth)
+        do {
+            reader.skipWhitespace()
+            guard reader.pos < reader.end, bytes[reader.pos] == Byte.openBracket else { return nil }
+            reader.pos += 1
+            reader.skipWhitespace()
+            var operations: [JSONPatchOperation] = []
+            if reader.pos < reader.end, bytes[reader.pos] == Byte.closeBracket {
+                reader.pos += 1
+            } else {
+                while true {
+                    guard let operation = try reader.patchOperation() else { return nil }
+                    operations.append(operation)
+                    reader.skipWhitespace()
+                    guard reader.pos < reader.end else { return nil }
+                    let b = bytes[reader.pos]
+                    reader.pos += 1
+                    if b == Byte.closeBracket { break }
+                    guard b == Byte.comma else { return nil }
+                    reader.skipWhitespace()
+                }
+            }
+            reader.skipWhitespace()
+            return reader.pos == reader.end ? operations : nil
+        } catch {
+            return nil
+        }
+    }
+}
+
+extension Reader {
+    /// One operation object at depth 2; `nil` when it is not a plain valid one.
+    fileprivate mutating func patchOperation() throws(JSONParseError) -> JSONPatchOperation? {
+        guard maxDepth >= 2, pos < end, bytes[pos] == Byte.openBrace else { return nil }
+        pos += 1
+        var op: String?
+        var path: JSONPointer?
+        var from: JSONPointer?
+        var value: JSONValue?
+        var others: [String] = []
+        skipWhitespace()
+        if pos < end, bytes[pos] == Byte.closeBrace { return nil }
+        while true {
+            guard pos < end, bytes[pos] == Byte.quote else { return nil }
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < end, bytes[pos] == Byte.colon else { return nil }
+            pos += 1
+            skipWhitespace()
+            switch key {
+            case "op":
+                guard op == nil, pos < end, bytes[pos] == Byte.quote else { return nil }
+                op = try parseString()
+            case "path":
+                guard path == nil, let pointer = try pointer() else { return nil }
+                path = pointer
+            case "from":
+                guard from == nil, let pointer = try pointer() else { return nil }
+                from = pointer
+            case "value":
+                guard value == nil else { return nil }
+                value = try parseValue(depth: 2)
+            default:
+                // Other members are allowed and ignored, as RFC 6902 says; repeated ones are left
+                // to the general reader, which keeps the last.
+                guard !others.contains(key) else { return nil }
+                others.append(key)
+                _ = try parseValue(depth: 2)
+            }
+            skipWhitespace()
+            guard pos < end else { return nil }
+            let b = bytes[pos]
+            pos += 1
+            if b == Byte.closeBrace { break }
+            guard b == Byte.comma else { return nil }
+            skipWhitespace()
+        }
+        guard let op, let path else { return nil }
+        switch op {
+        case "add": return value.map { .add(path: path, value: $0) }
+        case "remove": return .remove(path: path)
+        case "replace": return value.map { .replace(path: path, value: $0) }
+        case "test": return value.map { .test(path: path, value: $0) }
+        case "move": return from.map { .move(from: $0, path: path) }
+        case "copy": return from.map { .copy(from: $0, path: path) }
+        default: return nil
+        }
+    }
+
+    /// A JSON Pointer string cut into tokens straight from the bytes; `nil` when it needs more
+    /// than that (escapes, `~`, bytes beyond printable ASCII) or is not a pointer.
+    fileprivate mutating func pointer() throws(JSONParseError) -> JSONPointer? {
+        guard pos < end, bytes[pos] == Byte.quote else { return nil }
+        let open = pos
+        var i = pos + 1
+        while i < end {
+            let b = bytes[i]
+            if b == Byte.quote { break }
+            guard b >= 0x20, b < 0x7F, b != Byte.backslash, b != UInt8(ascii: "~") else { return nil }
+            i += 1
+        }
+        guard i < end else { return nil }
+        pos = i + 1
+        if i == open + 1 { return .root }
+        guard bytes[open + 1] == Byte.slash else { return nil }
+        var tokens: [String] = []
+        var start = open + 2
+        var k = start
+        while k <= i {
+            if k == i || bytes[k] == Byte.slash {
+                tokens.append(String(decoding: bytes[start..<k], as: UTF8.self))
+                start = k + 1
+            }
+            k += 1
+        }
+        return JSONPointer(tokens: tokens)
+    }
+}

@@ -93,8 +93,19 @@ public struct JSONPatch: Sendable, Equatable {
         self.operations = operations
     }
 
+    /// Reads a plain, valid patch text straight into operations; `nil` for anything else (an
+    /// invalid patch included), which ``init(parsing:parser:)`` then reads and explains.
+    public init?(readingPlain bytes: [UInt8], parser: JSONParser = JSONParser()) {
+        guard let operations = parser.patchOperations(bytes) else { return nil }
+        self.operations = operations
+    }
+
     /// Parses and decodes patch text.
     public init(parsing bytes: [UInt8], parser: JSONParser = JSONParser()) throws(JSONPatchError) {
+        if let operations = parser.patchOperations(bytes) {
+            self.init(operations: operations)
+            return
+        }
         let json: JSONValue
         do {
             json = try parser.parse(bytes)
