@@ -27,6 +27,9 @@ public final class RedisConnection {
     private let arena = ReplyArena()
     /// The commands of one round trip in RESP, kept from call to call.
     private var wire: [UInt8] = []
+    /// Replies to commands sent by ``sendDeferred(_:)`` not read yet, and the errors among those read.
+    private var owed = 0
+    private var deferredErrors: [String] = []
 
     /// Connects, applies the timeouts, and sends `AUTH` and `SELECT` as configured.
     public init(configuration: RedisConfiguration) throws(RedisError) {
@@ -89,6 +92,7 @@ public final class RedisConnection {
     /// Sends a pipeline in one round trip and returns one reply per command.
     public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
         try send(pipeline)
+        try readOwedReplies()
         arena.reset()
         var roots: [Int] = []
         roots.reserveCapacity(pipeline.count)
@@ -101,6 +105,7 @@ public final class RedisConnection {
     /// they answer.
     public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
         try send(pipeline)
+        try readOwedReplies()
         var errors: [(index: Int, message: String)] = []
         for index in 0..<pipeline.count {
             arena.reset()
@@ -147,8 +152,38 @@ public final class RedisConnection {
         if let failure { throw writeFailure(failure) }
     }
 
+    /// Sends a pipeline whose successful answers do not matter, without waiting for them: they
+    /// are read, and their errors kept for ``takeDeferredErrors()``, before the replies of the
+    /// next command on this connection, or by ``settle()``. This saves the wait, and the wake-ups
+    /// while Redis answers a long pipeline piece by piece.
+    public func sendDeferred(_ pipeline: RedisPipeline) throws(RedisError) {
+        try send(pipeline)
+        owed += pipeline.count
+    }
+
+    /// Reads the replies still owed to ``sendDeferred(_:)``: when it returns, Redis has run those commands.
+    public func settle() throws(RedisError) {
+        try readOwedReplies()
+    }
+
+    /// The server's errors in reply to deferred commands read so far (in order), and forgets them.
+    public func takeDeferredErrors() -> [String] {
+        defer { deferredErrors = [] }
+        return deferredErrors
+    }
+
+    private func readOwedReplies() throws(RedisError) {
+        while owed > 0 {
+            arena.reset()
+            let root = try readRoot()
+            owed -= 1
+            if let message = arena.errorMessage(at: root) { deferredErrors.append(message) }
+        }
+    }
+
     /// Reads the next reply; blocks up to the command timeout.
     public func readReply() throws(RedisError) -> RedisReply {
+        try readOwedReplies()
         arena.reset()
         let root = try readRoot()
         let reply = arena.take(roots: [root])[0].reply

@@ -78,6 +78,35 @@ public final class RedisLink {
         }
     }
 
+    /// Sends commands whose successful answers do not matter without waiting for their replies
+    /// (see ``RedisConnection/sendDeferred(_:)``). Should the connection break before they are
+    /// read, whether Redis ran them is unknown.
+    public func sendDeferred(_ pipeline: RedisPipeline) throws(RedisError) {
+        let connection = try open()
+        do {
+            try connection.sendDeferred(pipeline)
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
+    }
+
+    /// Waits until Redis has answered every deferred command; without a connection there is nothing to wait for.
+    public func settle() throws(RedisError) {
+        guard let connection, !connection.isBroken else { return }
+        do {
+            try connection.settle()
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
+    }
+
+    /// The server's errors in reply to deferred commands read so far, forgotten once taken.
+    public func takeDeferredErrors() -> [String] {
+        connection?.takeDeferredErrors() ?? []
+    }
+
     /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``.
     public func subscribe(_ channels: [String]) throws(RedisError) {
         let connection = try open()

@@ -195,6 +195,30 @@ struct RedisConnectionTests {
         #expect(errors.allSatisfy { $0.message.contains("ERR") || $0.message.contains("WRONGTYPE") })
     }
 
+    @Test("deferred commands run in order; their errors surface with the next command's replies, or on settle")
+    func deferredReplies() throws {
+        let link = RedisLink(configuration: configuration)
+        defer { link.disconnect() }
+        var deferred = RedisPipeline()
+        for _ in 0..<3000 {
+            deferred.begin("INCR")
+            deferred.add(key)
+        }
+        deferred.begin("HGET")
+        deferred.add(key)
+        deferred.add("f")
+        try link.sendDeferred(deferred)
+        // The next command's replies are its own, after Redis ran the deferred ones.
+        #expect(try link.execute(RedisCommand("GET", key)).string == "3000")
+        #expect(link.takeDeferredErrors().map { $0.hasPrefix("WRONGTYPE") } == [true])
+        #expect(link.takeDeferredErrors().isEmpty, "errors are handed over once")
+        try link.sendDeferred(deferred)
+        try link.settle()
+        #expect(link.takeDeferredErrors().count == 1)
+        #expect(try link.execute(RedisCommand("DEL", key)).int == 1)
+        try link.settle()
+    }
+
     @Test("commands are written as RESP with exact lengths, numbers in decimal")
     func wireFormat() {
         var pipeline = RedisPipeline()

@@ -23,7 +23,8 @@ import Glibc
 /// For one batch: read the tasks it needs and does not hold (one round trip, usually none), decide
 /// every request, commit each task's requests with one script call (one round trip for all tasks),
 /// then publish the notifications, append the change-feed entries, publish the replies and
-/// acknowledge the entries (one round trip). A commit that meets a newer `_rev` gets the current
+/// acknowledge the entries (one round trip; on the stream path sent without waiting for Redis's
+/// answers, which are read with the next batch's). A commit that meets a newer `_rev` gets the current
 /// hash back and is decided again; a request whose reply is already stored is answered from it,
 /// never applied twice, and its announcements are made again.
 ///
@@ -40,6 +41,9 @@ final class UpdateProcessor {
     private let rateLimiter: RateLimiter?
     private let replyTTL: String
     private let words: Words
+    /// Whether `process` returns once the announcements are sent, before Redis has answered them
+    /// (their errors are logged later): for the stream, where no caller waits on them.
+    private let defersAnnouncements: Bool
     /// The round trips' buffers, kept from batch to batch.
     private var commitPipeline = RedisPipeline()
     private var announcePipeline = RedisPipeline()
@@ -47,8 +51,9 @@ final class UpdateProcessor {
     /// Rounds of deciding again after revision conflicts before a request is answered 500.
     static let maxRounds = 50
 
-    init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics) {
+    init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, defersAnnouncements: Bool = false) {
         self.link = link
+        self.defersAnnouncements = defersAnnouncements
         self.metrics = metrics
         self.keys = configuration.keys
         self.evaluator = UpdateEvaluator(writableProperties: configuration.writableProperties)
@@ -448,9 +453,22 @@ final class UpdateProcessor {
             for id in entryIds { pipeline.add(id) }
         }
         guard !pipeline.isEmpty else { return }
-        for error in try link.executeForErrors(pipeline) {
-            logger.warning("announcing an update failed", metadata: ["redis.error": "\(error.message)"])
+        if defersAnnouncements {
+            try link.sendDeferred(pipeline)
+        } else {
+            for error in try link.executeForErrors(pipeline) { logAnnouncementFailure(error.message) }
         }
+        for message in link.takeDeferredErrors() { logAnnouncementFailure(message) }
+    }
+
+    private func logAnnouncementFailure(_ message: String) {
+        logger.warning("announcing an update failed", metadata: ["redis.error": "\(message)"])
+    }
+
+    /// Waits until Redis has answered the announcements sent so far, logging their failures.
+    func settle() throws(RedisError) {
+        try link.settle()
+        for message in link.takeDeferredErrors() { logAnnouncementFailure(message) }
     }
 
     /// Fills in the tasks the batch does not know yet: from the cache, else read in one round trip.

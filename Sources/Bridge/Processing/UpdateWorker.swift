@@ -24,7 +24,8 @@ public actor UpdateWorker {
             link: RedisLink(configuration: configuration.redis),
             configuration: configuration,
             logger: logger,
-            metrics: metrics
+            metrics: metrics,
+            defersAnnouncements: true
         )
     }
 
@@ -32,9 +33,16 @@ public actor UpdateWorker {
         executor.shutdown()
     }
 
-    /// Decides, commits and answers `requests` (in order per task) and acknowledges `entryIds`.
+    /// Decides, commits and answers `requests` (in order per task) and acknowledges `entryIds`;
+    /// returns once the answers and the acknowledgement are sent (see ``settle()``).
     public func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) -> Result<[TaskResponse], RedisError> {
         Result { () throws(RedisError) in try processor.process(requests, acknowledging: entryIds) }
+    }
+
+    /// Waits until Redis has run the announcements and acknowledgements sent so far: `process`
+    /// returns as soon as they are sent.
+    public func settle() -> Result<Void, RedisError> {
+        Result { () throws(RedisError) in try processor.settle() }
     }
 
     /// Forgets the cached tasks (after Redis may have lost its data).

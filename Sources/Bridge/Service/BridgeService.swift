@@ -66,6 +66,8 @@ public struct BridgeService: Service, CustomStringConvertible {
         } onGracefulShutdown: {
             stopping.store(true, ordering: .relaxed)
         }
+        // The last batch's answers and acknowledgement are sent; wait until Redis has run them.
+        await consumer.settle()
         logger.info("bridge stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 

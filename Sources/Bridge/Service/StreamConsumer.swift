@@ -100,11 +100,22 @@ actor StreamConsumer {
         }
     }
 
-    /// Creates the group when missing and settles what this consumer left pending.
+    /// Waits until Redis has run every answer and acknowledgement the workers sent (they do not
+    /// wait for them batch by batch). A worker whose connection failed has nothing left to wait for:
+    /// its unacknowledged entries are delivered again.
+    func settle() async {
+        for worker in workers {
+            if case .failure(let error) = await worker.settle() {
+                logger.warning("could not confirm the last answers; their entries will be delivered again", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     private func forgetCachedTasks() async {
         for worker in workers { await worker.forgetCachedTasks() }
     }
 
+    /// Creates the group when missing and settles what this consumer left pending.
     private func setUp() async throws(RedisError) {
         let created = try commands.execute([RedisCommand("XGROUP", "CREATE", keys.requests, keys.group, "0", "MKSTREAM")])[0]
         if case .error(let message) = created, !message.hasPrefix("BUSYGROUP") {
