@@ -6,20 +6,36 @@
 //
 //===----------------------------------------------------------------------===//
 
-public import Logging
-public import Redis
-public import TaskStatus
+import Foundation
+import Logging
+import Redis
+import TaskStatus
 
-/// An ``UpdateProcessor`` with a connection and a thread of its own: callers hand it a batch and
-/// await the answers, and the blocking round trips stay on its thread.
-public actor UpdateWorker {
-    private let executor: ThreadExecutor
+/// An ``UpdateProcessor`` with a connection and a thread of its own, for the stream consumer's
+/// fork and join: the consumer hands it part of a batch with ``start(_:acknowledging:)``,
+/// processes another part itself, then collects this part's outcome with ``finish()``.
+///
+/// The hand-off is a lock and a condition, not tasks: a batch costs one wake-up of this thread
+/// and at most one of the consumer's, where child tasks went through the global pool and back.
+/// The calls block, so they belong on a thread of the caller's own (the consumer's).
+final class UpdateWorker: @unchecked Sendable {
+    private enum Job {
+        case process([PatchRequest], acknowledging: [String])
+        case settle
+        case forgetCachedTasks
+    }
+
+    // `job`, `outcome`, `busy` and `stopped` are only touched with `condition` locked; the
+    // processor only on the worker's thread, or by the caller while no job is given (the lock
+    // hands it over). That is what makes the unchecked Sendable conformance safe.
+    private let condition = NSCondition()
+    private var job: Job?
+    private var outcome: Result<[TaskResponse], RedisError> = .success([])
+    private var busy = false
+    private var stopped = false
     private let processor: UpdateProcessor
 
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-
-    public init(configuration: BridgeConfiguration, name: String, logger: Logger, metrics: BridgeMetrics) {
-        self.executor = ThreadExecutor(name: name)
+    init(configuration: BridgeConfiguration, name: String, logger: Logger, metrics: BridgeMetrics) {
         self.processor = UpdateProcessor(
             link: RedisLink(configuration: configuration.redis),
             configuration: configuration,
@@ -27,26 +43,83 @@ public actor UpdateWorker {
             metrics: metrics,
             defersAnnouncements: true
         )
+        let thread = Thread { [self] in runLoop() }
+        thread.name = name
+        thread.start()
     }
 
-    deinit {
-        executor.shutdown()
+    /// Lets the thread end once it is idle.
+    func shutdown() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
     }
 
-    /// Decides, commits and answers `requests` (in order per task) and acknowledges `entryIds`;
-    /// returns once the answers and the acknowledgement are sent (see ``settle()``).
-    public func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) -> Result<[TaskResponse], RedisError> {
-        Result { () throws(RedisError) in try processor.process(requests, acknowledging: entryIds) }
+    /// Starts deciding, committing and answering `requests` (in order per task) and
+    /// acknowledging `entryIds` on the worker's thread; ``finish()`` waits for the outcome.
+    func start(_ requests: [PatchRequest], acknowledging entryIds: [String]) {
+        give(.process(requests, acknowledging: entryIds))
     }
 
-    /// Waits until Redis has run the announcements and acknowledgements sent so far: `process`
-    /// returns as soon as they are sent.
-    public func settle() -> Result<Void, RedisError> {
-        Result { () throws(RedisError) in try processor.settle() }
+    /// Waits for the part given to ``start(_:acknowledging:)``: its answers once they are sent
+    /// (see ``settle()``), or the Redis failure that stopped it.
+    func finish() -> Result<[TaskResponse], RedisError> {
+        condition.lock()
+        while busy { condition.wait() }
+        let result = outcome
+        outcome = .success([])
+        condition.unlock()
+        return result
+    }
+
+    /// Waits until Redis has run the announcements and acknowledgements sent so far: a part is
+    /// finished as soon as they are sent.
+    func settle() -> Result<Void, RedisError> {
+        give(.settle)
+        return finish().map { _ in () }
     }
 
     /// Forgets the cached tasks (after Redis may have lost its data).
-    public func forgetCachedTasks() {
-        processor.forgetCachedTasks()
+    func forgetCachedTasks() {
+        give(.forgetCachedTasks)
+        _ = finish()
+    }
+
+    private func give(_ next: Job) {
+        condition.lock()
+        while busy { condition.wait() }
+        job = next
+        busy = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func runLoop() {
+        while true {
+            condition.lock()
+            while job == nil && !stopped { condition.wait() }
+            guard let next = job else {
+                condition.unlock()
+                return
+            }
+            job = nil
+            condition.unlock()
+            let result: Result<[TaskResponse], RedisError>
+            switch next {
+            case .process(let requests, let entryIds):
+                result = Result { () throws(RedisError) in try processor.process(requests, acknowledging: entryIds) }
+            case .settle:
+                result = Result { () throws(RedisError) in try processor.settle() }.map { [] }
+            case .forgetCachedTasks:
+                processor.forgetCachedTasks()
+                result = .success([])
+            }
+            condition.lock()
+            outcome = result
+            busy = false
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }

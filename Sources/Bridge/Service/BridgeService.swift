@@ -44,41 +44,30 @@ public struct BridgeService: Service, CustomStringConvertible {
     public var description: String { "BridgeService(consumer: \(configuration.consumer), stream: \(configuration.keys.requests))" }
 
     public func run() async throws {
-        let stopping = Atomic<Bool>(false)
+        let stop = StopSignal()
         logger.info(
             "bridge starting",
             metadata: [
                 "consumer": "\(configuration.consumer)", "stream": "\(configuration.keys.requests)", "redis": "\(configuration.redis)",
             ]
         )
+        // The loop runs on the consumer's own thread: no hop out and back per batch.
         await withGracefulShutdownHandler {
-            var backoff = Duration.milliseconds(100)
-            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                switch await consumer.step() {
-                case .processed:
-                    backoff = .milliseconds(100)
-                case .failed(let error):
-                    logger.error("redis failed; retrying", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
-                    await sleep(backoff, unless: stopping)
-                    backoff = min(backoff * 2, .seconds(5))
-                }
-            }
+            await consumer.run(until: stop)
         } onGracefulShutdown: {
-            stopping.store(true, ordering: .relaxed)
+            stop.set()
         }
-        // The last batch's answers and acknowledgement are sent; wait until Redis has run them.
-        await consumer.settle()
         logger.info("bridge stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
+}
 
-    private func sleep(_ duration: Duration, unless stopping: borrowing Atomic<Bool>) async {
-        var left = duration
-        while left > .zero, !stopping.load(ordering: .relaxed), !Task.isCancelled {
-            let step = min(left, .milliseconds(100))
-            try? await Task.sleep(for: step)
-            left -= step
-        }
-    }
+/// Set once, when the service is asked to stop; read by the consumer between batches.
+final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    func set() { flag.store(true, ordering: .relaxed) }
+
+    var isSet: Bool { flag.load(ordering: .relaxed) }
 }
 
 /// When each periodic job is next due.

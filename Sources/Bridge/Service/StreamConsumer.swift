@@ -12,16 +12,20 @@ import Redis
 import TaskStatus
 
 /// The consumer's work, on a thread of its own: each ``step()`` settles set-up and the periodic
-/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK`, splits it by task among a few
-/// workers that decide, commit and answer their parts at the same time (each on its own thread
-/// and connection, so that one computes while Redis runs another's commands), and waits for them.
-/// A task always goes to the same worker, so its requests keep their order.
+/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK` and splits it by task into
+/// parts that are decided, committed and answered at the same time: one by the consumer itself,
+/// the others by workers (each on its own thread and connection, so that one computes while
+/// Redis runs another's commands). A task always goes to the same part, so its requests keep
+/// their order.
 actor StreamConsumer {
     let configuration: BridgeConfiguration
     let keys: Keys
     let reader: RedisLink
     /// The connection of set-up and the periodic jobs.
     let commands: RedisLink
+    /// The part of each batch that the consumer processes itself, on its own connection.
+    let processor: UpdateProcessor
+    /// The other parts' workers (`workers` in the configuration, less one).
     let workers: [UpdateWorker]
     let decoder: PatchRequestDecoder
     let authenticator: Authenticator?
@@ -47,7 +51,14 @@ actor StreamConsumer {
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
         self.reader = RedisLink(configuration: readerConfiguration)
         self.commands = RedisLink(configuration: configuration.redis)
-        self.workers = (0..<max(1, configuration.workers)).map {
+        self.processor = UpdateProcessor(
+            link: RedisLink(configuration: configuration.redis),
+            configuration: configuration,
+            logger: logger,
+            metrics: metrics,
+            defersAnnouncements: true
+        )
+        self.workers = (1..<max(1, configuration.workers)).map {
             UpdateWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
         }
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
@@ -56,12 +67,35 @@ actor StreamConsumer {
 
     deinit {
         executor.shutdown()
+        for worker in workers { worker.shutdown() }
     }
 
     /// What one step did.
     enum Outcome: Sendable {
         case processed(Int)
         case failed(RedisError)
+    }
+
+    /// Runs batch after batch until `stop` is set (or the task is cancelled), backing off while
+    /// Redis fails, then waits until Redis has run the last batch's answers.
+    func run(until stop: StopSignal) async {
+        var backoff = Duration.milliseconds(100)
+        while !stop.isSet && !Task.isCancelled {
+            switch await step() {
+            case .processed:
+                backoff = .milliseconds(100)
+            case .failed(let error):
+                logger.error("redis failed; retrying", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
+                var left = backoff
+                while left > .zero, !stop.isSet, !Task.isCancelled {
+                    let step = min(left, .milliseconds(100))
+                    try? await Task.sleep(for: step)
+                    left -= step
+                }
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        settle()
     }
 
     /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
@@ -91,7 +125,7 @@ actor StreamConsumer {
             if error.serverErrorPrefix == "NOGROUP" {
                 logger.warning("the consumer group is gone (Redis lost its data?); recreating it", metadata: ["stream": "\(keys.requests)"])
                 needsSetup = true
-                await forgetCachedTasks()
+                forgetCachedTasks()
                 return .processed(0)
             }
             status.markProblem(error.message)
@@ -103,16 +137,16 @@ actor StreamConsumer {
     /// Waits until Redis has run every answer and acknowledgement the workers sent (they do not
     /// wait for them batch by batch). A worker whose connection failed has nothing left to wait for:
     /// its unacknowledged entries are delivered again.
-    func settle() async {
-        for worker in workers {
-            if case .failure(let error) = await worker.settle() {
-                logger.warning("could not confirm the last answers; their entries will be delivered again", metadata: ["error": "\(error)"])
-            }
+    func settle() {
+        let outcomes = [Result { () throws(RedisError) in try processor.settle() }] + workers.map { $0.settle() }
+        for case .failure(let error) in outcomes {
+            logger.warning("could not confirm the last answers; their entries will be delivered again", metadata: ["error": "\(error)"])
         }
     }
 
-    private func forgetCachedTasks() async {
-        for worker in workers { await worker.forgetCachedTasks() }
+    private func forgetCachedTasks() {
+        processor.forgetCachedTasks()
+        for worker in workers { worker.forgetCachedTasks() }
     }
 
     /// Creates the group when missing and settles what this consumer left pending.
@@ -123,7 +157,7 @@ actor StreamConsumer {
         }
         if created == .status("OK") {
             logger.info("created the consumer group", metadata: ["group": "\(keys.group)", "stream": "\(keys.requests)"])
-            await forgetCachedTasks()
+            forgetCachedTasks()
         }
         // Entries this consumer read before a crash or a lost connection: dead-letter those
         // delivered too often, then process the rest (their stored replies make this idempotent).
@@ -171,9 +205,10 @@ actor StreamConsumer {
         }
     }
 
-    /// Decodes, processes, answers and acknowledges one batch, split by task among the workers.
+    /// Decodes, processes, answers and acknowledges one batch, split by task into parts: the
+    /// workers start theirs, the consumer processes the first, then waits for the workers.
     func handle(_ entries: [StreamEntry]) async throws(RedisError) {
-        let count = workers.count
+        let count = workers.count + 1
         var parts = [(requests: [PatchRequest], entryIds: [String])](repeating: ([], []), count: count)
         for entry in entries {
             // An entry deleted while pending has no fields: it is only acknowledged.
@@ -188,17 +223,19 @@ actor StreamConsumer {
             parts[part].entryIds.append(entry.id)
         }
         metrics.batchSize.record(entries.count)
-        let workers = self.workers
-        let failure = await withTaskGroup(of: RedisError?.self) { group in
-            for (worker, part) in zip(workers, parts) where !part.entryIds.isEmpty {
-                group.addTask {
-                    if case .failure(let error) = await worker.process(part.requests, acknowledging: part.entryIds) { return error }
-                    return nil
-                }
+        let started = workers.indices.filter { !parts[$0 + 1].entryIds.isEmpty }
+        for k in started { workers[k].start(parts[k + 1].requests, acknowledging: parts[k + 1].entryIds) }
+        var failure: RedisError?
+        if !parts[0].entryIds.isEmpty {
+            do {
+                _ = try processor.process(parts[0].requests, acknowledging: parts[0].entryIds)
+            } catch {
+                failure = error
             }
-            var first: RedisError?
-            for await error in group where first == nil { first = error }
-            return first
+        }
+        // Every started part is waited for, failed or not: its worker is then free again.
+        for k in started {
+            if case .failure(let error) = workers[k].finish(), failure == nil { failure = error }
         }
         if let failure { throw failure }
     }
