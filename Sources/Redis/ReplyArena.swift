@@ -18,8 +18,11 @@ import CHiredis
 /// values and hands it back, but never looks inside, and frees it only through `freeObject`,
 /// which has nothing to free.
 final class ReplyArena {
-    private(set) var nodes: [RedisReplies.Node] = []
-    private(set) var bytes: [UInt8] = []
+    // Only the connection's thread touches an arena, and never twice at once; unchecked, the
+    // accesses skip the runtime's exclusivity bookkeeping, which was 4% of a drain's CPU: each
+    // value hiredis parses appends here through a C callback.
+    @exclusivity(unchecked) private(set) var nodes: [RedisReplies.Node] = []
+    @exclusivity(unchecked) private(set) var bytes: [UInt8] = []
     /// The sizes of the last round trip's buffers, to reserve for the next one at once.
     private var lastNodeCount = 0
     private var lastByteCount = 0
