@@ -15,7 +15,12 @@ import Glibc
 public enum RFC3339 {
     /// Whether `text` is an RFC 3339 `date-time` (`2020-07-11T21:23:15.000Z`, `...+02:00`).
     public static func isValid(_ text: String) -> Bool {
-        let b = Array(text.utf8)
+        // Every update checks a date (its `modified` stamp at least): read the bytes in place.
+        var text = text
+        return text.withUTF8 { isValid(utf8: $0) }
+    }
+
+    private static func isValid(utf8 b: UnsafeBufferPointer<UInt8>) -> Bool {
         func digits(_ start: Int, _ count: Int) -> Int? {
             guard start + count <= b.count else { return nil }
             var v = 0
@@ -31,8 +36,13 @@ public enum RFC3339 {
             let minute = digits(14, 2), b[16] == UInt8(ascii: ":"), let second = digits(17, 2)
         else { return false }
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard (1...12).contains(month), (1...monthDays[month - 1]).contains(day), hour <= 23, minute <= 59, second <= 60 else {
+        let monthDays: Int
+        switch month {
+        case 2: monthDays = leap ? 29 : 28
+        case 4, 6, 9, 11: monthDays = 30
+        default: monthDays = 31
+        }
+        guard (1...12).contains(month), (1...monthDays).contains(day), hour <= 23, minute <= 59, second <= 60 else {
             return false
         }
         var i = 19

@@ -85,7 +85,7 @@ public enum TaskStatusSchema {
     /// Checks one non-null property value and returns its canonical form.
     public static func validate(_ value: JSONValue, as property: TaskProperty) throws(SchemaViolation) -> JSONValue {
         // Built only for an error: this runs for every changed property of every update.
-        let pointer = { "/\(property.rawValue)" }
+        func pointer() -> String { "/\(property.rawValue)" }
         switch property {
         case .type, .completionStatus:
             return try enumValue(value, allowed: property.allowedValues!, at: pointer())
