@@ -137,17 +137,39 @@ extension TaskRecord {
         var bounds = [Int](repeating: -1, count: 2 * TaskProperty.allCases.count)
         var changed = TaskPropertySet()
         out.append(UInt8(ascii: "{"))
+        // Untouched members next to each other are copied as one run of the stored text (keys,
+        // commas and values), and their value ranges shifted.
+        var runStart = -1
+        var runEnd = -1
+        var runFrom = 0
+        func copyRun(upTo end: Int) {
+            guard runStart >= 0 else { return }
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            let shift = out.count - runStart
+            out.append(contentsOf: json[runStart..<runEnd])
+            for k in runFrom..<end {
+                guard case .original = members[k], let range = valueRange(TaskProperty.allCases[k]) else { continue }
+                bounds[2 * k] = range.lowerBound + shift
+                bounds[2 * k + 1] = range.upperBound + shift
+            }
+            runStart = -1
+        }
         for property in TaskProperty.allCases {
             let i = property.index
             let before = valueRange(property)
             var value: JSONValue?
+            if case .original = members[i] {
+                guard let before else { continue }
+                if runStart < 0 {
+                    runStart = before.lowerBound - Self.keyTexts[i].count
+                    runFrom = i
+                }
+                runEnd = before.upperBound
+                continue
+            }
+            copyRun(upTo: i)
             switch members[i] {
             case .original:
-                guard let before else { continue }
-                Self.beginMember(property, in: &out)
-                bounds[2 * i] = out.count
-                out.append(contentsOf: json[before])
-                bounds[2 * i + 1] = out.count
                 continue
             case .absent:
                 value = nil
@@ -190,6 +212,7 @@ extension TaskRecord {
             bounds[2 * i + 1] = out.count
             if before.map({ !json[$0].elementsEqual(out[start...]) }) ?? true { changed.insert(property) }
         }
+        copyRun(upTo: TaskProperty.allCases.count)
         out.append(UInt8(ascii: "}"))
         // The stamp is written even when it equals the stored time, as the general path does.
         if !touched.contains(.modified) { changed.insert(.modified) }
