@@ -157,7 +157,7 @@ public struct Workload: Sendable {
 }
 
 /// A small, fast, seedable generator (SplitMix64): the same seed gives the same requests.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
 

@@ -11,6 +11,7 @@ import TaskStatus
 import Testing
 
 @testable import Bridge
+@testable import LoadTest
 
 /// The cheap way of applying a patch (property by property, on the stored text) against the
 /// general one: same successes, same records, same changed fields, on random patches aimed at
@@ -19,18 +20,6 @@ import Testing
 struct MemberwiseUpdateTests {
     let decoder = PatchRequestDecoder(limits: RequestLimits(), requireExperimentalFlag: false)
     let now = "2026-11-29T00:00:00.000Z"
-
-    /// A small seeded generator, so that a failure names a case that can be run again.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let message: JSONValue = [
         "type": "info", "localizedText": ["locale": "en-US", "message": "step done"], "key": "akey", "parameters": [["name": "value"]],
@@ -114,23 +103,10 @@ struct MemberwiseUpdateTests {
         return [Fixtures.task("t1"), .object(busy), .object(sparse)].map { (try? TaskStatusSchema.validate($0)) ?? .null }
     }
 
-    private func request(_ patch: JSONValue, ifMatch: String? = nil) -> PatchRequest {
-        decoder.decode(
-            taskId: "t1",
-            requestId: "r",
-            entryId: nil,
-            replyTo: nil,
-            authorization: nil,
-            experimental: nil,
-            contentType: nil,
-            ifMatch: ifMatch,
-            patch: patch.serialized()
-        )
-    }
-
     @Test("random patches: the memberwise way decides exactly what the general way decides", arguments: [1, 2, 3])
     func sameDecisions(seed: UInt64) throws {
-        var rng = SplitMix(state: seed)
+        // Seeded, so that a failure names a case that can be run again.
+        var rng = SplitMix64(seed: seed)
         let writable: [Set<TaskProperty>] = [Set(TaskProperty.allCases), Set(TaskProperty.allCases).subtracting([.progress, .messages])]
         var memberwise = 0
         var successes = 0
@@ -141,7 +117,7 @@ struct MemberwiseUpdateTests {
                 let fast = UpdateEvaluator(writableProperties: properties, appliesMemberwise: true)
                 let general = UpdateEvaluator(writableProperties: properties, appliesMemberwise: false)
                 let patchValue = Self.patch(on: document, &rng)
-                let request = request(patchValue)
+                let request = decoder.request(String(decoding: patchValue.serialized(), as: UTF8.self))
                 let a = fast.evaluate(request, on: record, now: now)
                 let b = general.evaluate(request, on: record, now: now)
                 let label = "seed \(seed) case \(k): \(patchValue.jsonText) on \(document.jsonText)"

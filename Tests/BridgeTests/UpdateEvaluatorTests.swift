@@ -23,17 +23,7 @@ struct UpdateEvaluatorTests {
     }
 
     private func request(_ patch: String, ifMatch: String? = nil) -> PatchRequest {
-        decoder.decode(
-            taskId: "t1",
-            requestId: "r",
-            entryId: nil,
-            replyTo: nil,
-            authorization: nil,
-            experimental: "true",
-            contentType: nil,
-            ifMatch: ifMatch,
-            patch: Array(patch.utf8)
-        )
+        decoder.request(patch, ifMatch: ifMatch)
     }
 
     @Test("a success writes only the changed fields, stamps modified and moves the revision")

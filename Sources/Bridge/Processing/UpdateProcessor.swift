@@ -539,6 +539,17 @@ final class UpdateProcessor {
         return sha
     }
 
+    /// A processor on a connection of its own.
+    convenience init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, defersAnnouncements: Bool) {
+        self.init(
+            link: RedisLink(configuration: configuration.redis),
+            configuration: configuration,
+            logger: logger,
+            metrics: metrics,
+            defersAnnouncements: defersAnnouncements
+        )
+    }
+
     /// Forgets every cached task and the script (after Redis may have lost its data).
     func forgetCachedTasks() {
         cache.removeAll()

@@ -36,13 +36,7 @@ final class UpdateWorker: @unchecked Sendable {
     private let processor: UpdateProcessor
 
     init(configuration: BridgeConfiguration, name: String, logger: Logger, metrics: BridgeMetrics) {
-        self.processor = UpdateProcessor(
-            link: RedisLink(configuration: configuration.redis),
-            configuration: configuration,
-            logger: logger,
-            metrics: metrics,
-            defersAnnouncements: true
-        )
+        self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, defersAnnouncements: true)
         let thread = Thread { [self] in runLoop() }
         thread.name = name
         thread.start()

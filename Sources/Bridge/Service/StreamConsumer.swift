@@ -51,13 +51,7 @@ actor StreamConsumer {
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
         self.reader = RedisLink(configuration: readerConfiguration)
         self.commands = RedisLink(configuration: configuration.redis)
-        self.processor = UpdateProcessor(
-            link: RedisLink(configuration: configuration.redis),
-            configuration: configuration,
-            logger: logger,
-            metrics: metrics,
-            defersAnnouncements: true
-        )
+        self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, defersAnnouncements: true)
         self.workers = (1..<max(1, configuration.workers)).map {
             UpdateWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
         }

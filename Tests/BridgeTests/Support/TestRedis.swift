@@ -144,3 +144,20 @@ enum Fixtures {
         ]
     }
 }
+
+extension PatchRequestDecoder {
+    /// A request for task `t1` with request id `r`, as the HTTP API would decode it.
+    func request(_ patch: String, ifMatch: String? = nil) -> PatchRequest {
+        decode(
+            taskId: "t1",
+            requestId: "r",
+            entryId: nil,
+            replyTo: nil,
+            authorization: nil,
+            experimental: "true",
+            contentType: nil,
+            ifMatch: ifMatch,
+            patch: Array(patch.utf8)
+        )
+    }
+}
