@@ -19,6 +19,8 @@ public struct MemberwiseUpdate: Sendable {
 }
 
 extension TaskRecord {
+    private typealias Members = InlineArray<18, Member>
+
     /// What one property holds while a patch is applied member by member.
     private enum Member {
         /// The value as stored in ``TaskRecord/json`` (or absent, as it was).
@@ -41,7 +43,9 @@ extension TaskRecord {
     /// member, `move` or `copy`) or fails anywhere: the caller then applies it the general way,
     /// which decides the same successes and words the errors. So this never words an error itself.
     public func applyingMemberwise(_ patch: JSONPatch, now: String) -> MemberwiseUpdate? {
-        var members = [Member](repeating: .original, count: TaskProperty.allCases.count)
+        // One slot per property, on the stack: no allocation for the common case.
+        assert(Members.count == TaskProperty.allCases.count, "Members must have one slot per TaskProperty")
+        var members = Members(repeating: .original)
         var touched = TaskPropertySet()
         for operation in patch.operations {
             let tokens = operation.path.tokens
@@ -131,7 +135,7 @@ extension TaskRecord {
     }
 
     /// Checks the touched members, writes the record in schema order and works out what changed.
-    private func written(_ members: [Member], touched: TaskPropertySet) -> MemberwiseUpdate? {
+    private func written(_ members: borrowing Members, touched: TaskPropertySet) -> MemberwiseUpdate? {
         var out: [UInt8] = []
         out.reserveCapacity(json.count + 256)
         var bounds = [Int](repeating: -1, count: 2 * TaskProperty.allCases.count)
