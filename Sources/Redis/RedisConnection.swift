@@ -29,6 +29,9 @@ public final class RedisConnection {
     private var wire: [UInt8] = []
     /// Replies to commands sent by ``sendDeferred(_:)`` not read yet, and the errors among those read.
     private var owed = 0
+    /// The size of the last pipeline sent, and how long Redis takes per byte (see ``ReplyPacer``).
+    private var sentBytes = 0
+    private var pacer = ReplyPacer()
     private var deferredErrors: [String] = []
 
     /// Connects, applies the timeouts, and sends `AUTH` and `SELECT` as configured.
@@ -91,12 +94,16 @@ public final class RedisConnection {
 
     /// Sends a pipeline in one round trip and returns one reply per command.
     public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
+        let sent = ContinuousClock.now
         try send(pipeline)
+        let bytes = sentBytes
+        pacer.pause(after: bytes)
         try readOwedReplies()
         arena.reset()
         var roots: [Int] = []
         roots.reserveCapacity(pipeline.count)
         for _ in 0..<pipeline.count { roots.append(try readRoot()) }
+        pacer.record(bytes: bytes, elapsed: ContinuousClock.now - sent)
         return arena.take(roots: roots)
     }
 
@@ -131,6 +138,7 @@ public final class RedisConnection {
         guard !pipeline.isEmpty else { return }
         wire.removeAll(keepingCapacity: true)
         pipeline.write(to: &wire)
+        sentBytes = wire.count
         let fd = context.pointee.fd
         let failure: Int32? = wire.withUnsafeBytes { bytes -> Int32? in
             var offset = 0

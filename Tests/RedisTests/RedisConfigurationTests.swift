@@ -6,8 +6,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Redis
 import Testing
+
+@testable import Redis
 
 @Suite("Redis URLs")
 struct RedisConfigurationTests {
@@ -54,5 +55,19 @@ struct RedisConfigurationTests {
     @Test("the description hides the password")
     func redacted() throws {
         #expect(try RedisConfiguration(url: "redis://user:pw@h:1/2").description == "redis://user:***@h:1/2")
+    }
+}
+
+@Suite("Pacing the reads of long pipelines")
+struct ReplyPacerTests {
+    @Test("short pipelines teach nothing; long ones set the estimate, then move it a fifth of the way")
+    func estimate() {
+        var pacer = ReplyPacer()
+        pacer.record(bytes: ReplyPacer.threshold - 1, elapsed: .seconds(1))
+        #expect(pacer.nanosecondsPerByte == 0, "a short pipeline says nothing about Redis's pace")
+        pacer.record(bytes: 100_000, elapsed: .milliseconds(1))
+        #expect(pacer.nanosecondsPerByte == 10)
+        pacer.record(bytes: 100_000, elapsed: .milliseconds(6))
+        #expect(abs(pacer.nanosecondsPerByte - (10 * 0.8 + 60 * 0.2)) < 1e-9)
     }
 }
