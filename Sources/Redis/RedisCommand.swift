@@ -169,10 +169,26 @@ public struct RedisPipeline: Sendable, Equatable {
     @inlinable
     mutating func startArgument(length: Int) {
         counts[counts.count - 1] += 1
-        bytes.append(UInt8(ascii: "$"))
-        appendDigits(UInt64(length))
-        bytes.append(13)
-        bytes.append(10)
+        Self.appendBulkHeader(UInt64(length), to: &bytes)
+    }
+
+    /// Appends `$<length>\r\n` in one piece: every argument starts with one.
+    @inlinable
+    static func appendBulkHeader(_ length: UInt64, to output: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { header in
+            header[22] = 13
+            header[23] = 10
+            var position = 22
+            var rest = length
+            repeat {
+                position -= 1
+                header[position] = UInt8(truncatingIfNeeded: rest % 10) &+ 48
+                rest /= 10
+            } while rest > 0
+            position -= 1
+            header[position] = UInt8(ascii: "$")
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: header[position..<24]))
+        }
     }
 
     @inlinable

@@ -557,7 +557,8 @@ extension Reader {
         if pos < end, bytes[pos] == Byte.closeBrace { return nil }
         while true {
             guard pos < end, bytes[pos] == Byte.quote else { return nil }
-            let key = try parseString()
+            let key: String
+            if let word = plainWord() { key = word } else { key = try parseString() }
             skipWhitespace()
             guard pos < end, bytes[pos] == Byte.colon else { return nil }
             pos += 1
@@ -565,7 +566,7 @@ extension Reader {
             switch key {
             case "op":
                 guard op == nil, pos < end, bytes[pos] == Byte.quote else { return nil }
-                op = try parseString()
+                if let word = plainWord() { op = word } else { op = try parseString() }
             case "path":
                 guard path == nil, let pointer = try pointer() else { return nil }
                 path = pointer
@@ -599,6 +600,38 @@ extension Reader {
         case "move": return from.map { .move(from: $0, path: path) }
         case "copy": return from.map { .copy(from: $0, path: path) }
         default: return nil
+        }
+    }
+
+    /// The string at the cursor when it is one of the words of a patch (member names and `op`
+    /// values), read without building a new string; `nil`, the cursor unmoved, for any other.
+    fileprivate mutating func plainWord() -> String? {
+        let start = pos + 1
+        var i = start
+        while i < end, i - start <= 7, bytes[i] != Byte.quote { i += 1 }
+        guard i < end, bytes[i] == Byte.quote else { return nil }
+        let word: String
+        switch i - start {
+        case 2 where bytes[start] == UInt8(ascii: "o") && bytes[start + 1] == UInt8(ascii: "p"): word = "op"
+        case 3 where Self.matches(bytes, start, "add"): word = "add"
+        case 4 where Self.matches(bytes, start, "path"): word = "path"
+        case 4 where Self.matches(bytes, start, "from"): word = "from"
+        case 4 where Self.matches(bytes, start, "test"): word = "test"
+        case 4 where Self.matches(bytes, start, "move"): word = "move"
+        case 4 where Self.matches(bytes, start, "copy"): word = "copy"
+        case 5 where Self.matches(bytes, start, "value"): word = "value"
+        case 6 where Self.matches(bytes, start, "remove"): word = "remove"
+        case 7 where Self.matches(bytes, start, "replace"): word = "replace"
+        default: return nil
+        }
+        pos = i + 1
+        return word
+    }
+
+    private static func matches(_ bytes: [UInt8], _ start: Int, _ word: StaticString) -> Bool {
+        word.withUTF8Buffer { expected in
+            for k in 0..<expected.count where bytes[start + k] != expected[k] { return false }
+            return true
         }
     }
 
