@@ -110,6 +110,9 @@ final class UpdateProcessor {
         }
 
         static let closingBrace: [UInt8] = [UInt8(ascii: "}")]
+
+        /// What a request holds until it is answered (status 0 never leaves the processor).
+        static let unanswered = Answer(response: TaskResponse(status: 0, body: []), reply: .whole([]))
     }
 
     /// A reply's text: its head before the response's body and `}` (a fresh answer), or whole
@@ -124,18 +127,21 @@ final class UpdateProcessor {
     func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) throws(RedisError) -> [TaskResponse] {
         var requests = requests
         try limitRates(&requests)
-        var answers = [Answer?](repeating: nil, count: requests.count)
+        // Every request is answered before the end (checked there); answers move into place.
+        var answers = [Answer](repeating: .unanswered, count: requests.count)
         var early: [Int] = []
         var groups: [Group] = []
         var groupOf: [String: Int] = [:]
-        for (i, request) in requests.enumerated() {
-            if request.rejection != nil || !PatchRequest.isValidTaskId(request.taskId) {
+        // By index rather than by element: a request is large, and copying one costs a retain per field.
+        for i in requests.indices {
+            let taskId = requests[i].taskId
+            if requests[i].rejection != nil || !PatchRequest.isValidTaskId(taskId) {
                 early.append(i)
-            } else if let g = groupOf[request.taskId] {
+            } else if let g = groupOf[taskId] {
                 groups[g].indices.append(i)
             } else {
-                groupOf[request.taskId] = groups.count
-                groups.append(Group(taskId: request.taskId, indices: [i]))
+                groupOf[taskId] = groups.count
+                groups.append(Group(taskId: taskId, indices: [i]))
             }
         }
         var overrides: [Int: TaskResponse] = [:]
@@ -198,7 +204,7 @@ final class UpdateProcessor {
                 let outcome = parts.isEmpty ? nil : parts[0].int
                 switch outcome {
                 case 1 where reply.kind == .array:
-                    for (k, i) in group.indices.enumerated() { answers[i] = decided[g].answers[k] }
+                    for (k, i) in group.indices.enumerated() { swap(&answers[i], &decided[g].answers[k]) }
                     if let record = decided[g].record { cache.store(record, for: group.taskId) }
                 case 2 where reply.kind == .array:
                     var answered: [Int] = []
@@ -207,7 +213,10 @@ final class UpdateProcessor {
                     while let position = iterator.next()?.int, let stored = iterator.next()?.bytes {
                         if position >= 1, position <= group.indices.count {
                             let i = group.indices[Int(position) - 1]
-                            answers[i] = Self.storedAnswer(Array(stored), for: requests[i])
+                            // A stored reply that does not read back is published again as it is.
+                            answers[i] =
+                                Self.storedAnswer(Array(stored), for: requests[i])
+                                ?? Answer(response: .error(500, "the stored reply cannot be read"), reply: .whole(Array(stored)))
                             answered.append(i)
                         }
                     }
@@ -240,9 +249,9 @@ final class UpdateProcessor {
                 usleep(UInt32.random(in: 0...UInt32(min(round, 20) * 500)))
             }
         }
-        let finished = answers.map { $0! }
-        try announce(requests, finished, acknowledging: entryIds)
-        return finished.map(\.response)
+        precondition(answers.allSatisfy { $0.response.status != 0 }, "a request was left unanswered")
+        try announce(requests, answers, acknowledging: entryIds)
+        return answers.map(\.response)
     }
 
     /// Decides one task's requests in order against the task as this batch knows it, and adds

@@ -213,7 +213,7 @@ actor StreamConsumer {
             var request = decoder.decode(entryId: entry.id, fields: fields)
             await authorize(&request)
             let part = count == 1 ? 0 : Int(UInt(bitPattern: request.taskId.hashValue) % UInt(count))
-            parts[part].requests.append(request)
+            parts[part].requests.append(consume request)
             parts[part].entryIds.append(entry.id)
         }
         metrics.batchSize.record(entries.count)
