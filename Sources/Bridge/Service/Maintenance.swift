@@ -51,20 +51,58 @@ extension StreamConsumer {
                     idle,
                     cursor,
                     "COUNT",
-                    configuration.batchSize
+                    configuration.batchSize,
+                    // Only the ids, and without counting a delivery: the counts are checked next.
+                    "JUSTID"
                 )
             )
             let parts = reply.elements
             guard parts.count >= 2, let next = parts[0].string else { break }
-            let entries = StreamEntry.list(parts[1])
-            if !entries.isEmpty {
-                metrics.claimed.increment(by: entries.count)
-                logger.info("claimed abandoned entries", metadata: ["count": "\(entries.count)", "first": "\(entries[0].id)"])
-                try await handle(entries)
+            let ids = parts[1].elements.compactMap(\.string)
+            if !ids.isEmpty {
+                let entries = try takeOver(ids)
+                if !entries.isEmpty {
+                    metrics.claimed.increment(by: entries.count)
+                    logger.info("claimed abandoned entries", metadata: ["count": "\(entries.count)", "first": "\(entries[0].id)"])
+                    try await handle(entries)
+                }
             }
             cursor = next
             if cursor == "0-0" { break }
         }
+    }
+
+    /// Entries just claimed (as ids, their delivery counts untouched) are checked against the
+    /// delivery limit before they are read: those over it go to the dead-letter stream, the others
+    /// are claimed again, which counts this delivery and returns them. Checking the ids claimed,
+    /// rather than only the `XPENDING IDLE` list before the claim, leaves no gap for an entry that
+    /// became idle enough in between.
+    private func takeOver(_ ids: [String]) throws(RedisError) -> [StreamEntry] {
+        var counts = RedisPipeline()
+        for id in ids {
+            counts.begin("XPENDING")
+            for word in [keys.requests, keys.group, "IDLE", "0", id, id, "1", configuration.consumer] { counts.add(word) }
+        }
+        let rows = try commands.execute(counts)
+        var over: [(id: String, deliveries: Int64, consumer: String)] = []
+        var fresh: [String] = []
+        for (k, id) in ids.enumerated() {
+            // One row, `[id, consumer, idle, deliveries]`, or none when the entry is gone.
+            let found = rows[k].elements
+            let row = found.isEmpty ? nil : found[0].elements
+            let deliveries = row.flatMap { $0.count >= 4 ? $0[3].int : nil } ?? 0
+            if deliveries >= Int64(configuration.maxDeliveries) {
+                over.append((id, deliveries, "a consumer that stopped answering"))
+            } else {
+                fresh.append(id)
+            }
+        }
+        try deadLetter(over, minIdle: 0)
+        guard !fresh.isEmpty else { return [] }
+        let claimed = try commands.value(
+            of: RedisCommand("XCLAIM", arguments: [keys.requests, keys.group, configuration.consumer, "0"] + fresh)
+        )
+        return StreamEntry.list(claimed)
     }
 
     /// Reads the group's pending count and lag into the metrics.
