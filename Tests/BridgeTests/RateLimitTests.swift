@@ -50,6 +50,28 @@ struct RateLimitTests {
         }
     }
 
+    @Test(
+        "after Redis lost the limiter's script, requests are still limited: it is loaded again",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not on the PATH")
+    )
+    func limiterScriptLost() async throws {
+        let redis = try PrivateRedis()
+        try await TestSpace.with(on: try RedisConfiguration(url: redis.url)) { space in
+            try await space.putTask("t1")
+            let bridge = try await RunningBridge(space) {
+                $0.rateLimit = RateLimitConfiguration(enabled: true, limit: 1, period: .seconds(60), burst: 1)
+            }
+            let channel = "\(space.prefix):r"
+            try await space.enqueue(task: "t1", patch: "[]", requestId: "first", extra: [("reply-to", channel)])
+            #expect(try await space.reply(task: "t1", requestId: "first")["status"] == 200)
+            try await space.run("SCRIPT", "FLUSH")
+            try await space.enqueue(task: "t1", patch: "[]", requestId: "second", extra: [("reply-to", channel)])
+            #expect(try await space.reply(task: "t1", requestId: "second")["status"] == 429)
+            try await bridge.stop()
+        }
+        await redis.stop()
+    }
+
     @Test("on the stream a limited request is answered 429 with headers.Retry-After")
     func stream() async throws {
         try await TestSpace.with { space in

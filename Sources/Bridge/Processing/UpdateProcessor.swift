@@ -384,24 +384,30 @@ final class UpdateProcessor {
             if members[key] == nil { order.append(key) }
             members[key, default: []].append(i)
         }
-        guard !order.isEmpty else { return }
-        if rateLimitSHA == nil {
-            rateLimitSHA = try link.execute(RedisCommand("SCRIPT", "LOAD", RateLimiter.script)).string
-        }
-        var pipeline = RedisPipeline()
-        rateLimiter.addChecks(for: order.map { ($0, members[$0]!.count) }, sha: rateLimitSHA ?? "", to: &pipeline)
-        let replies = try link.execute(pipeline).all
-        for (key, reply) in zip(order, replies) {
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                rateLimitSHA = nil
-                continue
+        // Twice at most: Redis may have lost the script (SCRIPT FLUSH, a restart), and the
+        // callers it could not check are checked again once it is loaded, not let through.
+        for _ in 0..<2 where !order.isEmpty {
+            if rateLimitSHA == nil {
+                rateLimitSHA = try link.execute(RedisCommand("SCRIPT", "LOAD", RateLimiter.script)).string
             }
-            let indices = members[key]!
-            let decision = RateLimiter.decision(reply, count: indices.count)
-            for i in indices.dropFirst(decision.admitted) {
-                requests[i].rejection = .error(429, "", headers: [("Retry-After", String(decision.retryAfter))])
-                metrics.rateLimited.increment()
+            var pipeline = RedisPipeline()
+            rateLimiter.addChecks(for: order.map { ($0, members[$0]!.count) }, sha: rateLimitSHA ?? "", to: &pipeline)
+            let replies = try link.execute(pipeline).all
+            var unchecked: [String] = []
+            for (key, reply) in zip(order, replies) {
+                if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                    rateLimitSHA = nil
+                    unchecked.append(key)
+                    continue
+                }
+                let indices = members[key]!
+                let decision = RateLimiter.decision(reply, count: indices.count)
+                for i in indices.dropFirst(decision.admitted) {
+                    requests[i].rejection = .error(429, "", headers: [("Retry-After", String(decision.retryAfter))])
+                    metrics.rateLimited.increment()
+                }
             }
+            order = unchecked
         }
     }
 

@@ -48,7 +48,7 @@ final class RunningBridge: Sendable {
         _ adjust: (inout BridgeConfiguration) -> Void = { _ in }
     ) async throws {
         var configuration = BridgeConfiguration(
-            redis: TestRedis.configuration,
+            redis: space.configuration,
             prefix: space.prefix,
             consumer: consumer,
             batchSize: 64,

@@ -33,12 +33,17 @@ enum TestRedis {
 struct TestSpace {
     let prefix: String
     let redis: RedisClient
+    /// The server: the test run's shared one, or a test's private one.
+    let configuration: RedisConfiguration
     var keys: Keys { Keys(prefix: prefix) }
 
-    static func with<T>(_ body: (TestSpace) async throws -> T) async throws -> T {
+    /// - Parameter configuration: a private server for tests that change server-wide state
+    ///   (`SCRIPT FLUSH`), which would disturb the tests running beside them on the shared one.
+    static func with<T>(on configuration: RedisConfiguration = TestRedis.configuration, _ body: (TestSpace) async throws -> T) async throws -> T {
         let space = TestSpace(
             prefix: "test-\(UUID().uuidString.prefix(8).lowercased())",
-            redis: RedisClient(configuration: TestRedis.configuration, name: "test-redis")
+            redis: RedisClient(configuration: configuration, name: "test-redis"),
+            configuration: configuration
         )
         do {
             let result = try await body(space)
@@ -76,7 +81,7 @@ struct TestSpace {
             for (key, value) in changes { object[key] = value }
             document = .object(object)
         }
-        return try await TaskStatusClient(configuration: TestRedis.configuration, prefix: prefix).put(document)
+        return try await TaskStatusClient(configuration: configuration, prefix: prefix).put(document)
     }
 
     func hash(_ id: String) async throws -> [String: String] {
