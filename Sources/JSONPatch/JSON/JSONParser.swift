@@ -520,6 +520,8 @@ extension JSONParser {
             reader.pos += 1
             reader.skipWhitespace()
             var operations: [JSONPatchOperation] = []
+            // Patches have a few operations: one allocation, not one per doubling.
+            operations.reserveCapacity(4)
             if reader.pos < reader.end, bytes[reader.pos] == Byte.closeBracket {
                 reader.pos += 1
             } else {
