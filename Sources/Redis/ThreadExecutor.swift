@@ -10,7 +10,7 @@ import Foundation
 
 /// A serial executor with a thread of its own, for actors whose methods block in C calls: their
 /// jobs never occupy a thread of Swift's cooperative pool.
-public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
+public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     // `jobs` and `stopped` are only touched with `condition` locked; that is what makes the
     // unchecked Sendable conformance safe.
     private let condition = NSCondition()
@@ -51,12 +51,7 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
             }
             swap(&batch, &jobs)
             condition.unlock()
-            // As both the serial executor of its actors and the preferred executor of tasks
-            // started here: a task started for a worker runs on the worker's thread from its
-            // first instruction, without a hop through the global pool.
-            let serial = asUnownedSerialExecutor()
-            let task = asUnownedTaskExecutor()
-            for job in batch { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
+            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
             batch.removeAll(keepingCapacity: true)
         }
     }
