@@ -8,12 +8,10 @@
 
 public import JSONPatch
 
-/// A patch applied to a ``TaskRecord`` one top-level property at a time: the new record, the
-/// properties that the patch wrote to, and those whose hash field changes.
+/// A patch applied to a ``TaskRecord`` one top-level property at a time: the new record, and the
+/// properties whose hash field changes.
 public struct MemberwiseUpdate: Sendable {
     public var record: TaskRecord
-    /// The properties that an operation other than `test` addressed.
-    public var touched: TaskPropertySet
     /// The properties whose value text differs from before (`modified` included when stamped).
     public var changed: TaskPropertySet
 }
@@ -220,7 +218,7 @@ extension TaskRecord {
         out.append(UInt8(ascii: "}"))
         // The stamp is written even when it equals the stored time, as the general path does.
         if !touched.contains(.modified) { changed.insert(.modified) }
-        return MemberwiseUpdate(record: TaskRecord(rev: rev + 1, json: out, bounds: bounds), touched: touched, changed: changed)
+        return MemberwiseUpdate(record: TaskRecord(rev: rev + 1, json: out, bounds: bounds), changed: changed)
     }
 
     private static func beginMember(_ property: TaskProperty, in out: inout [UInt8]) {

@@ -30,7 +30,7 @@ final class UpdateWorker: @unchecked Sendable {
     // hands it over). That is what makes the unchecked Sendable conformance safe.
     private let condition = NSCondition()
     private var job: Job?
-    private var outcome: Result<[TaskResponse], RedisError> = .success([])
+    private var outcome: Result<Void, RedisError> = .success(())
     private var busy = false
     private var stopped = false
     private let processor: UpdateProcessor
@@ -56,13 +56,13 @@ final class UpdateWorker: @unchecked Sendable {
         give(.process(requests, acknowledging: entryIds))
     }
 
-    /// Waits for the part given to ``start(_:acknowledging:)``: its answers once they are sent
-    /// (see ``settle()``), or the Redis failure that stopped it.
-    func finish() -> Result<[TaskResponse], RedisError> {
+    /// Waits for the part given to ``start(_:acknowledging:)`` until its answers are sent (see
+    /// ``settle()``), or for the Redis failure that stopped it.
+    func finish() -> Result<Void, RedisError> {
         condition.lock()
         while busy { condition.wait() }
         let result = outcome
-        outcome = .success([])
+        outcome = .success(())
         condition.unlock()
         return result
     }
@@ -71,7 +71,7 @@ final class UpdateWorker: @unchecked Sendable {
     /// finished as soon as they are sent.
     func settle() -> Result<Void, RedisError> {
         give(.settle)
-        return finish().map { _ in () }
+        return finish()
     }
 
     /// Forgets the cached tasks (after Redis may have lost its data).
@@ -99,15 +99,16 @@ final class UpdateWorker: @unchecked Sendable {
             }
             job = nil
             condition.unlock()
-            let result: Result<[TaskResponse], RedisError>
+            let result: Result<Void, RedisError>
             switch next {
             case .process(let requests, let entryIds):
-                result = Result { () throws(RedisError) in try processor.process(requests, acknowledging: entryIds) }
+                // The answers went out on Redis; the consumer only needs to know it worked.
+                result = Result { () throws(RedisError) in _ = try processor.process(requests, acknowledging: entryIds) }
             case .settle:
-                result = Result { () throws(RedisError) in try processor.settle() }.map { [] }
+                result = Result { () throws(RedisError) in try processor.settle() }
             case .forgetCachedTasks:
                 processor.forgetCachedTasks()
-                result = .success([])
+                result = .success(())
             }
             condition.lock()
             outcome = result
