@@ -159,7 +159,6 @@ extension TaskRecord {
         for property in TaskProperty.allCases {
             let i = property.index
             let before = valueRange(property)
-            var value: JSONValue?
             if case .original = members[i] {
                 guard let before else { continue }
                 if runStart < 0 {
@@ -170,13 +169,14 @@ extension TaskRecord {
                 continue
             }
             copyRun(upTo: i)
+            let new: JSONValue?
             switch members[i] {
             case .original:
                 continue
             case .absent:
-                value = nil
-            case .value(let new):
-                value = new
+                new = nil
+            case .value(let value):
+                new = value
             case .appended(let elements):
                 guard let before else { return nil }
                 Self.beginMember(property, in: &out)
@@ -194,16 +194,13 @@ extension TaskRecord {
                 changed.insert(property)
                 continue
             }
-            // Null and removal: allowed only where the schema allows null; a required property
-            // then holds `null`, an optional one is left out.
-            if value == nil || value == .null {
-                guard property.isNullable else { return nil }
-                value = property.isRequired ? .null : nil
-            } else if let new = value {
-                guard let canonical = try? TaskStatusSchema.validate(new, as: property) else { return nil }
-                value = canonical
+            let canonical: JSONValue?
+            do {
+                canonical = try TaskStatusSchema.canonicalMember(new, of: property)
+            } catch {
+                return nil
             }
-            guard let value else {
+            guard let value = canonical else {
                 if before != nil { changed.insert(property) }
                 continue
             }

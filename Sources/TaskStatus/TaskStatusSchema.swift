@@ -39,18 +39,7 @@ public enum TaskStatusSchema {
         }
         var canonical = JSONObject(minimumCapacity: TaskProperty.allCases.count)
         for property in TaskProperty.allCases {
-            let value = object[property.rawValue] ?? .null
-            if value.isNull {
-                if !property.isNullable {
-                    throw SchemaViolation(
-                        pointer: "/\(property.rawValue)",
-                        reason: object[property.rawValue] == nil ? "is required" : "cannot be null"
-                    )
-                }
-                if property.isRequired { canonical.append(property.rawValue, .null) }
-                continue
-            }
-            canonical.append(property.rawValue, try validate(value, as: property))
+            if let value = try canonicalMember(object[property.rawValue], of: property) { canonical.append(property.rawValue, value) }
         }
         return .object(canonical)
     }
@@ -71,15 +60,22 @@ public enum TaskStatusSchema {
                 if object[name] != nil { throw SchemaViolation(pointer: pointer, reason: "is not a TaskStatus property") }
                 continue
             }
-            let value = object[name]
-            if value == nil || value == .null {
-                if !property.isNullable { throw SchemaViolation(pointer: pointer, reason: value == nil ? "is required" : "cannot be null") }
-                object[name] = property.isRequired ? .null : nil
-                continue
-            }
-            object[name] = try validate(value!, as: property)
+            object[name] = try canonicalMember(object[name], of: property)
         }
         return .object(object)
+    }
+
+    /// Checks one member of a document (`nil`: the member is missing) and returns its canonical
+    /// form, or `nil` when the member is left out: a missing or null nullable property is `null`
+    /// when required and left out when optional; any other property must hold a valid value.
+    public static func canonicalMember(_ value: JSONValue?, of property: TaskProperty) throws(SchemaViolation) -> JSONValue? {
+        guard let value, !value.isNull else {
+            guard property.isNullable else {
+                throw SchemaViolation(pointer: "/\(property.rawValue)", reason: value == nil ? "is required" : "cannot be null")
+            }
+            return property.isRequired ? .null : nil
+        }
+        return try validate(value, as: property)
     }
 
     /// Checks one non-null property value and returns its canonical form.

@@ -129,11 +129,9 @@ public struct UpdateEvaluator: Sendable {
             switch change {
             case .unchanged:
                 continue
-            case .removed, .replaced(.null):
-                guard property.isNullable else {
-                    throw SchemaViolation(pointer: pointer(name), reason: change == .removed ? "is required" : "cannot be null")
-                }
-                text.set(name, to: property.isRequired ? .replaced(.null) : .removed)
+            case .removed, .replaced:
+                let new: JSONValue? = if case .replaced(let value) = change { value } else { nil }
+                text.set(name, to: try TaskStatusSchema.canonicalMember(new, of: property).map { .replaced($0) } ?? .removed)
             case .appended(let elements):
                 var canonical: [JSONValue] = []
                 canonical.reserveCapacity(elements.count)
@@ -141,8 +139,6 @@ public struct UpdateEvaluator: Sendable {
                     canonical.append(try TaskStatusSchema.validateElement(element, of: property, at: "\(pointer(name))/-"))
                 }
                 text.set(name, to: .appended(canonical))
-            case .replaced(let value):
-                text.set(name, to: .replaced(try TaskStatusSchema.validate(value, as: property)))
             }
         }
         // Members that are not TaskStatus properties may only be removed (they were not stored).
