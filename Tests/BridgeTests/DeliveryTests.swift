@@ -154,8 +154,7 @@ struct DeliveryTests {
     )
     func recoversLostState() async throws {
         // A server of its own: SCRIPT FLUSH would make the bridges of other tests reload theirs.
-        let redis = try PrivateRedis()
-        try await TestSpace.with(on: try RedisConfiguration(url: redis.url)) { space in
+        try await TestSpace.withPrivateServer { space in
             try await space.putTask("t1")
             let bridge = try await RunningBridge(space)
             try await space.enqueue(task: "t1", patch: "[]", requestId: "before")
@@ -168,7 +167,6 @@ struct DeliveryTests {
             #expect(try await space.reply(task: "t1", requestId: "after-destroy")["rev"] == 4)
             try await bridge.stop()
         }
-        await redis.stop()
     }
 
     @Test("acknowledged entries are trimmed, never past one still pending")

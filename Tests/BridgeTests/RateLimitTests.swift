@@ -55,8 +55,7 @@ struct RateLimitTests {
         .enabled(if: PrivateRedis.isAvailable, "redis-server is not on the PATH")
     )
     func limiterScriptLost() async throws {
-        let redis = try PrivateRedis()
-        try await TestSpace.with(on: try RedisConfiguration(url: redis.url)) { space in
+        try await TestSpace.withPrivateServer { space in
             try await space.putTask("t1")
             let bridge = try await RunningBridge(space) {
                 $0.rateLimit = RateLimitConfiguration(enabled: true, limit: 1, period: .seconds(60), burst: 1)
@@ -69,7 +68,6 @@ struct RateLimitTests {
             #expect(try await space.reply(task: "t1", requestId: "second")["status"] == 429)
             try await bridge.stop()
         }
-        await redis.stop()
     }
 
     @Test("on the stream a limited request is answered 429 with headers.Retry-After")

@@ -55,6 +55,20 @@ struct TestSpace {
         }
     }
 
+    /// Runs `body` in a space on a Redis server of its own, stopped afterwards: for tests that
+    /// change server-wide state (`SCRIPT FLUSH`).
+    static func withPrivateServer<T>(_ body: (TestSpace) async throws -> T) async throws -> T {
+        let server = try PrivateRedis()
+        do {
+            let result = try await with(on: try RedisConfiguration(url: server.url), body)
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
     func cleanUp() async throws {
         var cursor = "0"
         for _ in 0..<10_000 {
