@@ -96,10 +96,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Documents and requests the test targets share.
+        .target(name: "TestFixtures", dependencies: ["Bridge", "JSONPatch"], path: "Tests/TestFixtures", swiftSettings: swiftSettings),
+        // The bridge's decisions without Redis: the evaluator, memberwise patches, the commit
+        // protocol, batch planning, the task cache, request decoding.
         .testTarget(
             name: "BridgeTests",
+            dependencies: ["Bridge", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TestFixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "LoadTestTests", dependencies: ["LoadTest", "JSONPatch"], swiftSettings: swiftSettings),
+        // Everything that needs a real redis-server (started by scripts/test) or a running bridge.
+        .testTarget(
+            name: "IntegrationTests",
             dependencies: [
-                "Bridge", "HTTPAPI", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TaskStatusBridgeCommand",
+                "Bridge", "HTTPAPI", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TaskStatusBridgeCommand", "TestFixtures",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -8,6 +8,7 @@
 
 import JSONPatch
 import TaskStatus
+import TestFixtures
 import Testing
 
 @testable import Bridge

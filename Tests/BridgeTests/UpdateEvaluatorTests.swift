@@ -9,6 +9,7 @@
 import Bridge
 import JSONPatch
 import TaskStatus
+import TestFixtures
 import Testing
 
 /// The decisions of one request, without Redis.

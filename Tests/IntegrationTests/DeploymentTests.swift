@@ -11,6 +11,7 @@ import Foundation
 import JSONPatch
 import Redis
 import TaskStatus
+import TestFixtures
 import Testing
 
 /// The repository's deployment files, and the topology of docker-compose.yml run as local
@@ -58,7 +59,7 @@ struct DeploymentTests {
         let result = try await Deployment.run(
             Deployment.python!,
             [
-                Deployment.root.appendingPathComponent("Tests/BridgeTests/Deploy/check_deployment.py").path, Deployment.root.path,
+                Deployment.root.appendingPathComponent("Tests/IntegrationTests/Deploy/check_deployment.py").path, Deployment.root.path,
                 Deployment.schema!, BridgeProcess.executable.path,
             ]
         )

@@ -77,15 +77,15 @@ struct AuthTests {
     func http(_ testCase: Case) async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = try await RunningBridge(space) { $0.auth = Tokens.configuration }
-            let base = try #require(await bridge.baseURL())
-            var headers = HTTPAPITests.experimental
-            if let token = try await testCase.token() { headers["Authorization"] = token }
-            let response = try await HTTP.request("PATCH", base + "/task-status/t1", headers: headers, body: Array("[]".utf8))
-            #expect(response.status == testCase.status, "\(String(decoding: response.body, as: UTF8.self))")
-            #expect(response.headers["content-type"] == "application/json")
-            check(["status": .integer(Int64(response.status))], status: testCase.status, body: response.json, reason: testCase.reason)
-            try await bridge.stop()
+            try await RunningBridge.with(space, configure: { $0.auth = Tokens.configuration }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                var headers = HTTPAPITests.experimental
+                if let token = try await testCase.token() { headers["Authorization"] = token }
+                let response = try await HTTP.request("PATCH", base + "/task-status/t1", headers: headers, body: Array("[]".utf8))
+                #expect(response.status == testCase.status, "\(String(decoding: response.body, as: UTF8.self))")
+                #expect(response.headers["content-type"] == "application/json")
+                check(["status": .integer(Int64(response.status))], status: testCase.status, body: response.json, reason: testCase.reason)
+            }
         }
     }
 
@@ -93,14 +93,14 @@ struct AuthTests {
     func stream(_ testCase: Case) async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = try await RunningBridge(space) { $0.auth = Tokens.configuration }
-            var extra: [(String, String)] = []
-            if let token = try await testCase.token() { extra.append(("authorization", token)) }
-            try await space.enqueue(task: "t1", patch: "[]", requestId: "r", extra: extra)
-            let reply = try await space.reply(task: "t1", requestId: "r")
-            check(reply, status: testCase.status, body: reply["body"], reason: testCase.reason)
-            #expect(try await space.hash("t1")["_rev"] == (testCase.status == 200 ? "2" : "1"))
-            try await bridge.stop()
+            try await RunningBridge.with(space, configure: { $0.auth = Tokens.configuration }) { bridge in
+                var extra: [(String, String)] = []
+                if let token = try await testCase.token() { extra.append(("authorization", token)) }
+                try await space.enqueue(task: "t1", patch: "[]", requestId: "r", extra: extra)
+                let reply = try await space.reply(task: "t1", requestId: "r")
+                check(reply, status: testCase.status, body: reply["body"], reason: testCase.reason)
+                #expect(try await space.hash("t1")["_rev"] == (testCase.status == 200 ? "2" : "1"))
+            }
         }
     }
 
@@ -108,13 +108,13 @@ struct AuthTests {
     func readScope() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = try await RunningBridge(space) { $0.auth = Tokens.configuration }
-            let base = try #require(await bridge.baseURL())
-            let writeOnly = try await Tokens.sign(scope: .text("idn:task-management:write"))
-            let reader = try await Tokens.sign(scope: .text("idn:task-management:read"))
-            #expect(try await HTTP.request("GET", base + "/task-status/v1/t1", headers: ["Authorization": "Bearer \(writeOnly)"]).status == 403)
-            #expect(try await HTTP.request("GET", base + "/task-status/v1/t1", headers: ["Authorization": "Bearer \(reader)"]).status == 200)
-            try await bridge.stop()
+            try await RunningBridge.with(space, configure: { $0.auth = Tokens.configuration }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let writeOnly = try await Tokens.sign(scope: .text("idn:task-management:write"))
+                let reader = try await Tokens.sign(scope: .text("idn:task-management:read"))
+                #expect(try await HTTP.request("GET", base + "/task-status/v1/t1", headers: ["Authorization": "Bearer \(writeOnly)"]).status == 403)
+                #expect(try await HTTP.request("GET", base + "/task-status/v1/t1", headers: ["Authorization": "Bearer \(reader)"]).status == 200)
+            }
         }
     }
 

@@ -68,41 +68,41 @@ struct CrashAndConcurrencyTests {
         try await TestSpace.with { space in
             let tasks = ["a", "b", "c"]
             for task in tasks { try await space.putTask(task) }
-            let one = try await RunningBridge(space, consumer: "one") { $0.batchSize = 8 }
-            let two = try await RunningBridge(space, consumer: "two") { $0.batchSize = 8 }
-            // Another service that writes the same hashes and moves _rev, as the contract asks.
-            let writer = Task {
-                let redis = RedisClient(configuration: TestRedis.configuration, name: "writer")
-                let script = "redis.call('HSET', KEYS[1], 'launcher', ARGV[1]); return redis.call('HINCRBY', KEYS[1], '_rev', 1)"
-                var writes: [String: Int] = [:]
-                for k in 0..<150 {
-                    let task = tasks[k % tasks.count]
-                    _ = try await redis.execute(RedisCommand("EVAL", script, 1, space.keys.task(task), "writer-\(k)"))
-                    writes[task, default: 0] += 1
-                    try await Task.sleep(for: .milliseconds(2))
+            try await RunningBridge.with(space, consumer: "one", configure: { $0.batchSize = 8 }) { _ in
+                try await RunningBridge.with(space, consumer: "two", configure: { $0.batchSize = 8 }) { two in
+                    // Another service that writes the same hashes and moves _rev, as the contract asks.
+                    let writer = Task {
+                        let redis = RedisClient(configuration: TestRedis.configuration, name: "writer")
+                        let script = "redis.call('HSET', KEYS[1], 'launcher', ARGV[1]); return redis.call('HINCRBY', KEYS[1], '_rev', 1)"
+                        var writes: [String: Int] = [:]
+                        for k in 0..<150 {
+                            let task = tasks[k % tasks.count]
+                            _ = try await redis.execute(RedisCommand("EVAL", script, 1, space.keys.task(task), "writer-\(k)"))
+                            writes[task, default: 0] += 1
+                            try await Task.sleep(for: .milliseconds(2))
+                        }
+                        return writes
+                    }
+                    var requests: [(task: String, id: String)] = []
+                    for k in 0..<600 {
+                        let task = tasks[k % tasks.count]
+                        try await space.enqueue(
+                            task: task,
+                            patch: #"[{"op":"add","path":"/messages/-","value":{"type":"INFO","key":"m\#(k)"}}]"#,
+                            requestId: "r\(k)"
+                        )
+                        requests.append((task, "r\(k)"))
+                    }
+                    let writes = try await writer.value
+                    let counts = try await successes(space, requests: requests)
+                    for task in tasks {
+                        #expect(counts[task] == 200)
+                        let keys = try await messageKeys(space, task: task)
+                        #expect(Set(keys).count == 200, "updates lost on \(task)")
+                        #expect(Int(try await space.hash(task)["_rev"] ?? "") == 1 + 200 + (writes[task] ?? 0))
+                    }
                 }
-                return writes
             }
-            var requests: [(task: String, id: String)] = []
-            for k in 0..<600 {
-                let task = tasks[k % tasks.count]
-                try await space.enqueue(
-                    task: task,
-                    patch: #"[{"op":"add","path":"/messages/-","value":{"type":"INFO","key":"m\#(k)"}}]"#,
-                    requestId: "r\(k)"
-                )
-                requests.append((task, "r\(k)"))
-            }
-            let writes = try await writer.value
-            let counts = try await successes(space, requests: requests)
-            for task in tasks {
-                #expect(counts[task] == 200)
-                let keys = try await messageKeys(space, task: task)
-                #expect(Set(keys).count == 200, "updates lost on \(task)")
-                #expect(Int(try await space.hash(task)["_rev"] ?? "") == 1 + 200 + (writes[task] ?? 0))
-            }
-            try await one.stop()
-            try await two.stop()
         }
     }
 }

@@ -16,7 +16,7 @@ import Redis
 import ServiceLifecycle
 import Synchronization
 
-/// A bridge running in this process, stopped gracefully by `stop()`.
+/// A bridge running in this process, for the length of a `with` block.
 final class RunningBridge: Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
@@ -24,7 +24,7 @@ final class RunningBridge: Sendable {
     /// The HTTP port, once the server listens (the tests ask for port 0: any free one).
     let httpPort = PortBox()
 
-    init(configuration: BridgeConfiguration, http: HTTPConfiguration? = nil) async throws {
+    private init(configuration: BridgeConfiguration, http: HTTPConfiguration? = nil) async throws {
         self.configuration = configuration
         let logger = TestRedis.logger
         let port = httpPort
@@ -41,7 +41,7 @@ final class RunningBridge: Sendable {
     }
 
     /// A bridge with test-friendly timings on `space`'s prefix.
-    convenience init(
+    private convenience init(
         _ space: TestSpace,
         consumer: String = "test-bridge",
         http: HTTPConfiguration? = nil,
@@ -60,14 +60,48 @@ final class RunningBridge: Sendable {
         try await self.init(configuration: configuration, http: http)
     }
 
+    /// Runs `body` with a bridge on `space`'s prefix (test-friendly timings, adjusted by
+    /// `configure`), and stops the bridge when `body` returns or throws.
+    static func with(
+        _ space: TestSpace,
+        consumer: String = "test-bridge",
+        http: HTTPConfiguration? = nil,
+        configure: (inout BridgeConfiguration) -> Void = { _ in },
+        _ body: (RunningBridge) async throws -> Void
+    ) async throws {
+        let bridge = try await RunningBridge(space, consumer: consumer, http: http, configure)
+        try await bridge.stopping(after: body)
+    }
+
+    /// Runs `body` with a bridge of this configuration, and stops it when `body` returns or throws.
+    static func with(
+        configuration: BridgeConfiguration,
+        http: HTTPConfiguration? = nil,
+        _ body: (RunningBridge) async throws -> Void
+    ) async throws {
+        let bridge = try await RunningBridge(configuration: configuration, http: http)
+        try await bridge.stopping(after: body)
+    }
+
+    private func stopping(after body: (RunningBridge) async throws -> Void) async throws {
+        do {
+            try await body(self)
+            try await stop()
+        } catch {
+            try? await stop()
+            throw error
+        }
+    }
+
     /// The base URL of the HTTP server, once it listens.
     func baseURL() async -> String? {
         let port = await eventually(timeout: .seconds(5)) { httpPort.value.withLock { $0 } }
         return port.map { "http://127.0.0.1:\($0)" }
     }
 
-    /// Graceful shutdown: finishes what it holds, then returns.
-    func stop() async throws {
+    /// Graceful shutdown: finishes what it holds, then returns. Tests use ``with(_:consumer:http:configure:_:)``,
+    /// which calls it on every path.
+    private func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
     }

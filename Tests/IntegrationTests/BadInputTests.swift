@@ -53,21 +53,21 @@ struct BadInputTests {
     func badEntry(name: String, fields: [(String, [UInt8])], status: Int) async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = try await RunningBridge(space)
-            var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "bad"]
-            for (field, value) in fields {
-                arguments.append(field)
-                arguments.append(value)
+            try await RunningBridge.with(space) { bridge in
+                var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "bad"]
+                for (field, value) in fields {
+                    arguments.append(field)
+                    arguments.append(value)
+                }
+                try await space.redis.execute(RedisCommand("XADD", arguments: arguments))
+                // The reply is stored under the id as given when it is text, under an empty id otherwise.
+                let taskId = fields.first { $0.0 == "id" }.flatMap { String(validating: $0.1, as: UTF8.self) } ?? ""
+                let reply = try await space.reply(task: taskId, requestId: "bad")
+                #expect(reply["status"]?.int64Value == Int64(status), "\(name): \(reply)")
+                #expect(try await space.hash("t1")["_rev"] == "1")
+                try await space.enqueue(task: "t1", patch: "[]", requestId: "good")
+                #expect(try await space.reply(task: "t1", requestId: "good")["status"] == 200)
             }
-            try await space.redis.execute(RedisCommand("XADD", arguments: arguments))
-            // The reply is stored under the id as given when it is text, under an empty id otherwise.
-            let taskId = fields.first { $0.0 == "id" }.flatMap { String(validating: $0.1, as: UTF8.self) } ?? ""
-            let reply = try await space.reply(task: taskId, requestId: "bad")
-            #expect(reply["status"]?.int64Value == Int64(status), "\(name): \(reply)")
-            #expect(try await space.hash("t1")["_rev"] == "1")
-            try await space.enqueue(task: "t1", patch: "[]", requestId: "good")
-            #expect(try await space.reply(task: "t1", requestId: "good")["status"] == 200)
-            try await bridge.stop()
         }
     }
 
@@ -75,24 +75,24 @@ struct BadInputTests {
     func randomBurst() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
-            let bridge = try await RunningBridge(space)
-            var rng = SystemRandomNumberGenerator()
-            for k in 0..<200 {
-                var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "n\(k)", "id", "t1"]
-                for _ in 0..<Int.random(in: 1...4, using: &rng) {
-                    let name = ["patch", "x-sailpoint-experimental", "if-match", "content-type", "junk"].randomElement(using: &rng)!
-                    arguments.append(name)
-                    arguments.append((0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try await RunningBridge.with(space) { bridge in
+                var rng = SystemRandomNumberGenerator()
+                for k in 0..<200 {
+                    var arguments: [any RedisArgument] = [space.keys.requests, "*", "request-id", "n\(k)", "id", "t1"]
+                    for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                        let name = ["patch", "x-sailpoint-experimental", "if-match", "content-type", "junk"].randomElement(using: &rng)!
+                        arguments.append(name)
+                        arguments.append((0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+                    }
+                    try await space.redis.execute(RedisCommand("XADD", arguments: arguments))
                 }
-                try await space.redis.execute(RedisCommand("XADD", arguments: arguments))
+                for k in 0..<200 {
+                    let status = try await space.reply(task: "t1", requestId: "n\(k)")["status"]?.int64Value ?? 0
+                    #expect([400, 413, 415].contains(status))
+                }
+                try await space.enqueue(task: "t1", patch: "[]", requestId: "good")
+                #expect(try await space.reply(task: "t1", requestId: "good")["status"] == 200)
             }
-            for k in 0..<200 {
-                let status = try await space.reply(task: "t1", requestId: "n\(k)")["status"]?.int64Value ?? 0
-                #expect([400, 413, 415].contains(status))
-            }
-            try await space.enqueue(task: "t1", patch: "[]", requestId: "good")
-            #expect(try await space.reply(task: "t1", requestId: "good")["status"] == 200)
-            try await bridge.stop()
         }
     }
 }
