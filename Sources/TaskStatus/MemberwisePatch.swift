@@ -124,7 +124,7 @@ extension TaskRecord {
             return value
         case .original, .appended:
             guard let range = valueRange(property) else { return nil }
-            let parser = JSONParser(limits: .init(maxDepth: JSONParser.Limits.depthCeiling, maxBytes: .max))
+            let parser = JSONParser.accepted
             guard let stored = try? parser.parse(json, in: range) else { return nil }
             guard case .appended(let elements) = member else { return stored }
             guard case .array(let items) = stored else { return nil }

@@ -60,7 +60,8 @@ public enum TaskProperty: String, CaseIterable, Sendable, Hashable {
     /// Whether the property may be `null` (stored as an absent hash field).
     public var isNullable: Bool {
         switch self {
-        case .parentName, .launched, .completed, .completionStatus, .progress, .target, .taskDefinitionSummary: return true
+        // SailPoint's schema made `modified` nullable in 2026.
+        case .parentName, .modified, .launched, .completed, .completionStatus, .progress, .target, .taskDefinitionSummary: return true
         default: return false
         }
     }

@@ -130,7 +130,8 @@ public struct TaskRecord: Sendable, Equatable {
 
     /// The TaskStatus as a JSON value.
     public var document: JSONValue {
-        (try? JSONParser(limits: .init(maxDepth: JSONParser.Limits.depthCeiling, maxBytes: .max)).parse(json)) ?? .null
+        // The text is this record's own: it was parsed or written under the ceiling.
+        (try? JSONParser.accepted.parse(json)) ?? .null
     }
 
     /// The compact JSON of the TaskStatus.
@@ -185,7 +186,7 @@ public struct TaskRecord: Sendable, Equatable {
             guard text.count >= 2 else { return Array(text) }
             let inner = text.dropFirst().dropLast()
             if !inner.contains(UInt8(ascii: "\\")) { return Array(inner) }
-            return (try? JSONParser().parse(Array(text)))?.stringValue.map { Array($0.utf8) } ?? Array(inner)
+            return (try? JSONParser.accepted.parse(Array(text)))?.stringValue.map { Array($0.utf8) } ?? Array(inner)
         case .integer, .object, .array:
             return Array(text)
         }
@@ -216,7 +217,7 @@ public struct TaskRecord: Sendable, Equatable {
             return .integer(n)
         case .object, .array:
             do {
-                return try JSONParser().parse(bytes)
+                return try JSONParser.accepted.parse(bytes)
             } catch {
                 throw CorruptTask(field: property.rawValue, reason: "is not JSON: \(error)")
             }

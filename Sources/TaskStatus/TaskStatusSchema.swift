@@ -75,7 +75,38 @@ public enum TaskStatusSchema {
             }
             return property.isRequired ? .null : nil
         }
+        try checkDepth(value, below: 1, at: "/\(property.rawValue)")
         return try validate(value, as: property)
+    }
+
+    /// How deep a stored document may nest: what ``JSONParser/accepted`` reads back. A patch may
+    /// build a deeper value than it carries (a deep value added deep inside a property), and a
+    /// task stored that deep could never be read again.
+    public static let maxDocumentDepth = JSONParser.Limits.depthCeiling
+
+    /// Refuses a value that would nest deeper than ``maxDocumentDepth`` under `levels` levels of
+    /// the document. Walks containers only, without recursion.
+    static func checkDepth(_ value: JSONValue, below levels: Int, at pointer: @autoclosure () -> String) throws(SchemaViolation) {
+        let allowed = maxDocumentDepth - levels
+        var stack: [(value: JSONValue, depth: Int)] = []
+        var next: (value: JSONValue, depth: Int)? = (value, 1)
+        while let (current, depth) = next {
+            switch current {
+            case .array(let items):
+                guard depth <= allowed else { throw depthViolation(pointer(), allowed) }
+                for item in items where item.isContainer { stack.append((item, depth + 1)) }
+            case .object(let object):
+                guard depth <= allowed else { throw depthViolation(pointer(), allowed) }
+                for member in object where member.value.isContainer { stack.append((member.value, depth + 1)) }
+            default:
+                break
+            }
+            next = stack.popLast()
+        }
+    }
+
+    private static func depthViolation(_ pointer: String, _ allowed: Int) -> SchemaViolation {
+        SchemaViolation(pointer: pointer, reason: "nests deeper than \(allowed) levels, more than a stored task can hold")
     }
 
     /// Checks one non-null property value and returns its canonical form.
@@ -92,8 +123,17 @@ public enum TaskStatusSchema {
             }
             return value
         case .percentComplete:
-            guard let n = value.int64Value else { throw SchemaViolation(pointer: pointer(), reason: "must be an integer, not \(describe(value))") }
-            return .integer(n)
+            // An int32 in SailPoint's schema (v2026 and v1), and in its Go SDK: a wider value
+            // stored here would make the task unreadable there.
+            if let n = value.int64Value, let small = Int32(exactly: n) { return .integer(Int64(small)) }
+            let integral: Bool
+            switch value {
+            case .integer: integral = true
+            case .number(let number): integral = number.doubleValue.isFinite && number.doubleValue.rounded(.towardZero) == number.doubleValue
+            default: integral = false
+            }
+            guard integral else { throw SchemaViolation(pointer: pointer(), reason: "must be an integer, not \(describe(value))") }
+            throw SchemaViolation(pointer: pointer(), reason: "must be a 32-bit integer (-2147483648 to 2147483647), not \(describe(value))")
         case .messages:
             guard case .array(var items) = value else {
                 throw SchemaViolation(pointer: pointer(), reason: "must be an array, not \(value.describedType)")
@@ -141,6 +181,7 @@ public enum TaskStatusSchema {
         of property: TaskProperty,
         at pointer: @autoclosure () -> String
     ) throws(SchemaViolation) -> JSONValue {
+        try checkDepth(value, below: 2, at: pointer())
         switch property {
         case .messages:
             return try message(value, at: pointer())

@@ -84,4 +84,35 @@ struct UpdateEvaluatorTests {
         #expect(evaluator.evaluate(request("[]", ifMatch: "3"), on: try record(), now: now).response.status == 412)
         #expect(evaluator.evaluate(request("[]", ifMatch: "4"), on: try record(), now: now).response.status == 200)
     }
+
+    @Test("a value nested deeper than the default parser limit is kept, never turned into null")
+    func deepValues() throws {
+        // --max-depth allows up to 4096; values the bridge wrote itself must read back whatever their depth.
+        let deepDecoder = PatchRequestDecoder(limits: RequestLimits(maxDepth: 1000), requireExperimentalFlag: true)
+        let depth = 300
+        let deep = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        guard case .object(var document) = Fixtures.task("t1") else { return }
+        document["taskDefinitionSummary"] = [
+            "id": "d", "uniqueName": "u", "description": nil, "parentName": "p", "executor": nil,
+            "arguments": ["deep": try JSONParser.accepted.parse(Array(deep.utf8))],
+        ]
+        let whole = String(decoding: JSONValue.object(document).serialized(), as: UTF8.self)
+        for patch in [
+            #"[{"op":"replace","path":"","value":\#(whole)}]"#,
+            #"[{"op":"add","path":"/taskDefinitionSummary","value":\#(JSONValue.object(document)["taskDefinitionSummary"]!.jsonText)}]"#,
+        ] {
+            let evaluation = evaluator.evaluate(deepDecoder.request(patch), on: try record(), now: now)
+            guard case .updated(let updated, _, _) = evaluation else {
+                Issue.record("expected an update, got \(evaluation.response.status): \(String(decoding: evaluation.response.body, as: UTF8.self))")
+                continue
+            }
+            let arguments = updated.document["taskDefinitionSummary"]?["arguments"]?["deep"]
+            #expect(arguments?.jsonText == deep, "the deep value was not kept")
+            // The hash fields read back as the same task.
+            var fields = TaskProperty.allCases.compactMap { p in updated.field(p).map { (Array(p.rawValue.utf8), $0) } }
+            fields.append((Array("_rev".utf8), Array("5".utf8)))
+            let back = try #require(try TaskRecord(hash: fields))
+            #expect(back.json == updated.json)
+        }
+    }
 }

@@ -42,6 +42,10 @@ struct TaskStatusSchemaTests {
         ("created", "2020-13-01T00:00:00Z", "/created must be an RFC 3339 date-time"),
         ("percentComplete", "5", "/percentComplete must be an integer, not \"5\""),
         ("percentComplete", 5.5, "/percentComplete must be an integer, not 5.5"),
+        // SailPoint's schema (v2026 and v1) and its Go SDK make it an int32.
+        ("percentComplete", 2_147_483_648, "/percentComplete must be a 32-bit integer (-2147483648 to 2147483647), not 2147483648"),
+        ("percentComplete", .integer(Int64.min), "/percentComplete must be a 32-bit integer (-2147483648 to 2147483647), not -9223372036854775808"),
+        ("percentComplete", .number(JSONNumber("1e10")!), "/percentComplete must be a 32-bit integer"),
         ("messages", ["type": "INFO"], "/messages must be an array, not an object"),
         ("messages", [["type": "INFO"]], "/messages/0/key is required"),
         ("messages", [["type": "LOUD", "key": "k"]], "/messages/0/type must be one of INFO, WARN, ERROR"),
@@ -51,6 +55,44 @@ struct TaskStatusSchemaTests {
         ("taskDefinitionSummary", ["arguments": 5], "/taskDefinitionSummary/arguments must be an object"),
         ("surprise", 1, "/surprise is not a TaskStatus property"),
     ]
+
+    @Test("modified may be null, as SailPoint's schema has it since 2026; percentComplete takes the int32 range")
+    func currentSchema() throws {
+        guard case .object(var object) = task else { return }
+        object["modified"] = nil
+        object["percentComplete"] = .integer(2_147_483_647)
+        let canonical = try TaskStatusSchema.validate(.object(object))
+        #expect(canonical["modified"] == .null)
+        object["percentComplete"] = .integer(-2_147_483_648)
+        #expect(try TaskStatusSchema.validate(.object(object))["percentComplete"] == .integer(-2_147_483_648))
+        // A stored task without the field decodes, with modified null.
+        let record = TaskRecord(rev: 1, document: canonical)
+        #expect(record.field(.modified) == nil)
+        let fields = TaskProperty.allCases.compactMap { p in record.field(p).map { (Array(p.rawValue.utf8), $0) } }
+        let back = try #require(try TaskRecord(hash: fields + [(Array("_rev".utf8), Array("1".utf8))]))
+        #expect(back.document["modified"] == .null)
+    }
+
+    @Test("no value may nest deeper than a stored task can be read back")
+    func depthBound() throws {
+        guard case .object(var object) = task else { return }
+        var deep = JSONValue.array([])
+        for _ in 1..<TaskStatusSchema.maxDocumentDepth { deep = .array([deep]) }
+        object["attributes"] = ["deep": deep]
+        let error = try #require(throws: SchemaViolation.self) { try TaskStatusSchema.validate(.object(object)) }
+        #expect(error.description.contains("/attributes nests deeper than"), "\(error)")
+        // Appended elements count the array they join.
+        #expect(throws: SchemaViolation.self) { try TaskStatusSchema.validateElement(deep, of: .messages, at: "/messages/-") }
+        // Within the bound, a deep value is fine.
+        var fine = JSONValue.object(JSONObject())
+        for _ in 1..<(TaskStatusSchema.maxDocumentDepth - 2) { fine = .array([fine]) }
+        object["attributes"] = ["fine": fine]
+        _ = try TaskStatusSchema.validate(.object(object))
+        // Unwind the deep values without deep recursion in their deinit.
+        object = JSONObject()
+        while case .array(let inner) = deep, let first = inner.first { deep = first }
+        while case .array(let inner) = fine, let first = inner.first { fine = first }
+    }
 
     @Test("violations name the place and the reason", arguments: violationCases)
     func violations(property: String, value: JSONValue, reason: String) throws {

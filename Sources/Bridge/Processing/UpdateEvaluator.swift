@@ -125,7 +125,7 @@ public struct UpdateEvaluator: Sendable {
         let whole = others == nil
         for property in touched {
             let name = property.rawValue
-            let change = whole ? Self.wholeValue(of: name, in: text) : text.change(of: name)
+            let change = whole ? try Self.wholeValue(of: name, in: text) : text.change(of: name)
             switch change {
             case .unchanged:
                 continue
@@ -144,25 +144,26 @@ public struct UpdateEvaluator: Sendable {
         // Members that are not TaskStatus properties may only be removed (they were not stored).
         let unknown = others ?? text.keys.filter { TaskProperty(name: $0) == nil }
         for name in unknown.sorted() {
-            let change = whole ? Self.wholeValue(of: name, in: text) : text.change(of: name)
+            let change = whole ? try Self.wholeValue(of: name, in: text) : text.change(of: name)
             if case .replaced = change { throw SchemaViolation(pointer: pointer(name), reason: "is not a TaskStatus property") }
         }
     }
 
     private static func pointer(_ name: String) -> String { "/" + JSONPointer.escape(name) }
 
-    /// After the whole document was replaced, every member counts as new.
-    private static func wholeValue(of name: String, in text: JSONObjectText) -> JSONObjectText.Change {
+    /// After the whole document was replaced, every member counts as new. Its text was parsed
+    /// (or written) once already, so it reads back under ``JSONParser/accepted``; should it not,
+    /// that is an error, never a silent `null`.
+    private static func wholeValue(of name: String, in text: JSONObjectText) throws(SchemaViolation) -> JSONObjectText.Change {
         switch text.change(of: name) {
-        case .unchanged:
+        case .unchanged, .appended:
             var bytes: [UInt8] = []
-            guard text.writeValue(of: name, to: &bytes), let value = try? JSONParser().parse(bytes) else { return .removed }
-            return .replaced(value)
-        case .appended(let elements):
-            var bytes: [UInt8] = []
-            text.writeValue(of: name, to: &bytes)
-            _ = elements
-            return .replaced((try? JSONParser().parse(bytes)) ?? .null)
+            guard text.writeValue(of: name, to: &bytes) else { return .removed }
+            do {
+                return .replaced(try JSONParser.accepted.parse(bytes))
+            } catch {
+                throw SchemaViolation(pointer: pointer(name), reason: "cannot be read back: \(error)")
+            }
         case let other:
             return other
         }

@@ -31,6 +31,11 @@ public struct JSONParser: Sendable {
 
     public var limits: Limits
 
+    /// A parser for text that was accepted once already (a patch value parsed under the request
+    /// limits, a stored task this program wrote): the ceiling, not the default limits, so that a
+    /// value allowed in is always read back. (`--max-depth` may allow more than the default.)
+    public static let accepted = JSONParser(limits: Limits(maxDepth: Limits.depthCeiling, maxBytes: .max))
+
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }

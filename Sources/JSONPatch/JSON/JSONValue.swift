@@ -48,6 +48,14 @@ public enum JSONValue: Sendable {
         return false
     }
 
+    /// Whether the value is an array or an object.
+    public var isContainer: Bool {
+        switch self {
+        case .array, .object: return true
+        default: return false
+        }
+    }
+
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil

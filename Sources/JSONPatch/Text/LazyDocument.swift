@@ -192,7 +192,7 @@ struct LazySource: Sendable {
             return v
         case .raw(let range):
             do {
-                return try JSONParser(limits: .init(maxDepth: JSONParser.Limits.depthCeiling, maxBytes: .max))
+                return try JSONParser.accepted
                     .parse(source, in: range)
             } catch {
                 preconditionFailure("scanned text failed to parse: \(error)")
