@@ -234,14 +234,18 @@ enum EntryField: String, CaseIterable {
 
     private static let names: [(EntryField, [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
 
-    /// The field a name stands for, compared without regard to ASCII case (the names hold only
-    /// letters and dashes, which `| 0x20` folds correctly), without building a string.
+    /// The field a name stands for, compared without regard to ASCII case, without building a
+    /// string. Only letters fold: `| 0x20` alone would also turn a carriage return into `-`.
     init?(_ field: ArraySlice<UInt8>) {
         for (candidate, name) in Self.names where name.count == field.count {
             var same = true
-            for (i, byte) in zip(name.indices, field) where byte | 0x20 != name[i] {
-                same = false
-                break
+            for (i, byte) in zip(name.indices, field) {
+                let expected = name[i]
+                let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+                if folded != expected {
+                    same = false
+                    break
+                }
             }
             if same {
                 self = candidate
