@@ -36,6 +36,16 @@ struct AuthTests {
             status: 401,
             reason: "JWT signature is invalid"
         ),
+        // An attacker's forgeries: no algorithm, no signature, another algorithm in the header than the key's.
+        Case(name: "alg none", token: { "Bearer " + (try await Tokens.unsigned()) }, status: 401, reason: nil),
+        Case(name: "stripped signature", token: { "Bearer " + (try await Tokens.stripped()) }, status: 401, reason: nil),
+        Case(
+            name: "HS384 in the header, signed with the HS256 key",
+            token: { "Bearer " + (try await Tokens.sign(headerAlgorithm: "HS384")) },
+            status: 401,
+            reason: "JWT algorithm HS384 is not the key's (HS256)"
+        ),
+        Case(name: "no exp", token: { "Bearer " + (try await Tokens.sign(expires: nil)) }, status: 401, reason: "JWT has no expiry (exp)"),
         Case(name: "expired", token: { "Bearer " + (try await Tokens.sign(expires: -3600)) }, status: 401, reason: "JWT is expired"),
         Case(name: "not yet valid", token: { "Bearer " + (try await Tokens.sign(notBefore: 3600)) }, status: 401, reason: "JWT is not valid yet"),
         Case(
@@ -100,6 +110,21 @@ struct AuthTests {
                 let reply = try await space.reply(task: "t1", requestId: "r")
                 check(reply, status: testCase.status, body: reply["body"], reason: testCase.reason)
                 #expect(try await space.hash("t1")["_rev"] == (testCase.status == 200 ? "2" : "1"))
+            }
+        }
+    }
+
+    @Test("tokens without exp are accepted only where the setting allows them")
+    func noExpiryAllowed() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            var configuration = Tokens.configuration
+            configuration.requiresExpiry = false
+            try await RunningBridge.with(space, configure: { $0.auth = configuration }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                var headers = HTTPAPITests.experimental
+                headers["Authorization"] = "Bearer " + (try await Tokens.sign(expires: nil))
+                #expect(try await HTTP.request("PATCH", base + "/task-status/t1", headers: headers, body: Array("[]".utf8)).status == 200)
             }
         }
     }

@@ -30,6 +30,9 @@ public struct AuthConfiguration: Sendable {
     public var readScopes: Set<String>
     /// Scopes that allow updating a task (any one of them).
     public var writeScopes: Set<String>
+    /// Whether a token must carry `exp`. On by default: a token without one is valid forever once
+    /// it leaks. Turning it off is a risk to take knowingly (`--jwt-require-exp false`).
+    public var requiresExpiry: Bool
 
     public init(
         keys: [Key] = [],
@@ -37,7 +40,8 @@ public struct AuthConfiguration: Sendable {
         audience: String? = nil,
         leeway: Duration = .seconds(60),
         readScopes: Set<String> = ["idn:task-management:read", "sp:scopes:all"],
-        writeScopes: Set<String> = ["idn:task-management:write", "sp:scopes:all"]
+        writeScopes: Set<String> = ["idn:task-management:write", "sp:scopes:all"],
+        requiresExpiry: Bool = true
     ) {
         self.keys = keys
         self.issuer = issuer
@@ -45,6 +49,7 @@ public struct AuthConfiguration: Sendable {
         self.leeway = leeway
         self.readScopes = readScopes
         self.writeScopes = writeScopes
+        self.requiresExpiry = requiresExpiry
     }
 
     public var isEnabled: Bool { !keys.isEmpty }

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import JSONPatch
 import JWTKit
 import Synchronization
 public import TaskStatus
@@ -82,6 +83,7 @@ public final class Authenticator: Sendable {
             return .denied(denial.response)
         case .success(let token):
             if let known = verified.withLock({ $0[token] }) { return decide(token, known, access) }
+            if let problem = await algorithmProblem(token) { return .denied(.error(401, problem)) }
             do {
                 let claims = try await keys.verify(token, as: TokenClaims.self)
                 guard let id = claims.client_id ?? claims.sub?.value else {
@@ -139,7 +141,32 @@ public final class Authenticator: Sendable {
         return .allowed(checked.caller)
     }
 
+    /// Holds the header's `alg` against the key that would verify the token: jwt-kit verifies
+    /// with the key it finds (by `kid`, else the default one) whatever the header says, so a
+    /// token whose header names another algorithm than its key's, or none, is refused here.
+    private func algorithmProblem(_ token: String) async -> String? {
+        guard let header = Self.header(of: token) else { return "JWT is malformed" }
+        guard case .string(let algorithm)? = header["alg"] else { return "JWT names no algorithm" }
+        if algorithm.lowercased() == "none" { return "JWT is not signed (alg none)" }
+        let kid = header["kid"]?.stringValue.map { JWKIdentifier(string: $0) }
+        guard let key = try? await keys.getKey(for: kid, alg: algorithm) else {
+            return kid == nil ? "JWT algorithm \(algorithm) has no key" : "JWT key id is unknown"
+        }
+        guard key.name == algorithm else { return "JWT algorithm \(algorithm) is not the key's (\(key.name))" }
+        return nil
+    }
+
+    /// The decoded JOSE header of a compact JWT, without checking anything else.
+    static func header(of token: String) -> JSONValue? {
+        guard let end = token.firstIndex(of: ".") else { return nil }
+        var text = token[..<end].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while text.count % 4 != 0 { text.append("=") }
+        guard let data = Data(base64Encoded: text), data.count <= 8192 else { return nil }
+        return try? JSONParser(limits: .init(maxDepth: 8, maxBytes: 8192)).parse([UInt8](data))
+    }
+
     private func timeProblem(_ claims: TokenClaims) -> String? {
+        if claims.exp == nil, configuration.requiresExpiry { return "JWT has no expiry (exp)" }
         let now = Date()
         let leeway = Double(configuration.leeway.components.seconds)
         if let exp = claims.exp?.value, now.timeIntervalSince(exp) > leeway { return "JWT is expired" }

@@ -61,17 +61,18 @@ enum Tokens {
     static func sign(
         clientId: String? = "client-1",
         scope: ScopeValue? = .text("idn:task-management:write idn:task-management:read"),
-        expires: TimeInterval = 3600,
+        expires: TimeInterval? = 3600,
         notBefore: TimeInterval? = nil,
         issuer: String = Tokens.issuer,
         audience: String = Tokens.audience,
-        secret: [UInt8] = Tokens.secret
+        secret: [UInt8] = Tokens.secret,
+        headerAlgorithm: String? = nil
     ) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         let now = Date()
         let claims = Claims(
-            exp: ExpirationClaim(value: now.addingTimeInterval(expires)),
+            exp: expires.map { ExpirationClaim(value: now.addingTimeInterval($0)) },
             nbf: notBefore.map { NotBeforeClaim(value: now.addingTimeInterval($0)) },
             iat: IssuedAtClaim(value: now),
             iss: IssuerClaim(value: issuer),
@@ -80,6 +81,24 @@ enum Tokens {
             client_id: clientId,
             scope: scope
         )
-        return try await keys.sign(claims)
+        var header = JWTHeader()
+        // jwt-kit writes the key's algorithm unless the header names one: an attacker's header.
+        header.alg = headerAlgorithm
+        return try await keys.sign(claims, header: header)
+    }
+
+    /// A token with `"alg":"none"` and no signature, with otherwise valid claims.
+    static func unsigned() async throws -> String {
+        let signed = try await sign()
+        let payload = signed.split(separator: ".")[1]
+        let header = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString()
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return "\(header).\(payload)."
+    }
+
+    /// A valid token with its signature cut off.
+    static func stripped() async throws -> String {
+        let parts = try await sign().split(separator: ".")
+        return "\(parts[0]).\(parts[1])."
     }
 }
