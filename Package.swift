@@ -41,13 +41,15 @@ let package = Package(
         .target(name: "TaskStatus", dependencies: ["JSONPatch"], swiftSettings: swiftSettings),
         // hiredis, Debian's libhiredis-dev: the module map and a shim header, nothing else.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // A thread of its own that runs the jobs given to it: for blocking C calls, off the cooperative pool.
+        .target(name: "WorkerThreads", swiftSettings: swiftSettings),
         // Redis access: the only module with unsafe pointers.
-        .target(name: "Redis", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        .target(name: "Redis", dependencies: ["CHiredis", "WorkerThreads"], swiftSettings: swiftSettings),
         // The bridge: the consumer loop, the atomic commit, claiming, dead letters, trimming.
         .target(
             name: "Bridge",
             dependencies: [
-                "JSONPatch", "TaskStatus", "Redis",
+                "JSONPatch", "TaskStatus", "Redis", "WorkerThreads",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -121,6 +123,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkerThreadsTests", dependencies: ["WorkerThreads"], swiftSettings: swiftSettings),
         .testTarget(name: "TaskStatusTests", dependencies: ["TaskStatus", "JSONPatch"], swiftSettings: swiftSettings),
         .testTarget(
             name: "JSONPatchTests",

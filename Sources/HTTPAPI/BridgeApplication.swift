@@ -46,7 +46,31 @@ public struct BridgeApplication: Sendable {
             logger: logger,
             onServerRunning: onServerRunning
         )
-        self.services = [bridge, queue, server]
+        self.services = [bridge, queue, NamedService(server, what: "the HTTP server on \(http.host):\(http.port)")]
         self.status = status
+    }
+}
+
+/// A service whose failure names it: a bare `bind(...)` error does not say which address the
+/// process could not take.
+struct NamedService<Base: Service>: Service {
+    let base: Base
+    let what: String
+
+    init(_ base: Base, what: String) {
+        self.base = base
+        self.what = what
+    }
+
+    func run() async throws {
+        do {
+            try await base.run()
+        } catch {
+            throw Failure(description: "\(what) failed: \(error)")
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
     }
 }

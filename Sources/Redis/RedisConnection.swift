@@ -185,7 +185,8 @@ public final class RedisConnection {
             arena.reset()
             let root = try readRoot()
             owed -= 1
-            if let message = arena.errorMessage(at: root) { deferredErrors.append(message) }
+            // Anywhere in the reply: a transaction's `EXEC` answers each command's error inside its array.
+            arena.forEachError(from: root) { deferredErrors.append($0) }
         }
     }
 

@@ -60,5 +60,43 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         return message.split(separator: " ", maxSplits: 1).first
     }
 
+    /// Whether the failure is Redis's state for now, not the command's fault: the connection
+    /// failed, or the server refused with one of ``transientPrefixes``. Retrying the same command
+    /// later may succeed.
+    public var isTransient: Bool {
+        if isConnectionFailure { return true }
+        guard let prefix = serverErrorPrefix else { return false }
+        return Self.transientPrefixes.contains(prefix)
+    }
+
+    /// Whether a server error message (an error reply) is a refusal for now rather than the
+    /// command's fault.
+    public static func isTransient(serverError message: some StringProtocol) -> Bool {
+        guard let prefix = message.split(separator: " ", maxSplits: 1).first else { return false }
+        return transientPrefixes.contains(Substring(prefix))
+    }
+
+    /// The first words of the error replies with which Redis refuses a command for a while:
+    /// memory full (`OOM`), a script running (`BUSY`), loading its data (`LOADING`), a replica or a
+    /// master without its replicas or link (`READONLY`, `MASTERDOWN`, `NOREPLICAS`), persistence
+    /// failing (`MISCONF`), a cluster in flux (`TRYAGAIN`, `CLUSTERDOWN`), its scripts flushed
+    /// (`NOSCRIPT`), a blocked read ended by a role change (`UNBLOCKED`), and a transaction
+    /// discarded because of one of these (`EXECABORT`).
+    public static let transientPrefixes: Set<Substring> = [
+        "OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "MISCONF", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "UNBLOCKED",
+        "EXECABORT",
+    ]
+
+    /// A short name for what failed, for a metric's label: the server's error word, or the kind
+    /// of connection failure.
+    public var kindLabel: String {
+        if let prefix = serverErrorPrefix { return String(prefix) }
+        switch code {
+        case .timedOut: return "timeout"
+        case .connectionFailed, .connectionLost, .protocolError: return "connection"
+        default: return "other"
+        }
+    }
+
     public var description: String { "redis \(code): \(message)" }
 }

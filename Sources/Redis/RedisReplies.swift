@@ -37,6 +37,34 @@ public final class RedisReplies: Sendable {
         self.roots = roots
     }
 
+    /// Parses replies from RESP text with hiredis's reader, as a connection would: for code (and
+    /// tests) that need replies without a server. Throws on malformed or incomplete text.
+    public convenience init(parsing resp: [UInt8]) throws(RedisError) {
+        let arena = ReplyArena()
+        guard let reader = redisReaderCreateWithFunctions(nil) else {
+            throw RedisError(code: .protocolError, message: "cannot allocate a hiredis reader")
+        }
+        defer { redisReaderFree(reader) }
+        arena.install(in: reader)
+        let fed = resp.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisReaderFeed(reader, $0.baseAddress, $0.count) }
+        }
+        guard fed == REDIS_OK else { throw RedisError(code: .protocolError, message: "cannot feed the reader") }
+        var roots: [Int] = []
+        while true {
+            let root = arena.nodeCount
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+                throw RedisError(code: .protocolError, message: "malformed RESP")
+            }
+            guard raw != nil else { break }
+            arena.close(root)
+            roots.append(root)
+        }
+        let taken = arena.take(roots: roots)
+        self.init(nodes: taken.nodes, bytes: taken.bytes, roots: taken.roots)
+    }
+
     /// The number of top-level replies (one per command sent).
     public var count: Int { roots.count }
 

@@ -77,6 +77,13 @@ final class ReplyArena {
         return String(decoding: bytes[start..<(start + node.count)], as: UTF8.self)
     }
 
+    /// Calls `body` with the message of every error value from node `root` to the last one read.
+    func forEachError(from root: Int, _ body: (String) -> Void) {
+        for index in root..<nodes.count where nodes[index].kind == Kinds.error {
+            if let message = errorMessage(at: index) { body(message) }
+        }
+    }
+
     private func append(_ node: RedisReplies.Node) -> UnsafeMutableRawPointer? {
         nodes.append(node)
         return UnsafeMutableRawPointer(bitPattern: nodes.count)

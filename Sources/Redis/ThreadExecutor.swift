@@ -6,53 +6,27 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
+import WorkerThreads
 
 /// A serial executor with a thread of its own, for actors whose methods block in C calls: their
-/// jobs never occupy a thread of Swift's cooperative pool.
+/// jobs never occupy a thread of Swift's cooperative pool. The thread starts with the first job.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
-    // `jobs` and `stopped` are only touched with `condition` locked; that is what makes the
-    // unchecked Sendable conformance safe.
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var stopped = false
+    // Set once in init, before any job can be enqueued; read-only afterwards.
+    private var worker: BlockingWorker<UnownedJob>!
 
-    /// Starts the thread.
     public init(name: String) {
-        let thread = Thread { [self] in runLoop() }
-        thread.name = name
-        thread.start()
+        worker = BlockingWorker(name: name, startsOnSubmit: true) { [unowned self] jobs in
+            let executor = asUnownedSerialExecutor()
+            for job in jobs { job.runSynchronously(on: executor) }
+        }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        condition.lock()
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
+        worker.submit(UnownedJob(job))
     }
 
     /// Lets the thread finish the jobs it has and end.
     public func shutdown() {
-        condition.lock()
-        stopped = true
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func runLoop() {
-        var batch: [UnownedJob] = []
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !stopped { condition.wait() }
-            if jobs.isEmpty {
-                condition.unlock()
-                return
-            }
-            swap(&batch, &jobs)
-            condition.unlock()
-            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
-            batch.removeAll(keepingCapacity: true)
-        }
+        worker.close()
     }
 }

@@ -72,7 +72,8 @@ public struct TaskResponse: Sendable, Equatable {
 
     /// Reads a stored reply back.
     public init?(replyJSON bytes: [UInt8]) {
-        guard let reply = try? JSONValue(parsing: bytes), let status = reply["status"]?.int64Value, let body = reply["body"] else {
+        // A reply this program stored: its task may nest as deep as the request limits allowed.
+        guard let reply = try? JSONParser.accepted.parse(bytes), let status = reply["status"]?.int64Value, let body = reply["body"] else {
             return nil
         }
         var headers: [(name: String, value: String)] = []
@@ -122,6 +123,7 @@ public enum ErrorEnvelope {
         case 413: return ("413 Payload Too Large", "The request content is larger than the server is willing to process.")
         case 415: return ("415 Unsupported Media Type", "The request's media type is not supported for this resource.")
         case 500: return ("500.0 Internal Fault", "An internal fault occurred.")
+        case 503: return ("503 Service Unavailable", "The server cannot handle the request for now; retry after the time given in Retry-After.")
         default: return ("\(status)", "The request failed.")
         }
     }

@@ -63,6 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Workers processing parts of each batch at once, 1 to 16 (env TASKSTATUS_WORKERS; default 2).")
     var workers: String?
 
+    @Option(help: "HTTP updates that may wait for the HTTP worker; past it they are answered 503 (env TASKSTATUS_HTTP_QUEUE_LIMIT; default 4096).")
+    var httpQueueLimit: String?
+
     @Option(help: "Largest patch in bytes (env TASKSTATUS_MAX_PATCH_BYTES; default 1048576).")
     var maxPatchBytes: String?
 
@@ -104,6 +107,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Required token audience, aud (env TASKSTATUS_JWT_AUDIENCE).")
     var jwtAudience: String?
+
+    @Option(help: "Whether tokens must carry exp; false accepts tokens valid forever, a risk (env TASKSTATUS_JWT_REQUIRE_EXP; default true).")
+    var jwtRequireExp: String?
 
     @Option(help: "Clock skew allowed on exp, nbf and iat, in seconds (env TASKSTATUS_JWT_LEEWAY; default 60).")
     var jwtLeeway: String?
@@ -175,6 +181,7 @@ struct ServeCommand: AsyncParsableCommand {
             ),
             cacheSize: try Setting("--cache-size", "TASKSTATUS_CACHE_SIZE", cacheSize).int(default: 10000, in: 0...10_000_000),
             workers: try Setting("--workers", "TASKSTATUS_WORKERS", workers).int(default: 2, in: 1...16),
+            httpQueueLimit: try Setting("--http-queue-limit", "TASKSTATUS_HTTP_QUEUE_LIMIT", httpQueueLimit).int(default: 4096, in: 1...1_000_000),
             limits: RequestLimits(
                 maxPatchBytes: try Setting("--max-patch-bytes", "TASKSTATUS_MAX_PATCH_BYTES", maxPatchBytes).int(
                     default: 1 << 20,
@@ -244,7 +251,8 @@ struct ServeCommand: AsyncParsableCommand {
             audience: Setting("--jwt-audience", "TASKSTATUS_JWT_AUDIENCE", jwtAudience).value,
             leeway: .seconds(try Setting("--jwt-leeway", "TASKSTATUS_JWT_LEEWAY", jwtLeeway).int(default: 60, in: 0...3600)),
             readScopes: scopes("--read-scopes", "TASKSTATUS_READ_SCOPES", readScopes, defaults.readScopes),
-            writeScopes: scopes("--write-scopes", "TASKSTATUS_WRITE_SCOPES", writeScopes, defaults.writeScopes)
+            writeScopes: scopes("--write-scopes", "TASKSTATUS_WRITE_SCOPES", writeScopes, defaults.writeScopes),
+            requiresExpiry: try Setting("--jwt-require-exp", "TASKSTATUS_JWT_REQUIRE_EXP", jwtRequireExp).bool(default: true)
         )
     }
 

@@ -42,6 +42,8 @@ public struct BridgeConfiguration: Sendable {
     /// Workers that process parts of each batch at the same time, each on its own thread and
     /// connection; a task always goes to the same one.
     public var workers: Int
+    /// HTTP updates that may wait for the HTTP worker; past it they are answered 503 at once.
+    public var httpQueueLimit: Int
     /// Limits on each request.
     public var limits: RequestLimits
     /// Whether requests must say `x-sailpoint-experimental: true`.
@@ -68,6 +70,7 @@ public struct BridgeConfiguration: Sendable {
         trimInterval: Duration = .seconds(5),
         cacheSize: Int = 10000,
         workers: Int = 2,
+        httpQueueLimit: Int = 4096,
         limits: RequestLimits = RequestLimits(),
         requireExperimentalFlag: Bool = true,
         auth: AuthConfiguration = AuthConfiguration(),
@@ -88,6 +91,7 @@ public struct BridgeConfiguration: Sendable {
         self.trimInterval = trimInterval
         self.cacheSize = cacheSize
         self.workers = workers
+        self.httpQueueLimit = httpQueueLimit
         self.limits = limits
         self.requireExperimentalFlag = requireExperimentalFlag
         self.auth = auth

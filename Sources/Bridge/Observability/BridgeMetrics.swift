@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import Metrics
+import Redis
 import Synchronization
 
 /// The bridge's counters, created once (swift-metrics; the executable chooses the backend).
@@ -29,8 +30,23 @@ public final class BridgeMetrics: Sendable {
     let pending = Gauge(label: "taskstatus_consumer_pending")
     let lag = Gauge(label: "taskstatus_consumer_lag")
     private let requestCounters = Mutex<[Int: Counter]>([:])
+    private let refusalCounters = Mutex<[String: Counter]>([:])
 
     public init() {}
+
+    /// Counts a round trip Redis refused or failed (`taskstatus_redis_refusals_total{reason}`, the
+    /// reason being the error's first word, `connection` or `timeout`): what was refused is tried
+    /// again, never answered as the request's fault.
+    func countRefusal(_ error: RedisError) {
+        let reason = error.kindLabel
+        let counter = refusalCounters.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = Counter(label: "taskstatus_redis_refusals_total", dimensions: [("reason", reason)])
+            counters[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
 
     func countRequest(path: Path, status: Int, count: Int = 1) {
         let key = status * 2 + (path == .http ? 1 : 0)

@@ -20,40 +20,53 @@ import Glibc
 /// consumer and the HTTP API each drive one from a thread of their own, so that they share one
 /// engine and one atomic commit.
 ///
-/// For one batch: read the tasks it needs and does not hold (one round trip, usually none), decide
-/// every request, commit each task's requests with one script call (one round trip for all tasks),
-/// then publish the notifications, append the change-feed entries, publish the replies and
-/// acknowledge the entries (one round trip; on the stream path sent without waiting for Redis's
-/// answers, which are read with the next batch's). A commit that meets a newer `_rev` gets the current
-/// hash back and is decided again; a request whose reply is already stored is answered from it,
-/// never applied twice, and its announcements are made again.
+/// One batch, top-down (``process(_:acknowledging:)``):
+/// 1. plan: find the repeats of a request id (they get their first copy's answer), check rate limits,
+///    sort the rest into requests answered without their task and one group per task;
+/// 2. in rounds, until every request is answered or deferred:
+///    load the tasks the batch does not know (the cache, else one pipelined `HGETALL`); decide each
+///    group's requests in order and build its ``CommitScript/Call``; send every commit in one round
+///    trip; read the answers: committed, answered before (a stored reply: answered from it),
+///    revision moved (decide again on the task it hands back), or refused (deferred);
+/// 3. announce: the change-feed entries, the notifications of replies found stored, the replies on
+///    their `reply-to` channels and the `XACK`, in one round trip (on the stream, one
+///    `MULTI`/`EXEC` sent without waiting; its answer is read with the next round trip's).
 ///
-/// Not thread-safe: it belongs to one actor and runs on that actor's thread.
+/// Redis refusing for a while (memory full, a failover, a lost connection) is never a request's
+/// fault: a refused request is deferred, neither answered nor acknowledged, and tried again by
+/// the caller. Not thread-safe: it belongs to one thread.
 final class UpdateProcessor {
     let link: RedisLink
     private let keys: Keys
     private let evaluator: UpdateEvaluator
     private let logger: Logger
     private let metrics: BridgeMetrics
+    private let path: BridgeMetrics.Path
     private var cache: TaskCache
     private var commitSHA: String?
     private var rateLimitSHA: String?
     private let rateLimiter: RateLimiter?
-    private let replyTTL: String
+    private let context: CommitScript.Context
     private let words: Words
-    /// Whether `process` returns once the announcements are sent, before Redis has answered them
-    /// (their errors are logged later): for the stream, where no caller waits on them.
-    private let defersAnnouncements: Bool
     /// The round trips' buffers, kept from batch to batch.
     private var commitPipeline = RedisPipeline()
     private var announcePipeline = RedisPipeline()
+    /// On the stream: why an announcement sent without waiting failed (its entries stay pending).
+    private var announcementFailure: String?
+    /// On HTTP: announcements Redis refused after their commit, sent again before the next ones.
+    private var owedAnnouncements: [RedisCommand] = []
 
-    /// Rounds of deciding again after revision conflicts before a request is answered 500.
-    static let maxRounds = 50
+    /// Rounds of deciding again (revision conflicts, scripts lost) before the open requests are
+    /// deferred: the stream backs off between rounds on its own thread; HTTP, whose thread serves
+    /// every HTTP request, never sleeps and defers sooner (503 with `Retry-After`).
+    private let maxRounds: Int
 
-    init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, defersAnnouncements: Bool = false) {
+    /// Most announcements kept for a retry on HTTP; past it the oldest are dropped (and logged).
+    static let owedLimit = 10_000
+
+    init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
         self.link = link
-        self.defersAnnouncements = defersAnnouncements
+        self.path = path
         self.metrics = metrics
         self.keys = configuration.keys
         self.evaluator = UpdateEvaluator(writableProperties: configuration.writableProperties)
@@ -62,325 +75,57 @@ final class UpdateProcessor {
         self.rateLimiter =
             configuration.rateLimit.enabled
             ? RateLimiter(configuration: configuration.rateLimit, keyPrefix: "\(configuration.prefix):ratelimit:{") : nil
-        self.replyTTL = String(max(1, configuration.replyTTL.components.seconds))
+        self.context = CommitScript.Context(
+            keys: configuration.keys,
+            replyTTL: String(max(1, configuration.replyTTL.components.seconds)),
+            updatesChannel: Array(configuration.keys.updates.utf8)
+        )
         self.words = Words(keys: configuration.keys, eventsMaxLength: configuration.eventsMaxLength)
+        self.maxRounds = path == .stream ? 50 : 8
     }
 
-    /// What a task looks like to this batch.
-    private enum TaskState {
-        case unknown
-        case record(TaskRecord)
-        case absent
-        case corrupt(rev: String, reason: String)
+    /// A processor on a connection of its own.
+    convenience init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
+        self.init(link: RedisLink(configuration: configuration.redis), configuration: configuration, logger: logger, metrics: metrics, path: path)
     }
 
-    /// One task's requests in this batch, in order, and what the batch knows of the task.
-    private struct Group {
-        let taskId: String
-        var indices: [Int]
-        var state: TaskState = .unknown
-    }
-
-    /// The answer to one request.
-    private struct Answer {
-        var response: TaskResponse
-        /// The reply as stored and published.
-        var reply: ReplyText
-        /// For a successful update (fresh or found stored), its notification's head: the
-        /// notification is this, the task (the response's body), and `}`.
-        var notificationHead: [UInt8]? = nil
-        /// Whether the commit script published the notification already.
-        var notified = false
-
-        /// Adds the reply as one argument.
-        func addReply(to pipeline: inout RedisPipeline) {
-            switch reply {
-            case .parts(let head): pipeline.addBytes(joining: head, response.body, Self.closingBrace)
-            case .whole(let bytes): pipeline.add(bytes)
-            }
-        }
-
-        /// Adds the notification as one argument; an empty one when the request changed nothing.
-        func addNotification(to pipeline: inout RedisPipeline) {
-            guard let notificationHead else {
-                pipeline.add("")
-                return
-            }
-            pipeline.addBytes(joining: notificationHead, response.body, Self.closingBrace)
-        }
-
-        static let closingBrace: [UInt8] = [UInt8(ascii: "}")]
-
-        /// What a request holds until it is answered (status 0 never leaves the processor).
-        static let unanswered = Answer(response: TaskResponse(status: 0, body: []), reply: .whole([]))
-    }
-
-    /// A reply's text: its head before the response's body and `}` (a fresh answer), or whole
-    /// (a reply found stored).
-    private enum ReplyText {
-        case parts(head: [UInt8])
-        case whole([UInt8])
-    }
-
-    /// Processes requests in order (per task) and returns their answers in the same order; then
-    /// acknowledges `entryIds` in the same round trip as the replies.
-    func process(_ requests: [PatchRequest], acknowledging entryIds: [String] = []) throws(RedisError) -> [TaskResponse] {
-        var requests = requests
-        try limitRates(&requests)
-        // Every request is answered before the end (checked there); answers move into place.
-        var answers = [Answer](repeating: .unanswered, count: requests.count)
-        var early: [Int] = []
-        var groups: [Group] = []
-        var groupOf: [String: Int] = [:]
-        // By index rather than by element: a request is large, and copying one costs a retain per field.
-        for i in requests.indices {
-            let taskId = requests[i].taskId
-            if requests[i].rejection != nil || !PatchRequest.isValidTaskId(taskId) {
-                early.append(i)
-            } else if let g = groupOf[taskId] {
-                groups[g].indices.append(i)
-            } else {
-                groupOf[taskId] = groups.count
-                groups.append(Group(taskId: taskId, indices: [i]))
-            }
-        }
-        var overrides: [Int: TaskResponse] = [:]
+    /// Processes requests (in order per task), then acknowledges the stream entries of those
+    /// answered and `extraAcks` (entries with nothing to answer). A thrown error means the
+    /// connection failed mid-batch: what was committed has stored replies, the rest nothing, and
+    /// no answer went out for either.
+    func process(_ requests: [PatchRequest], acknowledging extraAcks: [String] = []) throws(RedisError) -> Batch {
+        var batch = Batch(requests)
+        try limitRates(&batch)
+        batch.formGroups()
         var round = 0
-        while !groups.isEmpty || !early.isEmpty {
+        while batch.hasOpenWork && round < maxRounds {
             round += 1
-            if round > Self.maxRounds {
-                for group in groups {
-                    for i in group.indices {
-                        overrides[i] = .error(500, "the update could not be committed after \(Self.maxRounds) attempts (concurrent writers)")
-                        early.append(i)
-                    }
-                }
-                groups = []
-            }
-            try load(&groups)
-            let now = RFC3339.now()
-            var pipeline = commitPipeline
-            commitPipeline = RedisPipeline()
-            pipeline.removeAll()
-            // Requests decided without their task: stored unless a reply is stored already.
-            var stored: [Int] = []
-            for i in early {
-                let request = requests[i]
-                let response = overrides[i] ?? request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
-                let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
-                answers[i] = Answer(response: response, reply: .whole(reply))
-                guard request.storesReply else { continue }
-                stored.append(i)
-                pipeline.begin("SET")
-                pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
-                pipeline.add(reply)
-                pipeline.add("NX")
-                pipeline.add("GET")
-                pipeline.add("EX")
-                pipeline.add(replyTTL)
-            }
-            let sha = groups.isEmpty ? "" : try commitScript()
-            var decided: [(answers: [Answer], record: TaskRecord?)] = []
-            decided.reserveCapacity(groups.count)
-            for group in groups {
-                decided.append(decide(group, requests, sha: sha, now: now, into: &pipeline))
-            }
-            let replies = pipeline.isEmpty ? nil : try link.execute(pipeline)
-            commitPipeline = pipeline
-            let earlyCount = stored.count
-            for (k, i) in stored.enumerated() {
-                guard let reply = replies?[k] else { continue }
-                if let stored = reply.bytes, reply.kind == .bulk {
-                    answers[i] = Self.storedAnswer(Array(stored), for: requests[i]) ?? answers[i]
-                } else if let message = reply.errorMessage {
-                    logger.error("storing a reply failed", metadata: ["redis.error": "\(message)", "request.id": "\(requests[i].requestId)"])
-                }
-            }
-            early = []
-            var remaining: [Group] = []
-            for (g, var group) in groups.enumerated() {
-                guard let reply = replies?[earlyCount + g] else { continue }
-                let parts = reply.elements
-                let outcome = parts.isEmpty ? nil : parts[0].int
-                switch outcome {
-                case 1 where reply.kind == .array:
-                    for (k, i) in group.indices.enumerated() { swap(&answers[i], &decided[g].answers[k]) }
-                    if let record = decided[g].record { cache.store(record, for: group.taskId) }
-                case 2 where reply.kind == .array:
-                    var answered: [Int] = []
-                    var iterator = parts.makeIterator()
-                    _ = iterator.next()
-                    while let position = iterator.next()?.int, let stored = iterator.next()?.bytes {
-                        if position >= 1, position <= group.indices.count {
-                            let i = group.indices[Int(position) - 1]
-                            // A stored reply that does not read back is published again as it is.
-                            answers[i] =
-                                Self.storedAnswer(Array(stored), for: requests[i])
-                                ?? Answer(response: .error(500, "the stored reply cannot be read"), reply: .whole(Array(stored)))
-                            answered.append(i)
-                        }
-                    }
-                    metrics.redeliveries.increment(by: answered.count)
-                    cache.remove(group.taskId)
-                    group.indices.removeAll { answered.contains($0) }
-                    group.state = .unknown
-                    if !group.indices.isEmpty { remaining.append(group) }
-                case 3 where reply.kind == .array:
-                    metrics.conflicts.increment()
-                    group.state = decode(hash: .array(parts.dropFirst().map(\.reply)), taskId: group.taskId)
-                    remaining.append(group)
-                default:
-                    if let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") {
-                        commitSHA = nil
-                        remaining.append(group)
-                        continue
-                    }
-                    logger.error("committing an update failed", metadata: ["task.id": "\(group.taskId)", "redis.reply": "\(reply.reply)"])
-                    for i in group.indices {
-                        overrides[i] = .error(500, "the update could not be committed: \(reply.reply)")
-                        early.append(i)
-                    }
-                }
-            }
-            groups = remaining
-            // Writers that keep colliding on a task take turns: a short random pause, growing
-            // with the rounds, lets the others through. This blocks only this processor's thread.
-            if !groups.isEmpty, round >= 2 {
+            try loadTasks(&batch)
+            try commit(&batch, now: RFC3339.now())
+            // Writers that keep colliding on a task take turns: a short random pause, growing with
+            // the rounds, lets the others through (on the stream's own thread only).
+            if path == .stream, !batch.groups.isEmpty, round >= 2 {
                 usleep(UInt32.random(in: 0...UInt32(min(round, 20) * 500)))
             }
         }
-        precondition(answers.allSatisfy { $0.response.status != 0 }, "a request was left unanswered")
-        try announce(requests, answers, acknowledging: entryIds)
-        return answers.map(\.response)
+        if batch.hasOpenWork {
+            batch.deferOpenWork(reason: "the task was written by others \(maxRounds) times in a row while this update was decided")
+        }
+        batch.answerRepeats()
+        try announce(batch, acknowledging: extraAcks)
+        return batch
     }
 
-    /// Decides one task's requests in order against the task as this batch knows it, and adds
-    /// the script call that commits them to `pipeline`. Returns the answers and the task after
-    /// them (`nil` when none succeeded).
-    private func decide(
-        _ group: Group,
-        _ requests: [PatchRequest],
-        sha: String,
-        now: String,
-        into pipeline: inout RedisPipeline
-    ) -> (answers: [Answer], record: TaskRecord?) {
-        var record: TaskRecord?
-        var expectedRev = ""
-        var corruption: String?
-        switch group.state {
-        case .record(let r):
-            record = r
-            expectedRev = String(r.rev)
-        case .corrupt(let rev, let reason):
-            expectedRev = rev
-            corruption = reason
-        case .absent, .unknown:
-            break
-        }
-        let startRev = record?.rev
-        var answers: [Answer] = []
-        answers.reserveCapacity(group.indices.count)
-        var changed = TaskPropertySet()
-        for i in group.indices {
-            let evaluation: Evaluation
-            if let corruption {
-                evaluation = .failed(.error(500, "the stored task \(group.taskId) cannot be read: \(corruption)"))
-            } else {
-                evaluation = evaluator.evaluate(requests[i], on: record, now: now)
-            }
-            var notificationHead: [UInt8]?
-            if case .updated(let updated, let fields, _) = evaluation {
-                record = updated
-                changed.formUnion(fields)
-                notificationHead = UpdateNotification.head(
-                    taskId: group.taskId,
-                    rev: updated.rev,
-                    requestId: requests[i].requestId,
-                    patch: requests[i].patchJSON
-                )
-            }
-            let response = evaluation.response
-            // The script publishes the notification when it commits, and only then are these answers used.
-            answers.append(
-                Answer(
-                    response: response,
-                    reply: .parts(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId)),
-                    notificationHead: notificationHead,
-                    notified: notificationHead != nil
-                )
-            )
-        }
-        pipeline.begin(Words.evalsha)
-        pipeline.add(sha)
-        pipeline.add(group.indices.count + 1)
-        pipeline.add(joining: keys.taskPrefix, group.taskId, "}")
-        for i in group.indices { pipeline.add(joining: keys.replyPrefix, group.taskId, "}:", requests[i].requestId) }
-        pipeline.add(expectedRev)
-        pipeline.add(replyTTL)
-        pipeline.add(words.updates)
-        pipeline.add(joining: keys.updatesPrefix, group.taskId)
-        var deletions = TaskPropertySet()
-        if let record, let startRev, record.rev != startRev {
-            var sets = 1
-            for property in changed where record.withField(property, { $0 != nil }) { sets += 1 }
-            pipeline.add(sets)
-            pipeline.add(TaskProperty.revisionField)
-            pipeline.add(record.rev)
-            for property in changed {
-                record.withField(property) { field in
-                    if let field {
-                        pipeline.add(property.rawValue)
-                        pipeline.addBytes(field)
-                    } else {
-                        deletions.insert(property)
-                    }
-                }
-            }
-        } else {
-            pipeline.add(0)
-        }
-        pipeline.add(deletions.count)
-        for property in deletions { pipeline.add(property.rawValue) }
-        for (k, answer) in answers.enumerated() {
-            if requests[group.indices[k]].storesReply {
-                answer.addReply(to: &pipeline)
-            } else {
-                pipeline.add("")
-            }
-            answer.addNotification(to: &pipeline)
-        }
-        let finalRecord = record.flatMap { $0.rev != startRev ? $0 : nil }
-        return (answers, finalRecord)
-    }
-
-    /// Reads one task as the HTTP API's GET answers it: 200 with the TaskStatus and its ETag,
-    /// 404, 500 for a task that does not decode, or 429 over the caller's rate limit.
-    func read(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
-        var probe = [PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], rateLimitKey: rateLimitKey)]
-        try limitRates(&probe)
-        if let rejection = probe[0].rejection { return rejection }
-        guard PatchRequest.isValidTaskId(taskId) else {
-            return .error(400, "the task id must be 1 to 256 bytes without control characters")
-        }
-        let reply = try link.execute([RedisCommand("HGETALL", keys.task(taskId))])[0]
-        switch decode(hash: reply, taskId: taskId) {
-        case .record(let record):
-            return TaskResponse(status: 200, headers: [("ETag", "\"\(record.rev)\"")], body: record.json, rev: record.rev)
-        case .absent, .unknown:
-            return .error(404, "there is no task with id \(taskId)")
-        case .corrupt(_, let reason):
-            return .error(500, "the stored task \(taskId) cannot be read: \(reason)")
-        }
-    }
+    // MARK: - Rate limits
 
     /// Answers 429, with `Retry-After`, the requests over their caller's rate limit (one round
     /// trip for the batch, when limits are on).
-    private func limitRates(_ requests: inout [PatchRequest]) throws(RedisError) {
+    private func limitRates(_ batch: inout Batch) throws(RedisError) {
         guard let rateLimiter else { return }
         var order: [String] = []
         var members: [String: [Int]] = [:]
-        for (i, request) in requests.enumerated() {
-            guard request.rejection == nil, let key = request.rateLimitKey else { continue }
+        for i in batch.primaries {
+            guard batch.requests[i].rejection == nil, let key = batch.requests[i].rateLimitKey else { continue }
             if members[key] == nil { order.append(key) }
             members[key, default: []].append(i)
         }
@@ -391,7 +136,7 @@ final class UpdateProcessor {
                 rateLimitSHA = try link.execute(RedisCommand("SCRIPT", "LOAD", RateLimiter.script)).string
             }
             var pipeline = RedisPipeline()
-            rateLimiter.addChecks(for: order.map { ($0, members[$0]!.count) }, sha: rateLimitSHA ?? "", to: &pipeline)
+            rateLimiter.addChecks(for: order.map { ($0, members[$0]?.count ?? 0) }, sha: rateLimitSHA ?? "", to: &pipeline)
             let replies = try link.execute(pipeline).all
             var unchecked: [String] = []
             for (key, reply) in zip(order, replies) {
@@ -400,10 +145,10 @@ final class UpdateProcessor {
                     unchecked.append(key)
                     continue
                 }
-                let indices = members[key]!
+                let indices = members[key] ?? []
                 let decision = RateLimiter.decision(reply, count: indices.count)
                 for i in indices.dropFirst(decision.admitted) {
-                    requests[i].rejection = .error(429, "", headers: [("Retry-After", String(decision.retryAfter))])
+                    batch.reject(i, with: .error(429, "", headers: [("Retry-After", String(decision.retryAfter))]))
                     metrics.rateLimited.increment()
                 }
             }
@@ -411,88 +156,39 @@ final class UpdateProcessor {
         }
     }
 
-    /// Publishes the notifications, appends the change-feed entries, publishes the replies, then
-    /// acknowledges, in one round trip.
-    private func announce(_ requests: [PatchRequest], _ answers: [Answer], acknowledging entryIds: [String]) throws(RedisError) {
-        var pipeline = announcePipeline
-        announcePipeline = RedisPipeline()
-        pipeline.removeAll()
-        defer { announcePipeline = pipeline }
-        let words = self.words
-        // By index rather than by element: a request is large, and copying one costs a retain per field.
-        for i in requests.indices {
-            guard answers[i].notificationHead != nil, let rev = answers[i].response.rev else { continue }
-            if !answers[i].notified {
-                pipeline.begin(Words.publish)
-                pipeline.add(words.updates)
-                answers[i].addNotification(to: &pipeline)
-                pipeline.begin(Words.publish)
-                pipeline.add(joining: keys.updatesPrefix, requests[i].taskId)
-                answers[i].addNotification(to: &pipeline)
-            }
-            pipeline.begin(Words.xadd)
-            pipeline.add(words.events)
-            pipeline.add(Words.maxlen)
-            pipeline.add(Words.approximately)
-            pipeline.add(words.eventsMaxLength)
-            pipeline.add(Words.newId)
-            pipeline.add(Words.id)
-            pipeline.add(requests[i].taskId)
-            pipeline.add(Words.rev)
-            pipeline.add(rev)
-            pipeline.add(Words.requestId)
-            pipeline.add(requests[i].requestId)
-            pipeline.add(Words.event)
-            answers[i].addNotification(to: &pipeline)
+    /// Reads one task as the HTTP API's GET answers it: 200 with the TaskStatus and its ETag,
+    /// 404, 500 for a task that does not decode, or 429 over the caller's rate limit. Redis
+    /// refusing is thrown.
+    func read(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
+        var probe = Batch([PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
+        try limitRates(&probe)
+        if let rejection = probe.requests[0].rejection { return rejection }
+        guard PatchRequest.isValidTaskId(taskId) else {
+            return .error(400, "the task id must be 1 to 256 bytes without control characters")
         }
-        let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
-        var tally = RequestTally()
-        for i in requests.indices {
-            tally.count(path: requests[i].entryId == nil ? .http : .stream, status: answers[i].response.status)
-            if let entryId = requests[i].entryId, let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }),
-                created <= nowMilliseconds
-            {
-                metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
-            }
-            if let replyTo = requests[i].replyTo {
-                pipeline.begin(Words.publish)
-                pipeline.add(replyTo)
-                answers[i].addReply(to: &pipeline)
-            }
+        let reply = try link.execute(RedisPipeline([RedisCommand("HGETALL", keys.task(taskId))]))[0]
+        if let message = reply.errorMessage, RedisError.isTransient(serverError: message) {
+            throw RedisError(code: .serverError, message: message)
         }
-        tally.report(to: metrics)
-        if !entryIds.isEmpty {
-            pipeline.begin(Words.xack)
-            pipeline.add(words.requests)
-            pipeline.add(words.group)
-            for id in entryIds { pipeline.add(id) }
+        switch decode(hash: reply.reply, taskId: taskId) {
+        case .record(let record):
+            return TaskResponse(status: 200, headers: [("ETag", "\"\(record.rev)\"")], body: record.json, rev: record.rev)
+        case .absent, .unknown:
+            return .error(404, "there is no task with id \(taskId)")
+        case .corrupt(_, let reason):
+            return .error(500, "the stored task \(taskId) cannot be read: \(reason)")
         }
-        guard !pipeline.isEmpty else { return }
-        if defersAnnouncements {
-            try link.sendDeferred(pipeline)
-        } else {
-            for error in try link.executeForErrors(pipeline) { logAnnouncementFailure(error.message) }
-        }
-        for message in link.takeDeferredErrors() { logAnnouncementFailure(message) }
     }
 
-    private func logAnnouncementFailure(_ message: String) {
-        logger.warning("announcing an update failed", metadata: ["redis.error": "\(message)"])
-    }
-
-    /// Waits until Redis has answered the announcements sent so far, logging their failures.
-    func settle() throws(RedisError) {
-        try link.settle()
-        for message in link.takeDeferredErrors() { logAnnouncementFailure(message) }
-    }
+    // MARK: - Loading tasks
 
     /// Fills in the tasks the batch does not know yet: from the cache, else read in one round trip.
-    private func load(_ groups: inout [Group]) throws(RedisError) {
+    private func loadTasks(_ batch: inout Batch) throws(RedisError) {
         var missing: [Int] = []
-        for g in groups.indices {
-            guard case .unknown = groups[g].state else { continue }
-            if let record = cache[groups[g].taskId] {
-                groups[g].state = .record(record)
+        for g in batch.groups.indices {
+            guard case .unknown = batch.groups[g].state else { continue }
+            if let record = cache[batch.groups[g].taskId] {
+                batch.groups[g].state = .record(record)
             } else {
                 missing.append(g)
             }
@@ -501,20 +197,31 @@ final class UpdateProcessor {
         var pipeline = RedisPipeline()
         for g in missing {
             pipeline.begin("HGETALL")
-            pipeline.add(joining: keys.taskPrefix, groups[g].taskId, "}")
+            pipeline.add(joining: keys.taskPrefix, batch.groups[g].taskId, "}")
         }
-        let replies = try link.execute(pipeline).all
-        for (g, reply) in zip(missing, replies) {
-            groups[g].state = decode(hash: reply, taskId: groups[g].taskId)
+        let replies = try link.execute(pipeline)
+        var refused: [Int] = []
+        for (k, g) in missing.enumerated() {
+            if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
+                refused.append(g)
+                deferGroup(batch.groups[g], in: &batch, reason: message)
+                continue
+            }
+            batch.groups[g].state = decode(hash: replies[k].reply, taskId: batch.groups[g].taskId)
         }
+        for g in refused.reversed() { batch.groups.remove(at: g) }
     }
 
-    private func decode(hash reply: RedisReply, taskId: String) -> TaskState {
+    private func decode(hash reply: RedisReply, taskId: String) -> Batch.TaskState {
         if case .error(let message) = reply {
             logger.error("a stored task cannot be read", metadata: ["redis.key": "\(keys.task(taskId))", "redis.error": "\(message)"])
             return .corrupt(rev: "", reason: message)
         }
         guard let pairs = reply.pairs else { return .corrupt(rev: "", reason: "unexpected reply \(reply)") }
+        return decode(pairs: pairs, taskId: taskId)
+    }
+
+    private func decode(pairs: [(field: [UInt8], value: [UInt8])], taskId: String) -> Batch.TaskState {
         do {
             guard let record = try TaskRecord(hash: pairs) else {
                 cache.remove(taskId)
@@ -533,42 +240,291 @@ final class UpdateProcessor {
         }
     }
 
-    /// An answer found stored: the reply as it was, and for a success its notification, to be
-    /// published again.
-    private static func storedAnswer(_ stored: [UInt8], for request: PatchRequest) -> Answer? {
-        guard let response = TaskResponse(replyJSON: stored) else { return nil }
-        var notificationHead: [UInt8]?
-        if response.status == 200, let rev = response.rev {
-            notificationHead = UpdateNotification.head(taskId: request.taskId, rev: rev, requestId: request.requestId, patch: request.patchJSON)
+    // MARK: - Deciding and committing
+
+    /// One round: stores the answers decided without a task, decides every group and sends its
+    /// commit, in one round trip; then reads what Redis made of each.
+    private func commit(_ batch: inout Batch, now: String) throws(RedisError) {
+        var pipeline = commitPipeline
+        commitPipeline = RedisPipeline()
+        pipeline.removeAll()
+        defer { commitPipeline = pipeline }
+        // Requests decided without their task: stored unless a reply is stored already.
+        var stored: [Int] = []
+        for i in batch.early {
+            let request = batch.requests[i]
+            let response = request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
+            let answer = Batch.Answer(response, for: request)
+            batch.answer(i, answer)
+            guard request.storesReply else { continue }
+            stored.append(i)
+            pipeline.begin("SET")
+            pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
+            answer.reply.add(to: &pipeline)
+            for word in ["NX", "GET", "EX", context.replyTTL] { pipeline.add(word) }
         }
-        return Answer(response: response, reply: .whole(stored), notificationHead: notificationHead)
+        batch.early = []
+        let sha = batch.groups.isEmpty ? "" : try commitScript()
+        var decided: [Decision] = []
+        decided.reserveCapacity(batch.groups.count)
+        for group in batch.groups {
+            let decision = decide(group, batch.requests, now: now)
+            CommitScript.add(decision.call, sha: sha, context: context, to: &pipeline)
+            decided.append(decision)
+        }
+        guard !pipeline.isEmpty else { return }
+        let replies = try link.execute(pipeline)
+        for (k, i) in stored.enumerated() {
+            let reply = replies[k]
+            if let bytes = reply.bytes, reply.kind == .bulk {
+                batch.answer(i, Batch.Answer(stored: Array(bytes), for: batch.requests[i]))
+            } else if let message = reply.errorMessage {
+                if RedisError.isTransient(serverError: message) {
+                    batch.defer(i, reason: message)
+                } else {
+                    logger.error("storing a reply failed", metadata: ["redis.error": "\(message)", "request.id": "\(batch.requests[i].requestId)"])
+                }
+            }
+        }
+        let groups = batch.groups
+        batch.groups = []
+        for (g, var group) in groups.enumerated() {
+            let answer = CommitScript.decode(replies[stored.count + g], requestCount: group.indices.count)
+            switch answer {
+            case .committed:
+                for (k, i) in group.indices.enumerated() { batch.answer(i, decided[g].answers[k]) }
+                if let record = decided[g].call.update?.record { cache.store(record, for: group.taskId) }
+            case .answeredBefore(let found):
+                var answered: [Int] = []
+                for entry in found {
+                    let i = group.indices[entry.position]
+                    batch.answer(i, Batch.Answer(stored: entry.reply, for: batch.requests[i]))
+                    answered.append(i)
+                }
+                metrics.redeliveries.increment(by: answered.count)
+                cache.remove(group.taskId)
+                group.indices.removeAll { answered.contains($0) }
+                group.state = .unknown
+                if !group.indices.isEmpty { batch.groups.append(group) }
+            case .revisionMoved(let hash):
+                metrics.conflicts.increment()
+                group.state = decode(pairs: hash.map { ($0.field, $0.value) }, taskId: group.taskId)
+                batch.groups.append(group)
+            case .failed(let message):
+                if message.hasPrefix("NOSCRIPT") {
+                    // Redis lost its scripts (SCRIPT FLUSH, a restart): load it again next round.
+                    commitSHA = nil
+                    batch.groups.append(group)
+                } else if RedisError.isTransient(serverError: message) {
+                    deferGroup(group, in: &batch, reason: message)
+                } else {
+                    // Not Redis's state for now but this task (a key of another type) or a bug:
+                    // answered 500, like a corrupt task, so that one task cannot stall the rest.
+                    logger.error("committing an update failed", metadata: ["task.id": "\(group.taskId)", "redis.error": "\(message)"])
+                    for i in group.indices { batch.reject(i, with: .error(500, "the update could not be committed: \(message)")) }
+                    batch.early += group.indices
+                }
+            }
+        }
+    }
+
+    private func deferGroup(_ group: Batch.TaskGroup, in batch: inout Batch, reason: String) {
+        cache.remove(group.taskId)
+        for i in group.indices { batch.defer(i, reason: reason) }
+    }
+
+    /// One group's answers, decided in order, and the commit call that stores them.
+    private struct Decision {
+        var answers: [Batch.Answer]
+        var call: CommitScript.Call
+    }
+
+    /// Decides one task's requests in order against the task as the batch knows it.
+    private func decide(_ group: Batch.TaskGroup, _ requests: [PatchRequest], now: String) -> Decision {
+        var record: TaskRecord?
+        var expectedRev = ""
+        var corruption: String?
+        switch group.state {
+        case .record(let r):
+            record = r
+            expectedRev = String(r.rev)
+        case .corrupt(let rev, let reason):
+            expectedRev = rev
+            corruption = reason
+        case .absent, .unknown:
+            break
+        }
+        let startRev = record?.rev
+        var answers: [Batch.Answer] = []
+        answers.reserveCapacity(group.indices.count)
+        var call = CommitScript.Call(taskId: group.taskId, expectedRev: expectedRev, update: nil, requests: [])
+        call.requests.reserveCapacity(group.indices.count)
+        var changed = TaskPropertySet()
+        for i in group.indices {
+            let request = requests[i]
+            let evaluation: Evaluation
+            if let corruption {
+                evaluation = .failed(.error(500, "the stored task \(group.taskId) cannot be read: \(corruption)"))
+            } else {
+                evaluation = evaluator.evaluate(request, on: record, now: now)
+            }
+            var answer = Batch.Answer(evaluation.response, for: request)
+            if case .updated(let updated, let fields, _) = evaluation {
+                record = updated
+                changed.formUnion(fields)
+                let head = UpdateNotification.head(taskId: group.taskId, rev: updated.rev, requestId: request.requestId, patch: request.patchJSON)
+                // The script publishes it with the commit.
+                answer.notification = .framed(head: head, body: answer.response.body)
+            }
+            call.requests.append(
+                CommitScript.Call.Request(
+                    requestId: request.requestId,
+                    reply: request.storesReply ? answer.reply : nil,
+                    notification: answer.notification
+                )
+            )
+            answers.append(answer)
+        }
+        if let record, record.rev != startRev { call.update = (record, changed) }
+        return Decision(answers: answers, call: call)
     }
 
     /// The SHA of the commit script, loading it when Redis does not have it.
     private func commitScript() throws(RedisError) -> String {
         if let commitSHA { return commitSHA }
-        guard let sha = try link.execute(RedisCommand("SCRIPT", "LOAD", Scripts.commit)).string else {
-            throw RedisError(code: .unexpectedReply, message: "SCRIPT LOAD did not answer a SHA")
-        }
+        let reply = try link.execute(RedisPipeline([RedisCommand("SCRIPT", "LOAD", CommitScript.text)]))[0]
+        if let message = reply.errorMessage { throw RedisError(code: .serverError, message: message) }
+        guard let sha = reply.string else { throw RedisError(code: .unexpectedReply, message: "SCRIPT LOAD did not answer a SHA") }
         commitSHA = sha
         return sha
     }
 
-    /// A processor on a connection of its own.
-    convenience init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, defersAnnouncements: Bool) {
-        self.init(
-            link: RedisLink(configuration: configuration.redis),
-            configuration: configuration,
-            logger: logger,
-            metrics: metrics,
-            defersAnnouncements: defersAnnouncements
-        )
+    // MARK: - Announcing
+
+    /// Appends the change-feed entries, publishes the notifications the script did not (replies
+    /// found stored), publishes the replies and acknowledges the answered entries, in one round
+    /// trip. On the stream it is one `MULTI`/`EXEC`, sent without waiting: either all of it
+    /// happens or none (a refused change-feed entry must not be acknowledged), and a failure,
+    /// read with the next round trip, leaves the entries pending for the consumer to try again.
+    private func announce(_ batch: Batch, acknowledging extraAcks: [String]) throws(RedisError) {
+        var pipeline = announcePipeline
+        announcePipeline = RedisPipeline()
+        pipeline.removeAll()
+        defer { announcePipeline = pipeline }
+        let transaction = path == .stream
+        if transaction { pipeline.begin(Words.multi) }
+        let header = pipeline.count
+        if !transaction { for command in owedAnnouncements { pipeline.append(command) } }
+        let owed = owedAnnouncements.count
+        owedAnnouncements = []
+        let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
+        var tally = RequestTally()
+        var acks: [String] = []
+        for i in batch.requests.indices {
+            guard let answer = batch.answers[i], batch.deferrals[i] == nil else { continue }
+            let request = batch.requests[i]
+            if let notification = answer.notification, let rev = answer.response.rev {
+                if answer.needsPublishing {
+                    pipeline.begin(Words.publish)
+                    pipeline.add(words.updates)
+                    notification.add(to: &pipeline)
+                    pipeline.begin(Words.publish)
+                    pipeline.add(joining: keys.updatesPrefix, request.taskId)
+                    notification.add(to: &pipeline)
+                }
+                pipeline.begin(Words.xadd)
+                pipeline.add(words.events)
+                pipeline.add(Words.maxlen)
+                pipeline.add(Words.approximately)
+                pipeline.add(words.eventsMaxLength)
+                pipeline.add(Words.newId)
+                pipeline.add(Words.id)
+                pipeline.add(request.taskId)
+                pipeline.add(Words.rev)
+                pipeline.add(rev)
+                pipeline.add(Words.requestId)
+                pipeline.add(request.requestId)
+                pipeline.add(Words.event)
+                notification.add(to: &pipeline)
+            }
+            if let replyTo = request.replyTo {
+                pipeline.begin(Words.publish)
+                pipeline.add(replyTo)
+                answer.reply.add(to: &pipeline)
+            }
+            if let entryId = request.entryId {
+                acks.append(entryId)
+                if let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }), created <= nowMilliseconds {
+                    metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
+                }
+            }
+            tally.count(path: path, status: answer.response.status)
+        }
+        tally.report(to: metrics)
+        acks += extraAcks
+        if !acks.isEmpty {
+            pipeline.begin(Words.xack)
+            pipeline.add(words.requests)
+            pipeline.add(words.group)
+            for id in acks { pipeline.add(id) }
+        }
+        guard pipeline.count > header || owed > 0 else { return }
+        if transaction {
+            pipeline.begin(Words.exec)
+            try link.sendDeferred(pipeline)
+            noteDeferredErrors()
+        } else {
+            for error in try link.executeForErrors(pipeline) {
+                logAnnouncementFailure(error.message)
+                if owedAnnouncements.count < Self.owedLimit {
+                    owedAnnouncements.append(RedisCommand(arguments: pipeline.arguments(of: error.index)))
+                } else {
+                    logger.error("dropped an announcement Redis kept refusing", metadata: ["redis.error": "\(error.message)"])
+                }
+            }
+        }
     }
 
-    /// Forgets every cached task and the script (after Redis may have lost its data).
+    /// Whether announcements Redis refused are waiting to be sent again (HTTP).
+    var hasOwedAnnouncements: Bool { !owedAnnouncements.isEmpty }
+
+    /// Sends the announcements Redis refused before (HTTP), with nothing new.
+    func retryOwedAnnouncements() throws(RedisError) {
+        guard !owedAnnouncements.isEmpty else { return }
+        try announce(Batch([]), acknowledging: [])
+    }
+
+    /// Takes the failure of announcements sent without waiting (stream), read by now: their
+    /// entries are still pending and must be processed again.
+    func takeAnnouncementFailure() -> String? {
+        noteDeferredErrors()
+        defer { announcementFailure = nil }
+        return announcementFailure
+    }
+
+    private func noteDeferredErrors() {
+        for message in link.takeDeferredErrors() {
+            logAnnouncementFailure(message)
+            if announcementFailure == nil { announcementFailure = message }
+        }
+    }
+
+    private func logAnnouncementFailure(_ message: String) {
+        logger.warning("announcing an update failed", metadata: ["redis.error": "\(message)"])
+    }
+
+    /// Waits until Redis has answered the announcements sent so far; their failures are then
+    /// known to ``takeAnnouncementFailure()``.
+    func settle() throws(RedisError) {
+        try link.settle()
+        noteDeferredErrors()
+    }
+
+    /// Forgets every cached task and the scripts (after Redis may have lost its data).
     func forgetCachedTasks() {
         cache.removeAll()
         commitSHA = nil
+        rateLimitSHA = nil
     }
 }
 
@@ -577,7 +533,8 @@ private struct Words {
     static let publish = Array("PUBLISH".utf8)
     static let xadd = Array("XADD".utf8)
     static let xack = Array("XACK".utf8)
-    static let evalsha = Array("EVALSHA".utf8)
+    static let multi = Array("MULTI".utf8)
+    static let exec = Array("EXEC".utf8)
     static let maxlen = Array("MAXLEN".utf8)
     static let approximately = Array("~".utf8)
     static let newId = Array("*".utf8)

@@ -129,7 +129,14 @@ extension StreamConsumer {
 
     /// Moves entries to the dead-letter stream with the reason, answers them 500 (unless a reply
     /// was stored before: then the entry was done and only its acknowledgement was lost), and
-    /// acknowledges them. Claims each first, so that an entry another consumer just took is left alone.
+    /// acknowledges them. Claims each first, so that an entry another consumer just took is left
+    /// alone.
+    ///
+    /// In that order, each step only once the one before it is confirmed: dead letter, stored 500,
+    /// then the reply and the acknowledgement. A 500 stored for an entry that never reached the
+    /// dead-letter stream would be found on the next pass and the entry acknowledged: lost. A
+    /// failure after the dead letter leaves the entry pending; the next pass writes the dead
+    /// letter again (a duplicate, harmless: replaying both applies the request once).
     func deadLetter(_ entries: [(id: String, deliveries: Int64, consumer: String)], minIdle: Int64) throws(RedisError) {
         guard !entries.isEmpty else { return }
         let claimed = try commands.value(
@@ -139,16 +146,13 @@ extension StreamConsumer {
         for entry in StreamEntry.list(claimed) {
             guard let info = byId[entry.id] else { continue }
             guard let fields = entry.fields else {
-                _ = try commands.execute(RedisCommand("XACK", keys.requests, keys.group, entry.id))
+                try commands.execute(RedisCommand("XACK", keys.requests, keys.group, entry.id))
                 continue
             }
             let request = decoder.decode(entryId: entry.id, fields: fields)
             let replyKey = keys.reply(taskId: request.taskId, requestId: request.requestId)
-            if case .bulk(let stored) = try commands.execute([RedisCommand("GET", replyKey)])[0] {
-                var answer: [RedisCommand] = []
-                if let replyTo = request.replyTo { answer.append(RedisCommand("PUBLISH", replyTo, stored)) }
-                answer.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
-                _ = try commands.execute(answer)
+            if let stored = try commands.value(of: RedisCommand("GET", replyKey)).bytes {
+                try answer(request, reply: Array(stored), entryId: entry.id)
                 continue
             }
             let reason =
@@ -162,15 +166,14 @@ extension StreamConsumer {
                 record.append(field)
                 record.append(value)
             }
+            try commands.execute(record)
             let response = TaskResponse.error(500, "\(DeadLetter.replyMarker) \(keys.dead): \(reason)")
             let reply = response.replyJSON(requestId: request.requestId, taskId: request.taskId)
-            var commands = [record, RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))]
-            let results = try self.commands.execute(commands)
-            _ = try results[0].get()
-            commands = []
-            if let replyTo = request.replyTo { commands.append(RedisCommand("PUBLISH", replyTo, results[1].bytes ?? reply)) }
-            commands.append(RedisCommand("XACK", keys.requests, keys.group, entry.id))
-            _ = try self.commands.execute(commands)
+            // SET NX GET: a reply stored meanwhile (the request was done after all) is the answer.
+            let stored = try commands.value(
+                of: RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))
+            )
+            try answer(request, reply: stored.bytes.map { Array($0) } ?? reply, entryId: entry.id)
             metrics.deadLettered.increment()
             metrics.countRequest(path: .stream, status: 500)
             logger.error(
@@ -178,6 +181,16 @@ extension StreamConsumer {
                 metadata: ["entry.id": "\(entry.id)", "task.id": "\(request.taskId)", "deliveries": "\(info.deliveries)"]
             )
         }
+    }
+
+    /// Publishes a stored reply on the request's `reply-to` and acknowledges its entry, in one
+    /// `MULTI`/`EXEC`: both or neither.
+    private func answer(_ request: PatchRequest, reply: [UInt8], entryId: String) throws(RedisError) {
+        var commands = [RedisCommand("MULTI")]
+        if let replyTo = request.replyTo { commands.append(RedisCommand("PUBLISH", replyTo, reply)) }
+        commands.append(RedisCommand("XACK", keys.requests, keys.group, entryId))
+        commands.append(RedisCommand("EXEC"))
+        for reply in try self.commands.execute(commands) { _ = try reply.get() }
     }
 
     /// Trims acknowledged entries from the request stream, never past the oldest entry a group

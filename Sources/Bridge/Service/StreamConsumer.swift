@@ -11,22 +11,26 @@ import Metrics
 import Redis
 import TaskStatus
 
-/// The consumer's work, on a thread of its own: each ``step()`` settles set-up and the periodic
-/// jobs when due, then reads one batch with `XREADGROUP ... BLOCK` and splits it by task into
-/// parts that are decided, committed and answered at the same time: one by the consumer itself,
-/// the others by workers (each on its own thread and connection, so that one computes while
-/// Redis runs another's commands). A task always goes to the same part, so its requests keep
-/// their order.
+/// The consumer's work, on a thread of its own: each ``step()`` settles set-up, entries held
+/// since a failure, and the periodic jobs when due, then reads one batch with `XREADGROUP ...
+/// BLOCK` and splits it by task into parts that are decided, committed and answered at the same
+/// time: one by the consumer itself, the others by ``PartWorker``s (each on its own thread and
+/// connection, so that one computes while Redis runs another's commands). A task always goes to
+/// the same part, so its requests keep their order.
+///
+/// When Redis refuses (memory full, a failover, a lost connection), the entries concerned are
+/// neither answered nor acknowledged: the step fails, the loop backs off, and the next step
+/// reads this consumer's pending entries again and processes them first.
 actor StreamConsumer {
     let configuration: BridgeConfiguration
     let keys: Keys
     let reader: RedisLink
-    /// The connection of set-up and the periodic jobs.
+    /// The connection of set-up, recovery and the periodic jobs.
     let commands: RedisLink
     /// The part of each batch that the consumer processes itself, on its own connection.
     let processor: UpdateProcessor
     /// The other parts' workers (`workers` in the configuration, less one).
-    let workers: [UpdateWorker]
+    let workers: [PartWorker]
     let decoder: PatchRequestDecoder
     let authenticator: Authenticator?
     let status: BridgeStatus
@@ -34,6 +38,8 @@ actor StreamConsumer {
     let logger: Logger
     private let executor: ThreadExecutor
     private var needsSetup = true
+    /// Why the last step failed; while set, the next step first processes what this consumer holds.
+    private var recovering: String?
     var maintenance: MaintenanceClock
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -51,9 +57,9 @@ actor StreamConsumer {
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
         self.reader = RedisLink(configuration: readerConfiguration)
         self.commands = RedisLink(configuration: configuration.redis)
-        self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, defersAnnouncements: true)
+        self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .stream)
         self.workers = (1..<max(1, configuration.workers)).map {
-            UpdateWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
+            PartWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
         }
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
@@ -61,7 +67,7 @@ actor StreamConsumer {
 
     deinit {
         executor.shutdown()
-        for worker in workers { worker.shutdown() }
+        for worker in workers { worker.close() }
     }
 
     /// What one step did.
@@ -71,25 +77,27 @@ actor StreamConsumer {
     }
 
     /// Runs batch after batch until `stop` is set (or the task is cancelled), backing off while
-    /// Redis fails, then waits until Redis has run the last batch's answers.
+    /// Redis fails, then waits until Redis has run the last batch's answers and ends the workers.
     func run(until stop: StopSignal) async {
-        var backoff = Duration.milliseconds(100)
+        for worker in workers { worker.start() }
+        var backoff = Backoff()
         while !stop.isSet && !Task.isCancelled {
             switch await step() {
             case .processed:
-                backoff = .milliseconds(100)
+                backoff.reset()
             case .failed(let error):
-                logger.error("redis failed; retrying", metadata: ["error": "\(error)", "retry.in": "\(backoff)"])
-                var left = backoff
+                let delay = backoff.next()
+                logger.warning("redis refused or failed; trying the same entries again", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
+                var left = delay
                 while left > .zero, !stop.isSet, !Task.isCancelled {
                     let step = min(left, .milliseconds(100))
                     try? await Task.sleep(for: step)
                     left -= step
                 }
-                backoff = min(backoff * 2, .seconds(5))
             }
         }
         settle()
+        for worker in workers { worker.close() }
     }
 
     /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
@@ -98,6 +106,11 @@ actor StreamConsumer {
             if needsSetup {
                 try await setUp()
                 needsSetup = false
+            }
+            if recovering != nil {
+                try await processHeldEntries()
+                recovering = nil
+                status.markConsuming()
             }
             try await maintain()
             var read = RedisPipeline()
@@ -122,19 +135,24 @@ actor StreamConsumer {
                 forgetCachedTasks()
                 return .processed(0)
             }
+            if error.message.hasPrefix("NOSCRIPT") || error.code == .connectionLost || error.code == .connectionFailed {
+                // Redis may have restarted: without its scripts, maybe without its data.
+                forgetCachedTasks()
+            }
+            metrics.countRefusal(error)
             status.markProblem(error.message)
-            needsSetup = true
+            recovering = error.message
             return .failed(error)
         }
     }
 
-    /// Waits until Redis has run every answer and acknowledgement the workers sent (they do not
-    /// wait for them batch by batch). A worker whose connection failed has nothing left to wait for:
-    /// its unacknowledged entries are delivered again.
+    /// Waits until Redis has run every answer and acknowledgement sent without waiting. A
+    /// connection that failed has nothing left to wait for: its unacknowledged entries are
+    /// processed again.
     func settle() {
         let outcomes = [Result { () throws(RedisError) in try processor.settle() }] + workers.map { $0.settle() }
         for case .failure(let error) in outcomes {
-            logger.warning("could not confirm the last answers; their entries will be delivered again", metadata: ["error": "\(error)"])
+            logger.warning("could not confirm the last answers; their entries will be processed again", metadata: ["error": "\(error)"])
         }
     }
 
@@ -143,7 +161,9 @@ actor StreamConsumer {
         for worker in workers { worker.forgetCachedTasks() }
     }
 
-    /// Creates the group when missing and settles what this consumer left pending.
+    /// Creates the group when missing and settles what this consumer left pending in an earlier
+    /// run (a crash): dead-letters those delivered too often, then processes the rest, counting
+    /// this as a delivery (their stored replies make it idempotent).
     private func setUp() async throws(RedisError) {
         let created = try commands.execute([RedisCommand("XGROUP", "CREATE", keys.requests, keys.group, "0", "MKSTREAM")])[0]
         if case .error(let message) = created, !message.hasPrefix("BUSYGROUP") {
@@ -153,8 +173,6 @@ actor StreamConsumer {
             logger.info("created the consumer group", metadata: ["group": "\(keys.group)", "stream": "\(keys.requests)"])
             forgetCachedTasks()
         }
-        // Entries this consumer read before a crash or a lost connection: dead-letter those
-        // delivered too often, then process the rest (their stored replies make this idempotent).
         let own = try commands.execute(RedisCommand("XPENDING", keys.requests, keys.group, "-", "+", 10_000, configuration.consumer))
         try deadLetter(Self.overdelivered(own, limit: configuration.maxDeliveries), minIdle: 0)
         var cursor = "0"
@@ -179,6 +197,59 @@ actor StreamConsumer {
         }
     }
 
+    /// Processes the entries this consumer holds unacknowledged after a failure: a batch Redis
+    /// refused, announcements that failed, entries delivered into a connection that broke. They
+    /// are read with `XPENDING` and `XRANGE`, which do not count a delivery: Redis's trouble is not
+    /// the entry's, and must not push it towards the dead-letter stream.
+    private func processHeldEntries() async throws(RedisError) {
+        for _ in 0..<1000 {
+            // The answers sent without waiting first: an entry acknowledged by them is not held.
+            try settleOrThrow()
+            let pending = try commands.value(
+                of: RedisCommand("XPENDING", keys.requests, keys.group, "-", "+", configuration.batchSize, configuration.consumer)
+            )
+            // The delivery limit holds here too: an entry over it goes to the dead-letter stream
+            // (one whose dead-lettering failed is held, and must not be applied instead).
+            let over = Self.overdelivered(pending.reply, limit: configuration.maxDeliveries)
+            try deadLetter(over, minIdle: 0)
+            let ids = pending.elements.compactMap { $0.elements.isEmpty ? nil : $0.elements[0].string }.filter { id in !over.contains { $0.id == id }
+            }
+            guard !ids.isEmpty else {
+                if over.isEmpty { return }
+                continue
+            }
+            var ranges = RedisPipeline()
+            for id in ids {
+                ranges.begin("XRANGE")
+                for word in [keys.requests, id, id] { ranges.add(word) }
+            }
+            let found = try commands.execute(ranges)
+            var entries: [StreamEntry] = []
+            for (k, id) in ids.enumerated() {
+                // An entry deleted meanwhile comes back empty: it is only acknowledged.
+                entries.append(StreamEntry.list(found[k]).first ?? StreamEntry(id: id, fields: nil))
+            }
+            logger.info("processing entries held since a failure", metadata: ["count": "\(entries.count)", "first": "\(ids[0])"])
+            try await handle(entries)
+        }
+    }
+
+    /// ``settle()``, failing on the first connection that fails.
+    private func settleOrThrow() throws(RedisError) {
+        try processor.settle()
+        for worker in workers { try worker.settle().get() }
+        if let failure = takeAnnouncementFailure() { throw RedisError(code: .serverError, message: failure) }
+    }
+
+    private func takeAnnouncementFailure() -> String? {
+        var failure = processor.takeAnnouncementFailure()
+        for worker in workers {
+            let other = worker.takeAnnouncementFailure()
+            if failure == nil { failure = other }
+        }
+        return failure
+    }
+
     /// Checks the request's token (when authentication is on) and names whom it counts against
     /// for rate limits: the token's caller, or without authentication the reply channel.
     private func authorize(_ request: inout PatchRequest) async {
@@ -201,36 +272,52 @@ actor StreamConsumer {
 
     /// Decodes, processes, answers and acknowledges one batch, split by task into parts: the
     /// workers start theirs, the consumer processes the first, then waits for the workers.
+    /// Throws when any part could not answer everything (the rest stays pending).
     func handle(_ entries: [StreamEntry]) async throws(RedisError) {
         let count = workers.count + 1
-        var parts = [(requests: [PatchRequest], entryIds: [String])](repeating: ([], []), count: count)
+        var parts = [PartWorker.Part](repeating: PartWorker.Part(), count: count)
         for entry in entries {
             // An entry deleted while pending has no fields: it is only acknowledged.
             guard let fields = entry.fields else {
-                parts[0].entryIds.append(entry.id)
+                parts[0].extraAcks.append(entry.id)
                 continue
             }
             var request = decoder.decode(entryId: entry.id, fields: fields)
             await authorize(&request)
             let part = count == 1 ? 0 : Int(UInt(bitPattern: request.taskId.hashValue) % UInt(count))
             parts[part].requests.append(consume request)
-            parts[part].entryIds.append(entry.id)
         }
         metrics.batchSize.record(entries.count)
-        let started = workers.indices.filter { !parts[$0 + 1].entryIds.isEmpty }
-        for k in started { workers[k].start(parts[k + 1].requests, acknowledging: parts[k + 1].entryIds) }
+        let started = workers.indices.filter { !parts[$0 + 1].isEmpty }
+        for k in started { workers[k].start(parts[k + 1]) }
         var failure: RedisError?
-        if !parts[0].entryIds.isEmpty {
-            do {
-                _ = try processor.process(parts[0].requests, acknowledging: parts[0].entryIds)
-            } catch {
-                failure = error
-            }
+        if !parts[0].isEmpty {
+            if case .failure(let error) = PartWorker.run(parts[0], on: processor) { failure = error }
         }
         // Every started part is waited for, failed or not: its worker is then free again.
         for k in started {
             if case .failure(let error) = workers[k].finish(), failure == nil { failure = error }
         }
         if let failure { throw failure }
+        // Announcements of the batch before, read with this batch's round trips.
+        if let announcement = takeAnnouncementFailure() { throw RedisError(code: .serverError, message: announcement) }
+    }
+}
+
+/// Back-off between failed steps: doubling from 100 ms to 5 s, each wait drawn at random from its
+/// upper half, so that bridges that failed together do not retry together.
+struct Backoff {
+    static let first = Duration.milliseconds(100)
+    static let cap = Duration.seconds(5)
+    private var ceiling = Backoff.first
+
+    mutating func reset() { ceiling = Self.first }
+
+    /// The next wait.
+    mutating func next() -> Duration {
+        let milliseconds = ceiling.milliseconds
+        let wait = Duration.milliseconds(Int64.random(in: (milliseconds / 2)...max(milliseconds / 2, milliseconds)))
+        ceiling = min(ceiling * 2, Self.cap)
+        return wait
     }
 }

@@ -6,121 +6,98 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
 public import Logging
 import Redis
 public import ServiceLifecycle
+import Synchronization
 public import TaskStatus
+import WorkerThreads
 
 /// The HTTP API's way into the update pipeline: requests submitted while a batch is being
 /// processed wait and go together as the next batch (the same engine, checks and atomic commit as
 /// the stream, on a connection and cache of their own).
 ///
-/// The batches run on a thread of the queue's own, which waits for work and answers the callers
-/// directly: no hop through the cooperative pool between a request's arrival and its commit.
+/// The batches run on a ``BlockingWorker`` of the queue's own, which answers the callers directly:
+/// no hop through the cooperative pool between a request's arrival and its commit. At most
+/// `httpQueueLimit` requests wait; past that, and while Redis refuses, callers are answered 503
+/// with `Retry-After` at once.
 public final class UpdateQueue: Service, @unchecked Sendable {
-    private enum Job {
+    private enum Job: Sendable {
         case update(PatchRequest, CheckedContinuation<TaskResponse, Never>)
         case read(taskId: String, rateLimitKey: String?, CheckedContinuation<TaskResponse, Never>)
+        /// Sends again the announcements Redis refused after their commit.
+        case retryAnnouncements
     }
 
-    // `jobs`, `closed`, `started`, `finished` and `stopped` are only touched with `condition`
-    // locked; that is what makes the unchecked Sendable conformance safe.
-    private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var closed = false
-    private var started = false
-    private var finished = false
-    private var stopped: CheckedContinuation<Void, Never>?
-
-    private let configuration: BridgeConfiguration
+    // Set once in init, before any job can be submitted; read-only afterwards.
+    private var worker: BlockingWorker<Job>!
     private let metrics: BridgeMetrics
     private let logger: Logger
+    private let retryScheduled = Atomic<Bool>(false)
+
+    /// Seconds a 503 asks the caller to wait.
+    static let retryAfter = "1"
 
     public init(configuration: BridgeConfiguration, metrics: BridgeMetrics, logger: Logger) {
-        self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
-    }
-
-    /// Decides, commits and answers one request; Redis failures answer 500.
-    public func submit(_ request: PatchRequest) async -> TaskResponse {
-        await withCheckedContinuation { answer in enqueue(.update(request, answer)) }
-    }
-
-    /// Reads one task; Redis failures answer 500.
-    public func read(taskId: String, rateLimitKey: String?) async -> TaskResponse {
-        await withCheckedContinuation { answer in enqueue(.read(taskId: taskId, rateLimitKey: rateLimitKey, answer)) }
-    }
-
-    private func enqueue(_ job: Job) {
-        condition.lock()
-        if closed {
-            condition.unlock()
-            switch job {
-            case .update(_, let answer), .read(_, _, let answer): answer.resume(returning: .error(500, "the bridge is shutting down"))
-            }
-            return
+        // The processor connects on first use, on the worker's thread.
+        let processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .http)
+        worker = BlockingWorker(name: "http-worker", capacity: configuration.httpQueueLimit) { [unowned self] jobs in
+            process(jobs, with: processor)
         }
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
+    }
+
+    /// Decides, commits and answers one request; Redis refusing, or too many requests waiting,
+    /// answer 503 with `Retry-After`.
+    public func submit(_ request: PatchRequest) async -> TaskResponse {
+        await withCheckedContinuation { answer in enqueue(.update(request, answer), answer) }
+    }
+
+    /// Reads one task; Redis refusing answers 503.
+    public func read(taskId: String, rateLimitKey: String?) async -> TaskResponse {
+        await withCheckedContinuation { answer in enqueue(.read(taskId: taskId, rateLimitKey: rateLimitKey, answer), answer) }
+    }
+
+    private func enqueue(_ job: Job, _ answer: CheckedContinuation<TaskResponse, Never>) {
+        switch worker.submit(job) {
+        case .accepted:
+            break
+        case .full:
+            metrics.countRequest(path: .http, status: 503)
+            answer.resume(returning: Self.unavailable("the bridge has too many updates waiting"))
+        case .closed:
+            answer.resume(returning: Self.unavailable("the bridge is shutting down"))
+        }
     }
 
     public func run() async throws {
-        guard markStarted() else { return }
-        let thread = Thread { [self] in
-            runLoop(
-                UpdateProcessor(link: RedisLink(configuration: configuration.redis), configuration: configuration, logger: logger, metrics: metrics)
-            )
-        }
-        thread.name = "http-worker"
-        thread.start()
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                condition.lock()
-                if finished {
-                    condition.unlock()
-                    continuation.resume()
-                } else {
-                    stopped = continuation
-                    condition.unlock()
-                }
+        worker.start()
+        // A graceful shutdown and a cancellation (another service failed) both close the queue:
+        // what waits is answered, then the thread ends.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await worker.exited()
+            } onGracefulShutdown: {
+                self.close()
             }
-        } onGracefulShutdown: {
-            // New requests are refused; what is queued is still answered.
-            self.condition.lock()
-            self.closed = true
-            self.condition.signal()
-            self.condition.unlock()
+        } onCancel: {
+            self.close()
         }
     }
 
-    private func markStarted() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        let first = !started
-        started = true
-        return first
+    private func close() {
+        for job in worker.close() {
+            switch job {
+            case .update(_, let answer), .read(_, _, let answer): answer.resume(returning: Self.unavailable("the bridge is shutting down"))
+            case .retryAnnouncements: break
+            }
+        }
     }
 
-    private func runLoop(_ processor: UpdateProcessor) {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !closed { condition.wait() }
-            if jobs.isEmpty {
-                finished = true
-                let stopped = self.stopped
-                self.stopped = nil
-                condition.unlock()
-                stopped?.resume()
-                return
-            }
-            let batch = jobs
-            jobs.removeAll(keepingCapacity: true)
-            condition.unlock()
-            process(batch, with: processor)
-        }
+    /// A 503 with `Retry-After` and SailPoint's envelope.
+    static func unavailable(_ cause: String) -> TaskResponse {
+        .error(503, cause, headers: [("Retry-After", retryAfter)])
     }
 
     private func process(_ batch: [Job], with processor: UpdateProcessor) {
@@ -135,17 +112,54 @@ public final class UpdateQueue: Service, @unchecked Sendable {
                 do {
                     answer.resume(returning: try processor.read(taskId: taskId, rateLimitKey: rateLimitKey))
                 } catch {
-                    answer.resume(returning: .error(500, "Redis is not available: \(error.message)"))
+                    metrics.countRefusal(error)
+                    answer.resume(returning: Self.unavailable("Redis cannot answer for now: \(error.message)"))
+                }
+            case .retryAnnouncements:
+                retryScheduled.store(false, ordering: .relaxed)
+                do {
+                    try processor.retryOwedAnnouncements()
+                } catch {
+                    logger.warning("announcing updates failed again", metadata: ["error": "\(error)"])
                 }
             }
         }
-        guard !requests.isEmpty else { return }
-        do {
-            let responses = try processor.process(requests)
-            for (answer, response) in zip(answers, responses) { answer.resume(returning: response) }
-        } catch {
-            logger.error("an HTTP batch failed", metadata: ["error": "\(error)"])
-            for answer in answers { answer.resume(returning: .error(500, "Redis is not available: \(error.message)")) }
+        if !requests.isEmpty {
+            do {
+                let processed = try processor.process(requests)
+                var refused: String?
+                for (answer, outcome) in zip(answers, processed.outcomes) {
+                    switch outcome {
+                    case .answered(let response):
+                        answer.resume(returning: response)
+                    case .deferred(let reason):
+                        refused = refused ?? reason
+                        metrics.countRequest(path: .http, status: 503)
+                        answer.resume(returning: Self.unavailable("Redis cannot take the update for now (\(reason)); nothing was changed"))
+                    }
+                }
+                if let refused { metrics.countRefusal(RedisError(code: .serverError, message: refused)) }
+            } catch {
+                // The connection failed mid-batch: a commit may or may not have run. A repeat with
+                // the same X-Request-Id is answered once either way.
+                logger.error("an HTTP batch failed", metadata: ["error": "\(error)"])
+                metrics.countRefusal(error)
+                for answer in answers {
+                    metrics.countRequest(path: .http, status: 503)
+                    answer.resume(
+                        returning: Self.unavailable(
+                            "Redis failed during the update (\(error.message)); it may or may not have been applied: repeat it with the same X-Request-Id to be answered once"
+                        )
+                    )
+                }
+            }
+        }
+        if processor.hasOwedAnnouncements, !retryScheduled.exchange(true, ordering: .relaxed) {
+            let worker = self.worker!
+            Task {
+                try? await Task.sleep(for: .seconds(1))
+                worker.submit(.retryAnnouncements, force: true)
+            }
         }
     }
 }

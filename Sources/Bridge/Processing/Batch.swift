@@ -1,0 +1,182 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import TaskStatus
+
+/// What became of one request of a batch.
+public enum RequestOutcome: Sendable, Equatable {
+    /// Answered: the reply is stored (when the request stores one) and sent.
+    case answered(TaskResponse)
+    /// Not answered, nothing written for it: Redis refused for now (memory full, a failover, a
+    /// lost connection...) or the task stayed contended. The stream leaves the entry pending and
+    /// tries it again; HTTP answers 503 with `Retry-After`.
+    case deferred(reason: String)
+}
+
+/// A batch as the processor works through it: which requests repeat an earlier one, which are
+/// decided without their task, which task each of the others belongs to, and the answers so far.
+/// No I/O: the processor does the round trips, this keeps the books.
+struct Batch {
+    private(set) var requests: [PatchRequest]
+    /// For each request, the earlier request of the batch it repeats (same task, same request id,
+    /// a reply to store), or -1. A repeat is never decided: it gets its first copy's answer.
+    let primaryOf: [Int]
+    /// Requests answered without their task (refused before it: a bad entry, a bad token, over
+    /// the rate limit; or an id that names no task), not yet stored.
+    var early: [Int] = []
+    /// The other requests, by task, in batch order within each task.
+    var groups: [TaskGroup] = []
+    private(set) var answers: [Answer?]
+    private(set) var deferrals: [Int: String] = [:]
+
+    /// One task's open requests and what the batch knows of the task.
+    struct TaskGroup {
+        let taskId: String
+        var indices: [Int]
+        var state: TaskState = .unknown
+    }
+
+    /// What a task looks like to this batch.
+    enum TaskState {
+        case unknown
+        case record(TaskRecord)
+        case absent
+        case corrupt(rev: String, reason: String)
+    }
+
+    /// The answer to one request, as it is stored, published and announced.
+    struct Answer {
+        var response: TaskResponse
+        /// The reply as stored and published.
+        var reply: CommitScript.Payload
+        /// A success's notification; `nil` for any other answer.
+        var notification: CommitScript.Payload?
+        /// Whether it still has to be published (the commit script publishes fresh ones).
+        var needsPublishing = false
+
+        /// A fresh answer: the reply built around the response's body.
+        init(_ response: TaskResponse, for request: PatchRequest) {
+            self.response = response
+            self.reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
+        }
+
+        /// A reply found stored: published again as it is, and for a success its notification
+        /// made again (the first may not have gone out). A stored reply that does not read back
+        /// is still answered as it is.
+        init(stored: [UInt8], for request: PatchRequest) {
+            reply = .whole(stored)
+            guard let response = TaskResponse(replyJSON: stored) else {
+                self.response = .error(500, "the stored reply cannot be read")
+                return
+            }
+            self.response = response
+            if response.status == 200, let rev = response.rev {
+                let head = UpdateNotification.head(taskId: request.taskId, rev: rev, requestId: request.requestId, patch: request.patchJSON)
+                notification = .framed(head: head, body: response.body)
+                needsPublishing = true
+            }
+        }
+    }
+
+    init(_ requests: [PatchRequest]) {
+        self.requests = requests
+        self.answers = [Answer?](repeating: nil, count: requests.count)
+        self.primaryOf = Self.primaries(of: requests)
+    }
+
+    /// Finds the repeats: a request with the same task and request id as an earlier one whose
+    /// reply is stored. Request ids are nearly always unique, so one dictionary lookup each.
+    static func primaries(of requests: [PatchRequest]) -> [Int] {
+        var primaryOf = [Int](repeating: -1, count: requests.count)
+        var firstWithId: [String: Int] = [:]
+        firstWithId.reserveCapacity(requests.count)
+        for i in requests.indices where requests[i].storesReply {
+            guard let first = firstWithId[requests[i].requestId] else {
+                firstWithId[requests[i].requestId] = i
+                continue
+            }
+            // The same request id may name requests of other tasks: look for one of this task.
+            if let primary = (first..<i).first(where: {
+                primaryOf[$0] < 0 && requests[$0].storesReply && requests[$0].requestId == requests[i].requestId
+                    && requests[$0].taskId == requests[i].taskId
+            }) {
+                primaryOf[i] = primary
+            }
+        }
+        return primaryOf
+    }
+
+    /// The requests that are decided (not repeats), for rate limits and grouping.
+    var primaries: some Sequence<Int> { requests.indices.lazy.filter { primaryOf[$0] < 0 } }
+
+    /// Refuses a request before its task is read (over its rate limit).
+    mutating func reject(_ i: Int, with response: TaskResponse) {
+        requests[i].rejection = response
+    }
+
+    /// Sorts the primaries into those answered without their task and the task groups.
+    mutating func formGroups() {
+        var groupOf: [String: Int] = [:]
+        for i in requests.indices where primaryOf[i] < 0 {
+            let taskId = requests[i].taskId
+            if requests[i].rejection != nil || !PatchRequest.isValidTaskId(taskId) {
+                early.append(i)
+            } else if let g = groupOf[taskId] {
+                groups[g].indices.append(i)
+            } else {
+                groupOf[taskId] = groups.count
+                groups.append(TaskGroup(taskId: taskId, indices: [i]))
+            }
+        }
+    }
+
+    /// Whether some request still needs a decision or a commit.
+    var hasOpenWork: Bool { !groups.isEmpty || !early.isEmpty }
+
+    mutating func answer(_ i: Int, _ answer: Answer) {
+        answers[i] = answer
+    }
+
+    /// Leaves a request unanswered: Redis refused for now.
+    mutating func `defer`(_ i: Int, reason: String) {
+        deferrals[i] = reason
+    }
+
+    /// Defers what is still open (after the last round).
+    mutating func deferOpenWork(reason: String) {
+        for group in groups { for i in group.indices { deferrals[i] = reason } }
+        for i in early { deferrals[i] = reason }
+        groups = []
+        early = []
+    }
+
+    /// Gives each repeat its first copy's answer (reply only: the first copy announces the update)
+    /// or its deferral.
+    mutating func answerRepeats() {
+        for i in requests.indices where primaryOf[i] >= 0 {
+            let primary = primaryOf[i]
+            if let reason = deferrals[primary] {
+                deferrals[i] = reason
+            } else if var answer = answers[primary] {
+                answer.notification = nil
+                answer.needsPublishing = false
+                answers[i] = answer
+            }
+        }
+    }
+
+    /// Every request's outcome, in order. A request left neither answered nor deferred would be a
+    /// bug; it is deferred (tried again), never answered with something made up.
+    var outcomes: [RequestOutcome] {
+        requests.indices.map { i in
+            if let reason = deferrals[i] { return .deferred(reason: reason) }
+            if let answer = answers[i] { return .answered(answer.response) }
+            return .deferred(reason: "the request was left unanswered")
+        }
+    }
+}

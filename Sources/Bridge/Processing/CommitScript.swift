@@ -1,0 +1,219 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import JSONPatch
+import Redis
+import TaskStatus
+
+/// The atomic commit of one task's requests in a batch: the Lua script, the layout of its
+/// arguments, and what its answers mean. The one place that knows the protocol; the processor
+/// builds ``Call``s and reads ``Answer``s.
+///
+/// The script touches only keys of the task's hash slot (the task hash and the requests' reply
+/// keys share the `{id}` hash tag), so it runs unchanged on Redis Cluster. It publishes the two
+/// notifications itself, right after the write: channels are not keys, and each notification
+/// then goes to Redis once instead of once per channel.
+enum CommitScript {
+    /// KEYS[1] is the task hash, KEYS[2...] the reply keys of the requests, in order.
+    /// ARGV[1] is the `_rev` the answers were decided against ("" when the task had none),
+    /// ARGV[2] the reply TTL in seconds, ARGV[3] and ARGV[4] the channels of all updates and of
+    /// this task's, ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
+    /// among them when the revision moves), then the number of fields to delete and their names,
+    /// then two per request: its reply ("" for one not to store) and its notification ("" when it
+    /// changed nothing).
+    ///
+    /// The first write (`HSET`) comes after every check, so that a refusal (`OOM`) leaves nothing
+    /// half done, and replies are set with `NX`: a stored reply is never overwritten.
+    static let text = """
+        local n = #KEYS
+        if n > 1 and redis.call('EXISTS', unpack(KEYS, 2, n)) > 0 then
+          local out = {2}
+          for k = 2, n do
+            local stored = redis.call('GET', KEYS[k])
+            if stored then
+              out[#out + 1] = k - 1
+              out[#out + 1] = stored
+            end
+          end
+          return out
+        end
+        local rev = redis.call('HGET', KEYS[1], '_rev')
+        if (rev or '') ~= ARGV[1] then
+          local hash = redis.call('HGETALL', KEYS[1])
+          table.insert(hash, 1, 3)
+          return hash
+        end
+        local i = 5
+        local sets = tonumber(ARGV[i])
+        if sets > 0 then
+          redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
+        end
+        i = i + 2 * sets + 1
+        local dels = tonumber(ARGV[i])
+        if dels > 0 then
+          redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
+        end
+        i = i + dels + 1
+        for k = 2, n do
+          if ARGV[i] ~= '' then
+            redis.call('SET', KEYS[k], ARGV[i], 'NX', 'EX', ARGV[2])
+          end
+          local note = ARGV[i + 1]
+          if note ~= '' then
+            redis.call('PUBLISH', ARGV[3], note)
+            redis.call('PUBLISH', ARGV[4], note)
+          end
+          i = i + 2
+        end
+        return {1}
+        """
+
+    /// A JSON text as the pipeline writes it: whole, or as a head, a body and `}` (so that a
+    /// task's body, the bulk of a reply or notification, is never copied into a new buffer).
+    enum Payload: Sendable, Equatable {
+        case whole([UInt8])
+        case framed(head: [UInt8], body: [UInt8])
+
+        func add(to pipeline: inout RedisPipeline) {
+            switch self {
+            case .whole(let bytes): pipeline.add(bytes)
+            case .framed(let head, let body): pipeline.addBytes(joining: head, body, Self.closingBrace)
+            }
+        }
+
+        /// The text, joined.
+        var bytes: [UInt8] {
+            switch self {
+            case .whole(let bytes): return bytes
+            case .framed(let head, let body): return head + body + Self.closingBrace
+            }
+        }
+
+        private static let closingBrace: [UInt8] = [UInt8(ascii: "}")]
+    }
+
+    /// One call: a task, what its requests' answers write, and each request's reply and
+    /// notification.
+    struct Call {
+        var taskId: String
+        /// The `_rev` the answers were decided against; "" when the task had none.
+        var expectedRev: String
+        /// The task after the requests and the properties whose fields change; `nil` when no
+        /// request changed it (the call then only stores replies, if the revision still holds).
+        var update: (record: TaskRecord, changed: TaskPropertySet)?
+        var requests: [Request]
+
+        struct Request {
+            var requestId: String
+            /// The reply to store; `nil` for one that is not stored (an HTTP request without `X-Request-Id`).
+            var reply: Payload?
+            /// The notification to publish; `nil` when the request changed nothing.
+            var notification: Payload?
+        }
+    }
+
+    /// What every call of one processor shares.
+    struct Context {
+        var keys: Keys
+        var replyTTL: String
+        var updatesChannel: [UInt8]
+    }
+
+    /// Adds the `EVALSHA` of one call to `pipeline`.
+    static func add(_ call: Call, sha: String, context: Context, to pipeline: inout RedisPipeline) {
+        pipeline.begin(evalsha)
+        pipeline.add(sha)
+        pipeline.add(call.requests.count + 1)
+        pipeline.add(joining: context.keys.taskPrefix, call.taskId, "}")
+        for request in call.requests { pipeline.add(joining: context.keys.replyPrefix, call.taskId, "}:", request.requestId) }
+        pipeline.add(call.expectedRev)
+        pipeline.add(context.replyTTL)
+        pipeline.add(context.updatesChannel)
+        pipeline.add(joining: context.keys.updatesPrefix, call.taskId)
+        var deletions = TaskPropertySet()
+        if let (record, changed) = call.update {
+            var sets = 1
+            for property in changed where record.withField(property, { $0 != nil }) { sets += 1 }
+            pipeline.add(sets)
+            pipeline.add(TaskProperty.revisionField)
+            pipeline.add(record.rev)
+            for property in changed {
+                record.withField(property) { field in
+                    if let field {
+                        pipeline.add(property.rawValue)
+                        pipeline.addBytes(field)
+                    } else {
+                        deletions.insert(property)
+                    }
+                }
+            }
+        } else {
+            pipeline.add(0)
+        }
+        pipeline.add(deletions.count)
+        for property in deletions { pipeline.add(property.rawValue) }
+        for request in call.requests {
+            if let reply = request.reply { reply.add(to: &pipeline) } else { pipeline.add("") }
+            if let notification = request.notification { notification.add(to: &pipeline) } else { pipeline.add("") }
+        }
+    }
+
+    /// What the script answered.
+    enum Answer: Equatable {
+        /// Written: the task, the replies, and the notifications published.
+        case committed
+        /// Nothing written: these requests (by position in the call, from 0) have stored replies,
+        /// so they were answered before; the others must be decided again.
+        case answeredBefore([Stored])
+        /// Nothing written: `_rev` is not what the answers were decided against. The task as it is
+        /// now, as `HGETALL` pairs (none: the task is gone).
+        case revisionMoved([HashField])
+        /// An error reply: the script did not run, or stopped before its first write.
+        case failed(String)
+
+        struct Stored: Equatable {
+            var position: Int
+            var reply: [UInt8]
+        }
+
+        struct HashField: Equatable {
+            var field: [UInt8]
+            var value: [UInt8]
+        }
+    }
+
+    /// Reads one call's reply. A reply of another shape is an error: the script is ours, so that
+    /// is a bug or another script under our name.
+    static func decode(_ reply: RedisValue, requestCount: Int) -> Answer {
+        if let message = reply.errorMessage { return .failed(message) }
+        guard reply.kind == .array else { return .failed("the commit script answered \(reply.reply)") }
+        var parts = reply.elements.makeIterator()
+        switch parts.next()?.int {
+        case 1:
+            return .committed
+        case 2:
+            var stored: [Answer.Stored] = []
+            while let position = parts.next()?.int, let bytes = parts.next()?.bytes {
+                guard position >= 1, position <= requestCount else { return .failed("the commit script answered position \(position)") }
+                stored.append(Answer.Stored(position: Int(position) - 1, reply: Array(bytes)))
+            }
+            return .answeredBefore(stored)
+        case 3:
+            var fields: [Answer.HashField] = []
+            while let field = parts.next()?.bytes {
+                guard let value = parts.next()?.bytes else { return .failed("the commit script answered an odd hash") }
+                fields.append(Answer.HashField(field: Array(field), value: Array(value)))
+            }
+            return .revisionMoved(fields)
+        default:
+            return .failed("the commit script answered \(reply.reply)")
+        }
+    }
+
+    private static let evalsha = Array("EVALSHA".utf8)
+}
