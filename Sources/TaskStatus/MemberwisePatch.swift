@@ -41,8 +41,10 @@ extension TaskRecord {
     /// member, `move` or `copy`) or fails anywhere: the caller then applies it the general way,
     /// which decides the same successes and words the errors. So this never words an error itself.
     public func applyingMemberwise(_ patch: JSONPatch, now: String) -> MemberwiseUpdate? {
-        // One slot per property, on the stack: no allocation for the common case.
-        assert(Members.count == TaskProperty.allCases.count, "Members must have one slot per TaskProperty")
+        // One slot per property, on the stack: no allocation for the common case. Should the
+        // schema gain a property without the slots following, decline to the general way
+        // rather than index past the end (a check the compiler folds away).
+        guard Members.count == TaskProperty.allCases.count else { return nil }
         var members = Members(repeating: .original)
         var touched = TaskPropertySet()
         for operation in patch.operations {

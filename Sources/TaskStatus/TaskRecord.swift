@@ -104,8 +104,9 @@ public struct TaskRecord: Sendable, Equatable {
         for (field, value) in hash {
             let name = String(decoding: field, as: UTF8.self)
             if name == TaskProperty.revisionField {
-                guard let n = Int64(String(decoding: value, as: UTF8.self)), n >= 1 else {
-                    throw CorruptTask(field: name, reason: "is not a positive integer")
+                // Below the largest Int64: an update adds one.
+                guard let n = Int64(String(decoding: value, as: UTF8.self)), n >= 1, n < Int64.max else {
+                    throw CorruptTask(field: name, reason: "is not a positive integer below 9223372036854775807")
                 }
                 rev = n
             } else if let property = TaskProperty(name: name) {

@@ -199,6 +199,70 @@ struct ExactlyOnceTests {
         }
     }
 
+    @Test(
+        "HTTP updates wait in a bounded queue: past it they are answered 503 with Retry-After at once, the others when Redis is back",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not on the PATH")
+    )
+    func boundedHTTPQueue() async throws {
+        try await TestSpace.withPrivateServer { space in
+            try await space.putTask("t1")
+            try await RunningBridge.with(space, configure: { $0.httpQueueLimit = 2 }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let body = Array(#"[{"op":"replace","path":"/progress","value":"queued"}]"#.utf8)
+                #expect(try await HTTP.request("PATCH", base + "/task-status/t1", headers: HTTPAPITests.experimental, body: body).status == 200)
+                // Redis stalls: the HTTP worker blocks on the next batch, later ones wait.
+                try await space.run("CLIENT", "PAUSE", 1500, "ALL")
+                async let first = HTTP.request("PATCH", base + "/task-status/t1", headers: HTTPAPITests.experimental, body: body)
+                try await Task.sleep(for: .milliseconds(300))
+                let responses = try await withThrowingTaskGroup(of: HTTP.Response.self) { group in
+                    for _ in 0..<10 {
+                        group.addTask { try await HTTP.request("PATCH", base + "/task-status/t1", headers: HTTPAPITests.experimental, body: body) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(try await first.status == 200)
+                let busy = responses.filter { $0.status == 503 }
+                #expect(busy.count == 8, "\(responses.map(\.status))")
+                #expect(busy.allSatisfy { $0.headers["retry-after"] == "1" && $0.json?["detailCode"] == "503 Service Unavailable" })
+                #expect(responses.filter { $0.status == 200 }.count == 2)
+                #expect(try await space.hash("t1")["_rev"] == "5")
+            }
+        }
+    }
+
+    @Test(
+        "a task written without pause by another service: HTTP answers 503 with Retry-After after a few rounds, never 500, and never sleeps on its thread"
+    )
+    func contendedOverHTTP() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("hot")
+            try await space.putTask("cold")
+            try await RunningBridge.with(space) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let key = space.keys.task("hot")
+                let hammer = Task {
+                    let redis = RedisClient(configuration: space.configuration, name: "hammer")
+                    let bumps = [RedisCommand](repeating: RedisCommand("HINCRBY", key, "_rev", 1), count: 200)
+                    let deadline = ContinuousClock.now + .seconds(3)
+                    while ContinuousClock.now < deadline, !Task.isCancelled { _ = try await redis.execute(bumps) }
+                }
+                defer { hammer.cancel() }
+                try await Task.sleep(for: .milliseconds(100))
+                let body = Array(#"[{"op":"replace","path":"/progress","value":"contended"}]"#.utf8)
+                var statuses: [Int] = []
+                for _ in 0..<5 {
+                    let response = try await HTTP.request("PATCH", base + "/task-status/hot", headers: HTTPAPITests.experimental, body: body)
+                    statuses.append(response.status)
+                    if response.status == 503 { #expect(response.headers["retry-after"] == "1") }
+                    // The HTTP thread is free for others meanwhile.
+                    #expect(try await HTTP.request("GET", base + "/task-status/cold", headers: ["X-SailPoint-Experimental": "true"]).status == 200)
+                }
+                #expect(statuses.allSatisfy { $0 == 200 || $0 == 503 }, "\(statuses)")
+                _ = try? await hammer.value
+            }
+        }
+    }
+
     @Test("a dead letter is written before its 500 is stored: when the dead-letter stream refuses it, the entry stays pending")
     func deadLetterFirst() async throws {
         try await TestSpace.with { space in

@@ -73,6 +73,14 @@ struct TaskStatusSchemaTests {
         #expect(back.document["modified"] == .null)
     }
 
+    @Test("a revision at the largest integer is corrupt: the next update could not count past it")
+    func largestRevision() throws {
+        let record = TaskRecord(rev: 1, document: try TaskStatusSchema.validate(task))
+        let fields = TaskProperty.allCases.compactMap { p in record.field(p).map { (Array(p.rawValue.utf8), $0) } }
+        #expect(throws: CorruptTask.self) { try TaskRecord(hash: fields + [(Array("_rev".utf8), Array(String(Int64.max).utf8))]) }
+        #expect(try TaskRecord(hash: fields + [(Array("_rev".utf8), Array(String(Int64.max - 1).utf8))])?.rev == Int64.max - 1)
+    }
+
     @Test("no value may nest deeper than a stored task can be read back")
     func depthBound() throws {
         guard case .object(var object) = task else { return }

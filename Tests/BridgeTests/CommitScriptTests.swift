@@ -1,0 +1,101 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import JSONPatch
+import Redis
+import TaskStatus
+import TestFixtures
+import Testing
+
+@testable import Bridge
+
+/// The commit protocol's arguments and answers, without Redis.
+@Suite("The commit script's protocol")
+struct CommitScriptTests {
+    let context = CommitScript.Context(keys: Keys(prefix: "p"), replyTTL: "60", updatesChannel: Array("p:updates".utf8))
+
+    private func strings(_ pipeline: RedisPipeline) -> [String] {
+        pipeline.arguments(of: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test("a call lays out keys, revision, TTL, channels, fields to set and delete, then a reply and a notification per request")
+    func encoding() throws {
+        let record = TaskRecord(rev: 5, document: try TaskStatusSchema.validate(Fixtures.task("t1")))
+        var changed = TaskPropertySet()
+        changed.insert(.progress)
+        changed.insert(.completed)
+        let call = CommitScript.Call(
+            taskId: "t1",
+            expectedRev: "4",
+            update: (record, changed),
+            requests: [
+                .init(requestId: "r1", reply: .framed(head: Array("{\"a\":".utf8), body: Array("1".utf8)), notification: .whole(Array("n1".utf8))),
+                .init(requestId: "r2", reply: nil, notification: nil),
+            ]
+        )
+        var pipeline = RedisPipeline()
+        CommitScript.add(call, sha: "abc", context: context, to: &pipeline)
+        #expect(
+            strings(pipeline) == [
+                "EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", "p:reply:{t1}:r2", "4", "60", "p:updates", "p:updates:t1",
+                // _rev and progress are set; completed is null in the fixture: its field is deleted.
+                "2", "_rev", "5", "progress", "Started", "1", "completed",
+                "{\"a\":1}", "n1", "", "",
+            ]
+        )
+    }
+
+    @Test("a call that changes nothing only stores its replies")
+    func nothingChanged() {
+        let call = CommitScript.Call(
+            taskId: "t1",
+            expectedRev: "",
+            update: nil,
+            requests: [.init(requestId: "r", reply: .whole(Array("x".utf8)), notification: nil)]
+        )
+        var pipeline = RedisPipeline()
+        CommitScript.add(call, sha: "abc", context: context, to: &pipeline)
+        #expect(
+            strings(pipeline) == ["EVALSHA", "abc", "2", "p:task:{t1}", "p:reply:{t1}:r", "", "60", "p:updates", "p:updates:t1", "0", "0", "x", ""]
+        )
+    }
+
+    private func decode(_ resp: String, requests: Int = 3) throws -> CommitScript.Answer {
+        CommitScript.decode(try RedisReplies(parsing: Array(resp.utf8))[0], requestCount: requests)
+    }
+
+    @Test("answers: committed, answered before (by position), revision moved (the hash), refused")
+    func decoding() throws {
+        #expect(try decode("*1\r\n:1\r\n") == .committed)
+        #expect(
+            try decode("*5\r\n:2\r\n:1\r\n$2\r\nr1\r\n:3\r\n$2\r\nr3\r\n")
+                == .answeredBefore([.init(position: 0, reply: Array("r1".utf8)), .init(position: 2, reply: Array("r3".utf8))])
+        )
+        #expect(
+            try decode("*5\r\n:3\r\n$4\r\n_rev\r\n$1\r\n9\r\n$8\r\nprogress\r\n$1\r\nx\r\n")
+                == .revisionMoved([
+                    .init(field: Array("_rev".utf8), value: Array("9".utf8)), .init(field: Array("progress".utf8), value: Array("x".utf8)),
+                ])
+        )
+        #expect(try decode("*1\r\n:3\r\n") == .revisionMoved([]), "the task is gone")
+        #expect(try decode("-OOM command not allowed\r\n") == .failed("OOM command not allowed"))
+    }
+
+    @Test(
+        "answers of another shape are failures, never guesses",
+        arguments: [
+            "*3\r\n:2\r\n:9\r\n$2\r\nr1\r\n", "*2\r\n:3\r\n$4\r\n_rev\r\n", "*1\r\n:7\r\n", "+OK\r\n", ":1\r\n",
+        ]
+    )
+    func malformed(resp: String) throws {
+        guard case .failed = try decode(resp) else {
+            Issue.record("\(resp.debugDescription) was read as an answer")
+            return
+        }
+    }
+}
