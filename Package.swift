@@ -107,6 +107,12 @@ let package = Package(
             dependencies: ["Bridge", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TestFixtures"],
             swiftSettings: swiftSettings
         ),
+        // The command line's settings against their docs; no Redis.
+        .testTarget(
+            name: "CommandTests",
+            dependencies: ["TaskStatusBridgeCommand", "Bridge", "HTTPAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTest", "JSONPatch"], swiftSettings: swiftSettings),
         // Everything that needs a real redis-server (started by scripts/test) or a running bridge.
         .testTarget(

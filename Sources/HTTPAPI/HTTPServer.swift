@@ -16,9 +16,15 @@ public struct HTTPConfiguration: Sendable {
     public var host: String
     public var port: Int
 
-    public init(host: String = "127.0.0.1", port: Int = 8080) {
+    public init(host: String = Defaults.host, port: Int = Defaults.port) {
         self.host = host
         self.port = port
+    }
+
+    /// The documented defaults (see `BridgeConfiguration.Defaults`).
+    public enum Defaults {
+        public static let host = "127.0.0.1"
+        public static let port = 8080
     }
 }
 

@@ -40,6 +40,9 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         self.commandTimeout = commandTimeout
     }
 
+    /// The server when none is configured: a local Redis on its usual port.
+    public static let defaultURL = "redis://127.0.0.1:6379/0"
+
     /// Parses a `redis://` or `unix://` URL.
     public init(url: String) throws(RedisError) {
         func invalid(_ why: String) -> RedisError {

@@ -23,12 +23,6 @@ struct Setting {
         self.value = given ?? ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    private func invalid(_ why: String) -> ValidationError {
-        ValidationError("invalid \(flag) (environment \(variable)): \"\(value ?? "")\" \(why)")
-    }
-
-    func string(default fallback: String) -> String { value ?? fallback }
-
     /// The contents of the file the setting names; `nil` when it is not set.
     func fileContents() throws -> [UInt8]? {
         guard let path = value else { return nil }
@@ -37,41 +31,20 @@ struct Setting {
         }
         return [UInt8](data)
     }
-
-    func int(default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let value else { return fallback }
-        guard let n = Int(value.trimmingCharacters(in: .whitespaces)) else { throw invalid("is not an integer") }
-        guard range.contains(n) else { throw invalid("is not between \(range.lowerBound) and \(range.upperBound)") }
-        return n
-    }
-
-    func bool(default fallback: Bool) throws -> Bool {
-        guard let value else { return fallback }
-        switch value.lowercased() {
-        case "1", "true", "yes", "on": return true
-        case "0", "false", "no", "off": return false
-        default: throw invalid("is not true or false")
-        }
-    }
 }
 
 /// The connection options every command shares.
 struct ConnectionOptions: ParsableArguments {
-    @Option(
-        name: .customLong("redis-url"),
-        help: "Redis URL: redis://[user:password@]host:port/db or unix:///path (env REDIS_URL; default redis://127.0.0.1:6379/0)."
-    )
+    @Option(name: .customLong("redis-url"), help: ServeOptions.redisURL.help)
     var redisURL: String?
 
-    @Option(
-        help: "A file holding the Redis password, for the user in the URL (env TASKSTATUS_REDIS_PASSWORD_FILE); keeps the password out of the URL."
-    )
+    @Option(help: ServeOptions.redisPasswordFile.help)
     var redisPasswordFile: String?
 
-    @Option(help: "Key prefix (env TASKSTATUS_PREFIX; default taskstatus).")
+    @Option(help: ServeOptions.prefix.help)
     var prefix: String?
 
-    var resolvedURL: String { Setting("--redis-url", "REDIS_URL", redisURL).string(default: "redis://127.0.0.1:6379/0") }
+    var resolvedURL: String { (try? ServeOptions.redisURL.resolve(redisURL)) ?? RedisConfiguration.defaultURL }
 
     /// The Redis URL with the password from the password file, if one is given.
     func redisConfiguration() throws -> RedisConfiguration {
@@ -81,7 +54,7 @@ struct ConnectionOptions: ParsableArguments {
         } catch {
             throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
         }
-        let file = Setting("--redis-password-file", "TASKSTATUS_REDIS_PASSWORD_FILE", redisPasswordFile)
+        let file = Setting(ServeOptions.redisPasswordFile.flag, ServeOptions.redisPasswordFile.variable, redisPasswordFile)
         if let bytes = try file.fileContents(), let path = file.value {
             guard let text = String(bytes: bytes, encoding: .utf8) else {
                 throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): cannot read \(path)")
@@ -96,7 +69,7 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     func resolvedPrefix() throws -> String {
-        let prefix = Setting("--prefix", "TASKSTATUS_PREFIX", prefix).string(default: "taskstatus")
+        let prefix = try ServeOptions.prefix.resolve(prefix)
         guard !prefix.isEmpty, !prefix.contains(where: { $0 == "{" || $0 == "}" || $0.isWhitespace }) else {
             throw ValidationError("invalid --prefix (environment TASKSTATUS_PREFIX): \"\(prefix)\" must be non-empty, without braces or spaces")
         }

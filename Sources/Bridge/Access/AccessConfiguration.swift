@@ -38,10 +38,10 @@ public struct AuthConfiguration: Sendable {
         keys: [Key] = [],
         issuer: String? = nil,
         audience: String? = nil,
-        leeway: Duration = .seconds(60),
-        readScopes: Set<String> = ["idn:task-management:read", "sp:scopes:all"],
-        writeScopes: Set<String> = ["idn:task-management:write", "sp:scopes:all"],
-        requiresExpiry: Bool = true
+        leeway: Duration = .seconds(Defaults.leewaySeconds),
+        readScopes: Set<String> = Defaults.readScopes,
+        writeScopes: Set<String> = Defaults.writeScopes,
+        requiresExpiry: Bool = Defaults.requiresExpiry
     ) {
         self.keys = keys
         self.issuer = issuer
@@ -53,6 +53,14 @@ public struct AuthConfiguration: Sendable {
     }
 
     public var isEnabled: Bool { !keys.isEmpty }
+
+    /// The documented defaults (see ``BridgeConfiguration/Defaults``).
+    public enum Defaults {
+        public static let leewaySeconds = 60
+        public static let readScopes: Set<String> = ["idn:task-management:read", "sp:scopes:all"]
+        public static let writeScopes: Set<String> = ["idn:task-management:write", "sp:scopes:all"]
+        public static let requiresExpiry = true
+    }
 }
 
 /// A per-caller limit kept in Redis (GCRA), so that every bridge instance enforces one shared
@@ -65,11 +73,17 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     /// Requests allowed at once after a quiet spell.
     public var burst: Int
 
-    public init(enabled: Bool = true, limit: Int = 100, period: Duration = .seconds(10), burst: Int? = nil) {
+    public init(enabled: Bool = true, limit: Int = Defaults.limit, period: Duration = .seconds(Defaults.periodSeconds), burst: Int? = nil) {
         self.enabled = enabled
         self.limit = max(1, limit)
         self.period = period
         self.burst = max(1, burst ?? limit)
+    }
+
+    /// The documented defaults (see ``BridgeConfiguration/Defaults``); the burst defaults to the limit.
+    public enum Defaults {
+        public static let limit = 100
+        public static let periodSeconds = 10
     }
 
     /// Milliseconds between two requests at the steady rate.

@@ -57,22 +57,22 @@ public struct BridgeConfiguration: Sendable {
 
     public init(
         redis: RedisConfiguration,
-        prefix: String = "taskstatus",
+        prefix: String = Defaults.prefix,
         consumer: String,
-        batchSize: Int = 128,
-        blockTimeout: Duration = .milliseconds(1000),
-        claimIdle: Duration = .milliseconds(30000),
-        maxDeliveries: Int = 5,
-        replyTTL: Duration = .seconds(86400),
-        eventsMaxLength: Int = 100_000,
-        deadMaxLength: Int = 100_000,
-        deadConsumerIdle: Duration = .seconds(3600),
+        batchSize: Int = Defaults.batchSize,
+        blockTimeout: Duration = .milliseconds(Defaults.blockMilliseconds),
+        claimIdle: Duration = .milliseconds(Defaults.claimIdleMilliseconds),
+        maxDeliveries: Int = Defaults.maxDeliveries,
+        replyTTL: Duration = .seconds(Defaults.replyTTLSeconds),
+        eventsMaxLength: Int = Defaults.eventsMaxLength,
+        deadMaxLength: Int = Defaults.deadMaxLength,
+        deadConsumerIdle: Duration = .seconds(Defaults.consumerIdleTimeoutSeconds),
         trimInterval: Duration = .seconds(5),
-        cacheSize: Int = 10000,
-        workers: Int = 2,
-        httpQueueLimit: Int = 4096,
+        cacheSize: Int = Defaults.cacheSize,
+        workers: Int = Defaults.workers,
+        httpQueueLimit: Int = Defaults.httpQueueLimit,
         limits: RequestLimits = RequestLimits(),
-        requireExperimentalFlag: Bool = true,
+        requireExperimentalFlag: Bool = Defaults.requireExperimentalFlag,
         auth: AuthConfiguration = AuthConfiguration(),
         rateLimit: RateLimitConfiguration = RateLimitConfiguration(enabled: false),
         writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)
@@ -101,6 +101,24 @@ public struct BridgeConfiguration: Sendable {
 
     /// The key names.
     public var keys: Keys { Keys(prefix: prefix) }
+
+    /// The documented defaults, written once: these initialisers, the command line's help text and
+    /// resolution, and docs/configuration.md all take them from here.
+    public enum Defaults {
+        public static let prefix = "taskstatus"
+        public static let batchSize = 128
+        public static let blockMilliseconds = 1000
+        public static let claimIdleMilliseconds = 30_000
+        public static let maxDeliveries = 5
+        public static let replyTTLSeconds = 86_400
+        public static let eventsMaxLength = 100_000
+        public static let deadMaxLength = 100_000
+        public static let consumerIdleTimeoutSeconds = 3600
+        public static let cacheSize = 10_000
+        public static let workers = 2
+        public static let httpQueueLimit = 4096
+        public static let requireExperimentalFlag = true
+    }
 }
 
 /// Bounds on what one request may carry.
@@ -112,10 +130,17 @@ public struct RequestLimits: Sendable, Equatable {
     /// Deepest JSON nesting in a patch.
     public var maxDepth: Int
 
-    public init(maxPatchBytes: Int = 1 << 20, maxOperations: Int = 1000, maxDepth: Int = 64) {
+    public init(maxPatchBytes: Int = Defaults.maxPatchBytes, maxOperations: Int = Defaults.maxOperations, maxDepth: Int = Defaults.maxDepth) {
         self.maxPatchBytes = maxPatchBytes
         self.maxOperations = maxOperations
         self.maxDepth = maxDepth
+    }
+
+    /// The documented defaults (see ``BridgeConfiguration/Defaults``).
+    public enum Defaults {
+        public static let maxPatchBytes = 1 << 20
+        public static let maxOperations = 1000
+        public static let maxDepth = 64
     }
 }
 

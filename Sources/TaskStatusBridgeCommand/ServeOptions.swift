@@ -1,0 +1,337 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Bridge
+import HTTPAPI
+import Redis
+
+/// Every setting of `serve` (and the connection settings every command shares), in the order
+/// docs/configuration.md lists them. Defaults come from the configuration types
+/// (`BridgeConfiguration.Defaults` and its kin), so that the library, the help text and the docs
+/// say the same.
+enum ServeOptions {
+    typealias Bridge = BridgeConfiguration.Defaults
+    typealias Limits = RequestLimits.Defaults
+    typealias Auth = AuthConfiguration.Defaults
+    typealias Rate = RateLimitConfiguration.Defaults
+    typealias HTTP = HTTPConfiguration.Defaults
+
+    // MARK: Redis and naming
+
+    static let redisURL = OptionSpec<String>.text(
+        "--redis-url",
+        "REDIS_URL",
+        .redis,
+        default: RedisConfiguration.defaultURL,
+        "`redis://[user[:password]@]host:port/db` or `unix://[user[:password]@]/path/to/socket?db=N`. `redis://bridge@host` names a user whose password comes from the file below. TLS (`rediss://`) is not supported: run the bridge next to Redis."
+    )
+    static let redisPasswordFile = OptionSpec<String>.text(
+        "--redis-password-file",
+        "TASKSTATUS_REDIS_PASSWORD_FILE",
+        .redis,
+        default: nil,
+        "a file holding the Redis password (trailing newline ignored), so that it stays out of the URL, the process list and the environment"
+    )
+    static let prefix = OptionSpec<String>.text(
+        "--prefix",
+        "TASKSTATUS_PREFIX",
+        .redis,
+        default: Bridge.prefix,
+        "the prefix of every key and channel; no braces or spaces"
+    )
+    static let consumer = OptionSpec<String>.text(
+        "--consumer",
+        "TASKSTATUS_CONSUMER",
+        .redis,
+        default: nil,
+        defaultText: "host name and process id",
+        "this process's consumer name in the group (1 to 200 bytes); must be unique per running process"
+    )
+
+    // MARK: The consumer loop
+
+    static let batchSize = OptionSpec<Int>.integer(
+        "--batch-size",
+        "TASKSTATUS_BATCH_SIZE",
+        .consumer,
+        default: Bridge.batchSize,
+        in: 1...1000,
+        "most entries per `XREADGROUP` (1 to 1000)"
+    )
+    static let blockMs = OptionSpec<Int>.integer(
+        "--block-ms",
+        "TASKSTATUS_BLOCK_MS",
+        .consumer,
+        default: Bridge.blockMilliseconds,
+        in: 1...60000,
+        "how long one `XREADGROUP` waits for entries, in ms"
+    )
+    static let workers = OptionSpec<Int>.integer(
+        "--workers",
+        "TASKSTATUS_WORKERS",
+        .consumer,
+        default: Bridge.workers,
+        in: 1...16,
+        "threads that process the parts of a batch (split by task) at once, 1 to 16"
+    )
+    static let cacheSize = OptionSpec<Int>.integer(
+        "--cache-size",
+        "TASKSTATUS_CACHE_SIZE",
+        .consumer,
+        default: Bridge.cacheSize,
+        in: 0...10_000_000,
+        "tasks held in memory between updates, per worker (checked against `_rev` by the commit script, so a stale copy only costs a retry); 0 reads every task from Redis"
+    )
+    static let claimIdleMs = OptionSpec<Int>.integer(
+        "--claim-idle-ms",
+        "TASKSTATUS_CLAIM_IDLE_MS",
+        .consumer,
+        default: Bridge.claimIdleMilliseconds,
+        in: 1...86_400_000,
+        "idle time after which another consumer's pending entry is claimed, in ms"
+    )
+    static let maxDeliveries = OptionSpec<Int>.integer(
+        "--max-deliveries",
+        "TASKSTATUS_MAX_DELIVERIES",
+        .consumer,
+        default: Bridge.maxDeliveries,
+        in: 1...1000,
+        "deliveries after which an entry is dead-lettered"
+    )
+    static let consumerIdleTimeout = OptionSpec<Int>.integer(
+        "--consumer-idle-timeout",
+        "TASKSTATUS_CONSUMER_IDLE_TIMEOUT",
+        .consumer,
+        default: Bridge.consumerIdleTimeoutSeconds,
+        in: 1...31_536_000,
+        "seconds after which a consumer with nothing pending is removed from the group (replicas that went away)"
+    )
+    static let replyTTL = OptionSpec<Int>.integer(
+        "--reply-ttl",
+        "TASKSTATUS_REPLY_TTL",
+        .consumer,
+        default: Bridge.replyTTLSeconds,
+        in: 1...31_536_000,
+        "seconds a stored reply lives (and so how long a request id stays idempotent)"
+    )
+    static let eventsMaxlen = OptionSpec<Int>.integer(
+        "--events-maxlen",
+        "TASKSTATUS_EVENTS_MAXLEN",
+        .consumer,
+        default: Bridge.eventsMaxLength,
+        in: 1...1_000_000_000,
+        "approximate cap of the change feed `taskstatus:events`"
+    )
+    static let deadMaxlen = OptionSpec<Int>.integer(
+        "--dead-maxlen",
+        "TASKSTATUS_DEAD_MAXLEN",
+        .consumer,
+        default: Bridge.deadMaxLength,
+        in: 1...1_000_000_000,
+        "approximate cap of the dead-letter stream"
+    )
+
+    // MARK: What requests may do
+
+    static let maxPatchBytes = OptionSpec<Int>.integer(
+        "--max-patch-bytes",
+        "TASKSTATUS_MAX_PATCH_BYTES",
+        .requests,
+        default: Limits.maxPatchBytes,
+        in: 2...(256 << 20),
+        "largest patch in bytes (and HTTP body: 413 above it)"
+    )
+    static let maxOperations = OptionSpec<Int>.integer(
+        "--max-operations",
+        "TASKSTATUS_MAX_OPERATIONS",
+        .requests,
+        default: Limits.maxOperations,
+        in: 1...1_000_000,
+        "most operations per patch"
+    )
+    static let maxDepth = OptionSpec<Int>.integer(
+        "--max-depth",
+        "TASKSTATUS_MAX_DEPTH",
+        .requests,
+        default: Limits.maxDepth,
+        in: 2...4096,
+        "deepest JSON nesting in a patch (2 to 4096)"
+    )
+    static let writableProperties = OptionSpec<String>.text(
+        "--writable-properties",
+        "TASKSTATUS_WRITABLE_PROPERTIES",
+        .requests,
+        default: nil,
+        defaultText: "all but `id` and `created`",
+        "comma-separated properties updates may change, e.g. `progress,percentComplete,messages`"
+    )
+    static let requireExperimental = OptionSpec<Bool>.boolean(
+        "--require-experimental",
+        "TASKSTATUS_REQUIRE_EXPERIMENTAL",
+        .requests,
+        default: Bridge.requireExperimentalFlag,
+        "whether requests need `x-sailpoint-experimental: true` (the `/task-status/v1/` routes never do)"
+    )
+
+    // MARK: HTTP
+
+    static let httpHost = OptionSpec<String>.text(
+        "--http-host",
+        "TASKSTATUS_HTTP_HOST",
+        .http,
+        default: HTTP.host,
+        "listen address of the API, health and metrics (the container image sets `0.0.0.0`)"
+    )
+    static let httpPort = OptionSpec<Int>.integer(
+        "--http-port",
+        "TASKSTATUS_HTTP_PORT",
+        .http,
+        default: HTTP.port,
+        in: 0...65535,
+        "listen port; 0 picks a free one (logged at start)"
+    )
+    static let httpQueueLimit = OptionSpec<Int>.integer(
+        "--http-queue-limit",
+        "TASKSTATUS_HTTP_QUEUE_LIMIT",
+        .http,
+        default: Bridge.httpQueueLimit,
+        in: 1...1_000_000,
+        "HTTP updates that may wait for the HTTP worker; past it they are answered 503 with `Retry-After` at once"
+    )
+    static let logLevel = OptionSpec<String>.text(
+        "--log-level",
+        "TASKSTATUS_LOG_LEVEL",
+        .http,
+        default: "info",
+        "trace, debug, info, notice, warning, error or critical; logs go to standard error"
+    )
+
+    // MARK: Authentication
+
+    /// `--no-auth` is a flag; its variable takes `true`.
+    static let noAuth = OptionSpec<Bool>.boolean(
+        "--no-auth",
+        "TASKSTATUS_NO_AUTH",
+        .authentication,
+        default: false,
+        defaultText: "off",
+        "accept every request without a token (the variable takes `true`)"
+    )
+    static let jwtSecretFile = OptionSpec<String>.text(
+        "--jwt-secret-file",
+        "TASKSTATUS_JWT_SECRET_FILE",
+        .authentication,
+        default: nil,
+        "HS256 shared secret (at least 32 bytes)"
+    )
+    static let jwtPublicKeyFile = OptionSpec<String>.text(
+        "--jwt-public-key-file",
+        "TASKSTATUS_JWT_PUBLIC_KEY_FILE",
+        .authentication,
+        default: nil,
+        "an RS256 or ES256 public key in PEM"
+    )
+    static let jwksFile = OptionSpec<String>.text(
+        "--jwks-file",
+        "TASKSTATUS_JWKS_FILE",
+        .authentication,
+        default: nil,
+        "a JSON Web Key Set (keys chosen by `kid`)"
+    )
+    static let jwtIssuer = OptionSpec<String>.text(
+        "--jwt-issuer",
+        "TASKSTATUS_JWT_ISSUER",
+        .authentication,
+        default: nil,
+        "the `iss` tokens must carry"
+    )
+    static let jwtAudience = OptionSpec<String>.text(
+        "--jwt-audience",
+        "TASKSTATUS_JWT_AUDIENCE",
+        .authentication,
+        default: nil,
+        "a value `aud` must contain"
+    )
+    static let jwtLeeway = OptionSpec<Int>.integer(
+        "--jwt-leeway",
+        "TASKSTATUS_JWT_LEEWAY",
+        .authentication,
+        default: Auth.leewaySeconds,
+        in: 0...3600,
+        "seconds of clock skew allowed on `exp`, `nbf`, `iat`"
+    )
+    static let jwtRequireExp = OptionSpec<Bool>.boolean(
+        "--jwt-require-exp",
+        "TASKSTATUS_JWT_REQUIRE_EXP",
+        .authentication,
+        default: Auth.requiresExpiry,
+        "whether tokens must carry `exp`; `false` accepts tokens without one, which stay valid forever once leaked: a risk to take knowingly"
+    )
+    static let readScopes = OptionSpec<String>.text(
+        "--read-scopes",
+        "TASKSTATUS_READ_SCOPES",
+        .authentication,
+        default: nil,
+        defaultText: "`\(Auth.readScopes.sorted().joined(separator: ","))`",
+        "any of these allows GET (comma-separated)"
+    )
+    static let writeScopes = OptionSpec<String>.text(
+        "--write-scopes",
+        "TASKSTATUS_WRITE_SCOPES",
+        .authentication,
+        default: nil,
+        defaultText: "`\(Auth.writeScopes.sorted().joined(separator: ","))`",
+        "any of these allows PATCH and stream requests (comma-separated)"
+    )
+
+    // MARK: Rate limits
+
+    static let rateLimit = OptionSpec<Bool>.boolean(
+        "--rate-limit",
+        "TASKSTATUS_RATE_LIMIT",
+        .rateLimits,
+        default: nil,
+        defaultText: "on with authentication, off with `--no-auth`",
+        "per-caller limits on both paths"
+    )
+    static let rateLimitRequests = OptionSpec<Int>.integer(
+        "--rate-limit-requests",
+        "TASKSTATUS_RATE_LIMIT_REQUESTS",
+        .rateLimits,
+        default: Rate.limit,
+        in: 1...1_000_000,
+        "requests per caller per period (SailPoint's published limit)"
+    )
+    static let rateLimitPeriod = OptionSpec<Int>.integer(
+        "--rate-limit-period",
+        "TASKSTATUS_RATE_LIMIT_PERIOD",
+        .rateLimits,
+        default: Rate.periodSeconds,
+        in: 1...86400,
+        "the period, in seconds"
+    )
+    static let rateLimitBurst = OptionSpec<Int>.integer(
+        "--rate-limit-burst",
+        "TASKSTATUS_RATE_LIMIT_BURST",
+        .rateLimits,
+        default: nil,
+        defaultText: "the requests per period",
+        in: 1...1_000_000,
+        "requests a caller may send at once after a quiet spell"
+    )
+
+    /// Every setting, in the docs' order.
+    static let all: [any DocumentedOption] = [
+        redisURL, redisPasswordFile, prefix, consumer,
+        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen,
+        maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
+        httpHost, httpPort, httpQueueLimit, logLevel,
+        noAuth, jwtSecretFile, jwtPublicKeyFile, jwksFile, jwtIssuer, jwtAudience, jwtLeeway, jwtRequireExp, readScopes, writeScopes,
+        rateLimit, rateLimitRequests, rateLimitPeriod, rateLimitBurst,
+    ]
+}
