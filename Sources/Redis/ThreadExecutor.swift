@@ -15,7 +15,10 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     private var worker: BlockingWorker<UnownedJob>!
 
     public init(name: String) {
-        worker = BlockingWorker(name: name, startsOnSubmit: true) { [unowned self] jobs in
+        // Weak: an actor's last job may release the actor and with it this executor, while the
+        // thread still finishes its batch.
+        worker = BlockingWorker(name: name, startsOnSubmit: true) { [weak self] jobs in
+            guard let self else { return }
             let executor = asUnownedSerialExecutor()
             for job in jobs { job.runSynchronously(on: executor) }
         }

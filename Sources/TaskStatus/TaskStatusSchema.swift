@@ -87,6 +87,9 @@ public enum TaskStatusSchema {
     /// Refuses a value that would nest deeper than ``maxDocumentDepth`` under `levels` levels of
     /// the document. Walks containers only, without recursion.
     static func checkDepth(_ value: JSONValue, below levels: Int, at pointer: @autoclosure () -> String) throws(SchemaViolation) {
+        // Nearly every value is a few levels deep: checked by a short recursion that allocates
+        // nothing; only a deep one takes the walk with a stack of its own.
+        guard value.isContainer, !isShallow(value, within: 32) else { return }
         let allowed = maxDocumentDepth - levels
         var stack: [(value: JSONValue, depth: Int)] = []
         var next: (value: JSONValue, depth: Int)? = (value, 1)
@@ -102,6 +105,22 @@ public enum TaskStatusSchema {
                 break
             }
             next = stack.popLast()
+        }
+    }
+
+    /// Whether the value nests at most `limit` levels (its own included).
+    private static func isShallow(_ value: JSONValue, within limit: Int) -> Bool {
+        switch value {
+        case .array(let items):
+            guard limit > 0 else { return false }
+            for item in items where item.isContainer && !isShallow(item, within: limit - 1) { return false }
+            return true
+        case .object(let object):
+            guard limit > 0 else { return false }
+            for member in object where member.value.isContainer && !isShallow(member.value, within: limit - 1) { return false }
+            return true
+        default:
+            return true
         }
     }
 

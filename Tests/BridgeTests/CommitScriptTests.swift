@@ -34,8 +34,13 @@ struct CommitScriptTests {
             expectedRev: "4",
             update: (record, changed),
             requests: [
-                .init(requestId: "r1", reply: .framed(head: Array("{\"a\":".utf8), body: Array("1".utf8)), notification: .whole(Array("n1".utf8))),
-                .init(requestId: "r2", reply: nil, notification: nil),
+                .init(
+                    requestId: "r1",
+                    reply: .framed(head: Array("{\"a\":".utf8), body: Array("1".utf8)),
+                    storesReply: true,
+                    notification: .whole(Array("n1".utf8))
+                ),
+                .init(requestId: "r2", reply: .whole(Array("not stored".utf8)), storesReply: false, notification: nil),
             ]
         )
         var pipeline = RedisPipeline()
@@ -56,7 +61,7 @@ struct CommitScriptTests {
             taskId: "t1",
             expectedRev: "",
             update: nil,
-            requests: [.init(requestId: "r", reply: .whole(Array("x".utf8)), notification: nil)]
+            requests: [.init(requestId: "r", reply: .whole(Array("x".utf8)), storesReply: true, notification: nil)]
         )
         var pipeline = RedisPipeline()
         CommitScript.add(call, sha: "abc", context: context, to: &pipeline)

@@ -35,7 +35,7 @@ struct OptionsTests {
         let documented = Set(ServeOptions.all.map(\.flag))
         #expect(flags.subtracting(["--help", "--version"]) == documented)
         for option in ServeOptions.all {
-            #expect(help.contains("env \(option.variable); default \(OptionSpec<String>.plain(option.defaultText))"), "\(option.flag)")
+            #expect(help.contains("env \(option.variable); default \(option.defaultText)"), "\(option.flag)")
         }
     }
 

@@ -26,12 +26,15 @@ struct Batch {
     /// For each request, the earlier request of the batch it repeats (same task, same request id,
     /// a reply to store), or -1. A repeat is never decided: it gets its first copy's answer.
     let primaryOf: [Int]
+    /// Every request's index by task, tasks in order of first appearance.
+    private let byTask: [[Int]]
     /// Requests answered without their task (refused before it: a bad entry, a bad token, over
     /// the rate limit; or an id that names no task), not yet stored.
     var early: [Int] = []
     /// The other requests, by task, in batch order within each task.
     var groups: [TaskGroup] = []
-    private(set) var answers: [Answer?]
+    /// Each request's answer; ``Answer/unanswered`` until it has one.
+    private(set) var answers: [Answer]
     private(set) var deferrals: [Int: String] = [:]
 
     /// One task's open requests and what the batch knows of the task.
@@ -59,6 +62,23 @@ struct Batch {
         /// Whether it still has to be published (the commit script publishes fresh ones).
         var needsPublishing = false
 
+        /// What a request holds until it is answered (status 0 never leaves the processor).
+        static let unanswered = Answer(status: 0)
+
+        private init(status: Int) {
+            response = TaskResponse(status: status, body: [])
+            reply = .whole([])
+        }
+
+        var isAnswered: Bool { response.status != 0 }
+
+        /// An answer decided and committed: its parts moved in.
+        init(response: TaskResponse, reply: CommitScript.Payload, notification: CommitScript.Payload?) {
+            self.response = response
+            self.reply = reply
+            self.notification = notification
+        }
+
         /// A fresh answer: the reply built around the response's body.
         init(_ response: TaskResponse, for request: PatchRequest) {
             self.response = response
@@ -85,27 +105,39 @@ struct Batch {
 
     init(_ requests: [PatchRequest]) {
         self.requests = requests
-        self.answers = [Answer?](repeating: nil, count: requests.count)
-        self.primaryOf = Self.primaries(of: requests)
+        self.answers = [Answer](repeating: .unanswered, count: requests.count)
+        var listOf: [String: Int] = [:]
+        var byTask: [[Int]] = []
+        for i in requests.indices {
+            if let k = listOf[requests[i].taskId] {
+                byTask[k].append(i)
+            } else {
+                listOf[requests[i].taskId] = byTask.count
+                byTask.append([i])
+            }
+        }
+        self.byTask = byTask
+        self.primaryOf = Self.primaries(of: requests, byTask: byTask)
     }
 
     /// Finds the repeats: a request with the same task and request id as an earlier one whose
-    /// reply is stored. Request ids are nearly always unique, so one dictionary lookup each.
-    static func primaries(of requests: [PatchRequest]) -> [Int] {
+    /// reply is stored. Only tasks with several requests in the batch can hold one; their few
+    /// requests are compared pairwise (a set past 16), with no hashing for the others.
+    static func primaries(of requests: [PatchRequest], byTask: [[Int]]) -> [Int] {
         var primaryOf = [Int](repeating: -1, count: requests.count)
-        var firstWithId: [String: Int] = [:]
-        firstWithId.reserveCapacity(requests.count)
-        for i in requests.indices where requests[i].storesReply {
-            guard let first = firstWithId[requests[i].requestId] else {
-                firstWithId[requests[i].requestId] = i
-                continue
-            }
-            // The same request id may name requests of other tasks: look for one of this task.
-            if let primary = (first..<i).first(where: {
-                primaryOf[$0] < 0 && requests[$0].storesReply && requests[$0].requestId == requests[i].requestId
-                    && requests[$0].taskId == requests[i].taskId
-            }) {
-                primaryOf[i] = primary
+        for list in byTask where list.count > 1 {
+            if list.count <= 16 {
+                for (a, i) in list.enumerated() where requests[i].storesReply {
+                    for j in list[..<a] where primaryOf[j] < 0 && requests[j].storesReply && requests[j].requestId == requests[i].requestId {
+                        primaryOf[i] = j
+                        break
+                    }
+                }
+            } else {
+                var first: [String: Int] = [:]
+                for i in list where requests[i].storesReply {
+                    if let j = first[requests[i].requestId] { primaryOf[i] = j } else { first[requests[i].requestId] = i }
+                }
             }
         }
         return primaryOf
@@ -121,18 +153,23 @@ struct Batch {
 
     /// Sorts the primaries into those answered without their task and the task groups.
     mutating func formGroups() {
-        var groupOf: [String: Int] = [:]
-        for i in requests.indices where primaryOf[i] < 0 {
-            let taskId = requests[i].taskId
-            if requests[i].rejection != nil || !PatchRequest.isValidTaskId(taskId) {
-                early.append(i)
-            } else if let g = groupOf[taskId] {
-                groups[g].indices.append(i)
-            } else {
-                groupOf[taskId] = groups.count
-                groups.append(TaskGroup(taskId: taskId, indices: [i]))
+        for list in byTask {
+            // Nearly always every request of the task is a primary to decide: the list is the group.
+            if list.allSatisfy({ primaryOf[$0] < 0 && requests[$0].rejection == nil }), PatchRequest.isValidTaskId(requests[list[0]].taskId) {
+                groups.append(TaskGroup(taskId: requests[list[0]].taskId, indices: list))
+                continue
             }
+            var indices: [Int] = []
+            for i in list where primaryOf[i] < 0 {
+                if requests[i].rejection != nil || !PatchRequest.isValidTaskId(requests[i].taskId) {
+                    early.append(i)
+                } else {
+                    indices.append(i)
+                }
+            }
+            if !indices.isEmpty { groups.append(TaskGroup(taskId: requests[indices[0]].taskId, indices: indices)) }
         }
+        if early.count > 1 { early.sort() }
     }
 
     /// Whether some request still needs a decision or a commit.
@@ -140,6 +177,11 @@ struct Batch {
 
     mutating func answer(_ i: Int, _ answer: Answer) {
         answers[i] = answer
+    }
+
+    /// Moves `answer` into place (it is left unanswered): no copy of its buffers.
+    mutating func answer(_ i: Int, moving answer: inout Answer) {
+        swap(&answers[i], &answer)
     }
 
     /// Leaves a request unanswered: Redis refused for now.
@@ -162,7 +204,8 @@ struct Batch {
             let primary = primaryOf[i]
             if let reason = deferrals[primary] {
                 deferrals[i] = reason
-            } else if var answer = answers[primary] {
+            } else if answers[primary].isAnswered {
+                var answer = answers[primary]
                 answer.notification = nil
                 answer.needsPublishing = false
                 answers[i] = answer
@@ -175,7 +218,7 @@ struct Batch {
     var outcomes: [RequestOutcome] {
         requests.indices.map { i in
             if let reason = deferrals[i] { return .deferred(reason: reason) }
-            if let answer = answers[i] { return .answered(answer.response) }
+            if answers[i].isAnswered { return .answered(answers[i].response) }
             return .deferred(reason: "the request was left unanswered")
         }
     }

@@ -86,6 +86,15 @@ enum CommitScript {
             }
         }
 
+        /// Adds `payload` as one argument, or an empty one for `nil`.
+        static func add(_ payload: borrowing Payload?, orEmptyTo pipeline: inout RedisPipeline) {
+            switch payload {
+            case .some(.whole(let bytes)): pipeline.add(bytes)
+            case .some(.framed(let head, let body)): pipeline.addBytes(joining: head, body, closingBrace)
+            case .none: pipeline.add("")
+            }
+        }
+
         /// The text, joined.
         var bytes: [UInt8] {
             switch self {
@@ -110,8 +119,9 @@ enum CommitScript {
 
         struct Request {
             var requestId: String
-            /// The reply to store; `nil` for one that is not stored (an HTTP request without `X-Request-Id`).
-            var reply: Payload?
+            /// The reply; stored only when `storesReply` (not for an HTTP request without `X-Request-Id`).
+            var reply: Payload
+            var storesReply: Bool
             /// The notification to publish; `nil` when the request changed nothing.
             var notification: Payload?
         }
@@ -157,9 +167,9 @@ enum CommitScript {
         }
         pipeline.add(deletions.count)
         for property in deletions { pipeline.add(property.rawValue) }
-        for request in call.requests {
-            if let reply = request.reply { reply.add(to: &pipeline) } else { pipeline.add("") }
-            if let notification = request.notification { notification.add(to: &pipeline) } else { pipeline.add("") }
+        for k in call.requests.indices {
+            if call.requests[k].storesReply { call.requests[k].reply.add(to: &pipeline) } else { pipeline.add("") }
+            Payload.add(call.requests[k].notification, orEmptyTo: &pipeline)
         }
     }
 

@@ -235,17 +235,14 @@ enum EntryField: String, CaseIterable {
     private static let names: [(EntryField, [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
 
     /// The field a name stands for, compared without regard to ASCII case, without building a
-    /// string. Only letters fold: `| 0x20` alone would also turn a carriage return into `-`.
+    /// string. The names hold only lowercase letters and dashes: `| 0x20` turns only a letter's
+    /// capital into it, but it also turns a carriage return into `-`, so a dash must match itself.
     init?(_ field: ArraySlice<UInt8>) {
         for (candidate, name) in Self.names where name.count == field.count {
             var same = true
-            for (i, byte) in zip(name.indices, field) {
-                let expected = name[i]
-                let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
-                if folded != expected {
-                    same = false
-                    break
-                }
+            for (i, byte) in zip(name.indices, field) where byte | 0x20 != name[i] || (name[i] == UInt8(ascii: "-") && byte != name[i]) {
+                same = false
+                break
             }
             if same {
                 self = candidate

@@ -12,7 +12,7 @@ import TaskStatus
 ///
 /// Entries may be stale (another bridge or service wrote since): every commit checks `_rev` on the
 /// server and a mismatch hands back the current hash, so staleness costs a retry, never a lost
-/// update. Bounded: past `capacity` the least recently used task goes. The bookkeeping is a list
+/// update. Bounded: past `capacity` the least recently stored task goes. The bookkeeping is a list
 /// threaded through a slot array (slots of removed tasks are reused), so that it holds exactly the
 /// tasks it caches, however often they are removed and stored again.
 struct TaskCache {
@@ -41,13 +41,11 @@ struct TaskCache {
     /// The ids the cache keeps bookkeeping for (for tests: never more than ``count``).
     var trackedCount: Int { slots.count - freeSlots.count }
 
-    /// The cached task; reading it makes it the most recently used.
+    /// The cached task. Reading does not reorder: every update stores its task again after the
+    /// commit, which makes it the most recently used, at half the bookkeeping.
     subscript(id: String) -> TaskRecord? {
-        mutating get {
-            guard let slot = slotOf[id] else { return nil }
-            moveToNewest(slot)
-            return slots[slot].record
-        }
+        guard let slot = slotOf[id] else { return nil }
+        return slots[slot].record
     }
 
     mutating func store(_ record: TaskRecord, for id: String) {

@@ -292,7 +292,14 @@ final class UpdateProcessor {
             let answer = CommitScript.decode(replies[stored.count + g], requestCount: group.indices.count)
             switch answer {
             case .committed:
-                for (k, i) in group.indices.enumerated() { batch.answer(i, decided[g].answers[k]) }
+                // The answers' parts move out of the call that stored them: no copies.
+                for (k, i) in group.indices.enumerated() {
+                    var answer = Batch.Answer.unanswered
+                    swap(&answer.response, &decided[g].responses[k])
+                    swap(&answer.reply, &decided[g].call.requests[k].reply)
+                    swap(&answer.notification, &decided[g].call.requests[k].notification)
+                    batch.answer(i, moving: &answer)
+                }
                 if let record = decided[g].call.update?.record { cache.store(record, for: group.taskId) }
             case .answeredBefore(let found):
                 var answered: [Int] = []
@@ -333,9 +340,10 @@ final class UpdateProcessor {
         for i in group.indices { batch.defer(i, reason: reason) }
     }
 
-    /// One group's answers, decided in order, and the commit call that stores them.
+    /// One group's responses, decided in order, and the commit call that stores them (which
+    /// holds each reply and notification: the answers are made of them once committed).
     private struct Decision {
-        var answers: [Batch.Answer]
+        var responses: [TaskResponse]
         var call: CommitScript.Call
     }
 
@@ -355,38 +363,44 @@ final class UpdateProcessor {
             break
         }
         let startRev = record?.rev
-        var answers: [Batch.Answer] = []
-        answers.reserveCapacity(group.indices.count)
+        var responses: [TaskResponse] = []
+        responses.reserveCapacity(group.indices.count)
         var call = CommitScript.Call(taskId: group.taskId, expectedRev: expectedRev, update: nil, requests: [])
         call.requests.reserveCapacity(group.indices.count)
         var changed = TaskPropertySet()
         for i in group.indices {
-            let request = requests[i]
             let evaluation: Evaluation
             if let corruption {
                 evaluation = .failed(.error(500, "the stored task \(group.taskId) cannot be read: \(corruption)"))
             } else {
-                evaluation = evaluator.evaluate(request, on: record, now: now)
+                evaluation = evaluator.evaluate(requests[i], on: record, now: now)
             }
-            var answer = Batch.Answer(evaluation.response, for: request)
+            let response = evaluation.response
+            var notification: CommitScript.Payload?
             if case .updated(let updated, let fields, _) = evaluation {
                 record = updated
                 changed.formUnion(fields)
-                let head = UpdateNotification.head(taskId: group.taskId, rev: updated.rev, requestId: request.requestId, patch: request.patchJSON)
                 // The script publishes it with the commit.
-                answer.notification = .framed(head: head, body: answer.response.body)
+                let head = UpdateNotification.head(
+                    taskId: group.taskId,
+                    rev: updated.rev,
+                    requestId: requests[i].requestId,
+                    patch: requests[i].patchJSON
+                )
+                notification = .framed(head: head, body: response.body)
             }
             call.requests.append(
                 CommitScript.Call.Request(
-                    requestId: request.requestId,
-                    reply: request.storesReply ? answer.reply : nil,
-                    notification: answer.notification
+                    requestId: requests[i].requestId,
+                    reply: .framed(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId), body: response.body),
+                    storesReply: requests[i].storesReply,
+                    notification: notification
                 )
             )
-            answers.append(answer)
+            responses.append(response)
         }
         if let record, record.rev != startRev { call.update = (record, changed) }
-        return Decision(answers: answers, call: call)
+        return Decision(responses: responses, call: call)
     }
 
     /// The SHA of the commit script, loading it when Redis does not have it.
@@ -420,17 +434,18 @@ final class UpdateProcessor {
         let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
         var tally = RequestTally()
         var acks: [String] = []
-        for i in batch.requests.indices {
-            guard let answer = batch.answers[i], batch.deferrals[i] == nil else { continue }
-            let request = batch.requests[i]
-            if let notification = answer.notification, let rev = answer.response.rev {
-                if answer.needsPublishing {
+        let deferring = !batch.deferrals.isEmpty
+        // The answers are read in place, not copied: each holds several buffers.
+        for i in batch.requests.indices where batch.answers[i].response.status != 0 {
+            if deferring, batch.deferrals[i] != nil { continue }
+            if let rev = batch.answers[i].response.rev, batch.answers[i].notification != nil {
+                if batch.answers[i].needsPublishing {
                     pipeline.begin(Words.publish)
                     pipeline.add(words.updates)
-                    notification.add(to: &pipeline)
+                    CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
                     pipeline.begin(Words.publish)
-                    pipeline.add(joining: keys.updatesPrefix, request.taskId)
-                    notification.add(to: &pipeline)
+                    pipeline.add(joining: keys.updatesPrefix, batch.requests[i].taskId)
+                    CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
                 }
                 pipeline.begin(Words.xadd)
                 pipeline.add(words.events)
@@ -439,26 +454,26 @@ final class UpdateProcessor {
                 pipeline.add(words.eventsMaxLength)
                 pipeline.add(Words.newId)
                 pipeline.add(Words.id)
-                pipeline.add(request.taskId)
+                pipeline.add(batch.requests[i].taskId)
                 pipeline.add(Words.rev)
                 pipeline.add(rev)
                 pipeline.add(Words.requestId)
-                pipeline.add(request.requestId)
+                pipeline.add(batch.requests[i].requestId)
                 pipeline.add(Words.event)
-                notification.add(to: &pipeline)
+                CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
             }
-            if let replyTo = request.replyTo {
+            if let replyTo = batch.requests[i].replyTo {
                 pipeline.begin(Words.publish)
                 pipeline.add(replyTo)
-                answer.reply.add(to: &pipeline)
+                batch.answers[i].reply.add(to: &pipeline)
             }
-            if let entryId = request.entryId {
+            if let entryId = batch.requests[i].entryId {
                 acks.append(entryId)
                 if let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }), created <= nowMilliseconds {
                     metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
                 }
             }
-            tally.count(path: path, status: answer.response.status)
+            tally.count(path: path, status: batch.answers[i].response.status)
         }
         tally.report(to: metrics)
         acks += extraAcks

@@ -43,8 +43,8 @@ public final class UpdateQueue: Service, @unchecked Sendable {
         self.logger = logger
         // The processor connects on first use, on the worker's thread.
         let processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .http)
-        worker = BlockingWorker(name: "http-worker", capacity: configuration.httpQueueLimit) { [unowned self] jobs in
-            process(jobs, with: processor)
+        worker = BlockingWorker(name: "http-worker", capacity: configuration.httpQueueLimit) { [weak self] jobs in
+            self?.process(jobs, with: processor)
         }
     }
 
