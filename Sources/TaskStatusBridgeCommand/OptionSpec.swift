@@ -87,6 +87,44 @@ enum OptionSection: String, CaseIterable {
     }
 }
 
+extension OptionSpec {
+    /// A setting whose default the docs show as `format` writes it (or as `defaultText`, for a
+    /// default that depends on other settings or reads better in words; "none" without either).
+    init(
+        _ flag: String,
+        _ variable: String,
+        _ section: OptionSection,
+        default value: Value?,
+        defaultText: String?,
+        format: (Value) -> String,
+        _ meaning: String,
+        read: @escaping @Sendable (String) throws(InvalidValue) -> Value
+    ) {
+        self.init(
+            flag: flag,
+            variable: variable,
+            section: section,
+            defaultText: defaultText ?? value.map(format) ?? "none",
+            meaning: meaning,
+            defaultValue: value,
+            read: read
+        )
+    }
+}
+
+/// A default as the docs write a literal: in backticks.
+private func code(_ value: some CustomStringConvertible) -> String { "`\(value)`" }
+
+@Sendable private func readText(_ text: String) throws(OptionSpec<String>.InvalidValue) -> String { text }
+
+@Sendable private func readBool(_ text: String) throws(OptionSpec<Bool>.InvalidValue) -> Bool {
+    switch text.lowercased() {
+    case "1", "true", "yes", "on": return true
+    case "0", "false", "no", "off": return false
+    default: throw OptionSpec<Bool>.InvalidValue(reason: "is not true or false")
+    }
+}
+
 extension OptionSpec where Value == Int {
     /// An integer within `range`.
     static func integer(
@@ -98,18 +136,12 @@ extension OptionSpec where Value == Int {
         in range: ClosedRange<Int>,
         _ meaning: String
     ) -> OptionSpec {
-        OptionSpec(
-            flag: flag,
-            variable: variable,
-            section: section,
-            defaultText: defaultText ?? value.map(String.init) ?? "none",
-            meaning: meaning,
-            defaultValue: value
-        ) { text throws(InvalidValue) in
+        let read: @Sendable (String) throws(InvalidValue) -> Int = { text throws(InvalidValue) in
             guard let n = Int(text.trimmingCharacters(in: .whitespaces)) else { throw InvalidValue(reason: "is not an integer") }
             guard range.contains(n) else { throw InvalidValue(reason: "is not between \(range.lowerBound) and \(range.upperBound)") }
             return n
         }
+        return OptionSpec(flag, variable, section, default: value, defaultText: defaultText, format: String.init, meaning, read: read)
     }
 }
 
@@ -123,25 +155,12 @@ extension OptionSpec where Value == Bool {
         defaultText: String? = nil,
         _ meaning: String
     ) -> OptionSpec {
-        OptionSpec(
-            flag: flag,
-            variable: variable,
-            section: section,
-            defaultText: defaultText ?? value.map { "`\($0)`" } ?? "none",
-            meaning: meaning,
-            defaultValue: value
-        ) { text throws(InvalidValue) in
-            switch text.lowercased() {
-            case "1", "true", "yes", "on": return true
-            case "0", "false", "no", "off": return false
-            default: throw InvalidValue(reason: "is not true or false")
-            }
-        }
+        OptionSpec(flag, variable, section, default: value, defaultText: defaultText, format: code, meaning, read: readBool)
     }
 }
 
 extension OptionSpec where Value == String {
-    /// Any text (`defaultText` in backticks unless given).
+    /// Any text.
     static func text(
         _ flag: String,
         _ variable: String,
@@ -150,13 +169,6 @@ extension OptionSpec where Value == String {
         defaultText: String? = nil,
         _ meaning: String
     ) -> OptionSpec {
-        OptionSpec(
-            flag: flag,
-            variable: variable,
-            section: section,
-            defaultText: defaultText ?? value.map { "`\($0)`" } ?? "none",
-            meaning: meaning,
-            defaultValue: value
-        ) { text throws(InvalidValue) in text }
+        OptionSpec(flag, variable, section, default: value, defaultText: defaultText, format: code, meaning, read: readText)
     }
 }

@@ -32,7 +32,6 @@ final class PartWorker: Sendable {
         case process(Part)
         case settle
         case forgetCachedTasks
-        case takeAnnouncementFailure
     }
 
     private let worker: BlockingWorker<Job>
@@ -51,27 +50,44 @@ final class PartWorker: Sendable {
                 let result: Result<String?, RedisError>
                 switch job {
                 case .process(let part): result = Self.run(part, on: processor).map { nil }
-                case .settle: result = Result { () throws(RedisError) in try processor.settle() }.map { nil }
+                case .settle: result = Self.settle(processor).map { nil }
                 case .forgetCachedTasks:
                     processor.forgetCachedTasks()
                     result = .success(nil)
-                case .takeAnnouncementFailure: result = .success(processor.takeAnnouncementFailure())
                 }
                 outcome.result.withLock { $0 = result }
             }
         }
     }
 
-    /// Processes a part on `processor`: a failure when the connection failed or when Redis
-    /// refused some of its requests (those are neither answered nor acknowledged).
+    /// Processes a part on `processor`: a failure when the connection failed, when Redis refused
+    /// some of its requests (those are neither answered nor acknowledged), or when the
+    /// announcements of the batch before on this connection failed (read with this batch's
+    /// round trips: their entries are still pending).
     static func run(_ part: Part, on processor: UpdateProcessor) -> Result<Void, RedisError> {
         do {
             let batch = try processor.process(part.requests, acknowledging: part.extraAcks)
             if let reason = batch.deferrals.values.first { return .failure(RedisError(code: .serverError, message: reason)) }
-            return .success(())
+            return announced(processor)
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Waits until Redis has answered what `processor` sent without waiting: a failure when it
+    /// cannot tell, or when those announcements failed.
+    static func settle(_ processor: UpdateProcessor) -> Result<Void, RedisError> {
+        do {
+            try processor.settle()
+            return announced(processor)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func announced(_ processor: UpdateProcessor) -> Result<Void, RedisError> {
+        guard let failure = processor.takeAnnouncementFailure() else { return .success(()) }
+        return .failure(RedisError(code: .serverError, message: failure))
     }
 
     /// Starts the thread (the consumer's `run` does, before the first batch).
@@ -92,15 +108,10 @@ final class PartWorker: Sendable {
         return outcome.result.withLock { $0 }.map { _ in () }
     }
 
-    /// Waits until Redis has run the announcements and acknowledgements sent so far: a part is
-    /// finished as soon as they are sent.
+    /// Waits until Redis has run the announcements and acknowledgements sent so far (a part is
+    /// finished as soon as they are sent); a failure when they failed.
     func settle() -> Result<Void, RedisError> {
         perform(.settle).map { _ in () }
-    }
-
-    /// The failure of announcements read by now (their entries are still pending).
-    func takeAnnouncementFailure() -> String? {
-        (try? perform(.takeAnnouncementFailure).get()) ?? nil
     }
 
     /// Forgets the cached tasks (after Redis may have lost its data).

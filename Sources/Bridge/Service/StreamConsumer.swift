@@ -125,7 +125,13 @@ actor StreamConsumer {
             let replies = try reader.execute(read)
             if let message = replies[0].errorMessage { throw RedisError(code: .serverError, message: message) }
             let entries = StreamEntry.fromReadGroup(replies[0])
-            if !entries.isEmpty { try await handle(entries) }
+            if entries.isEmpty {
+                // Idle: confirm the last answers, so that a failed one is retried now rather than
+                // once its entries are claimed as abandoned.
+                try settleOrThrow()
+            } else {
+                try await handle(entries)
+            }
             status.markConsuming()
             return .processed(entries.count)
         } catch {
@@ -150,7 +156,7 @@ actor StreamConsumer {
     /// connection that failed has nothing left to wait for: its unacknowledged entries are
     /// processed again.
     func settle() {
-        let outcomes = [Result { () throws(RedisError) in try processor.settle() }] + workers.map { $0.settle() }
+        let outcomes = [PartWorker.settle(processor)] + workers.map { $0.settle() }
         for case .failure(let error) in outcomes {
             logger.warning("could not confirm the last answers; their entries will be processed again", metadata: ["error": "\(error)"])
         }
@@ -234,20 +240,10 @@ actor StreamConsumer {
         }
     }
 
-    /// ``settle()``, failing on the first connection that fails.
+    /// ``settle()``, failing on the first connection that fails or announcements that failed.
     private func settleOrThrow() throws(RedisError) {
-        try processor.settle()
+        try PartWorker.settle(processor).get()
         for worker in workers { try worker.settle().get() }
-        if let failure = takeAnnouncementFailure() { throw RedisError(code: .serverError, message: failure) }
-    }
-
-    private func takeAnnouncementFailure() -> String? {
-        var failure = processor.takeAnnouncementFailure()
-        for worker in workers {
-            let other = worker.takeAnnouncementFailure()
-            if failure == nil { failure = other }
-        }
-        return failure
     }
 
     /// Checks the request's token (when authentication is on) and names whom it counts against
@@ -299,8 +295,6 @@ actor StreamConsumer {
             if case .failure(let error) = workers[k].finish(), failure == nil { failure = error }
         }
         if let failure { throw failure }
-        // Announcements of the batch before, read with this batch's round trips.
-        if let announcement = takeAnnouncementFailure() { throw RedisError(code: .serverError, message: announcement) }
     }
 }
 
