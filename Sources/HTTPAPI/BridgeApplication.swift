@@ -38,7 +38,7 @@ public struct BridgeApplication: Sendable {
             metrics: bridgeMetrics,
             logger: logger
         )
-        let queue = UpdateQueue(configuration: configuration, metrics: bridgeMetrics, logger: logger)
+        let queue = UpdateQueue(configuration: configuration, metrics: bridgeMetrics, status: status, logger: logger)
         let server = buildHTTPApplication(
             configuration: http,
             health: HealthProbe(configuration: configuration, status: status),

@@ -167,6 +167,7 @@ struct ExactlyOnceTests {
                     return r?.status == 503 && r?.json?["reasons"]?.jsonText.contains("OOM") == true ? r : nil
                 }
                 #expect(ready != nil, "readiness does not name the refusal")
+                #expect(ready?.json?["reasons"]?.jsonText.contains("http: OOM") == true, "readiness does not name the HTTP path's refusal")
                 try await Task.sleep(for: .seconds(1))
                 for k in 0..<20 { #expect(try await stored(space, "t1", "r\(k)") == nil, "r\(k) was answered while Redis refused writes") }
                 #expect(try await space.hash("t1")["_rev"] == "2")

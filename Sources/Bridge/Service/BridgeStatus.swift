@@ -8,11 +8,13 @@
 
 import Synchronization
 
-/// What the consumer loop last knew about Redis, for the readiness endpoint.
+/// What the consumer loop and the HTTP path last knew about Redis, for the readiness endpoint.
 public final class BridgeStatus: Sendable {
     private struct State {
         var consuming = false
         var problem: String? = "starting"
+        /// Why Redis last refused an HTTP batch; cleared by the next that goes through.
+        var httpProblem: String?
     }
     private let state = Mutex(State())
 
@@ -34,6 +36,14 @@ public final class BridgeStatus: Sendable {
         }
     }
 
+    /// The HTTP path's last batch: `nil` when Redis took it, else why it refused.
+    func markHTTP(refused reason: String?) {
+        state.withLock { $0.httpProblem = reason }
+    }
+
     /// `nil` when the loop works; otherwise what stops it.
     public var problem: String? { state.withLock { $0.problem } }
+
+    /// Why the HTTP path's last batch was refused (`nil` when it went through).
+    public var httpProblem: String? { state.withLock { $0.httpProblem } }
 }

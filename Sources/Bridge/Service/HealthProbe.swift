@@ -9,7 +9,8 @@
 public import JSONPatch
 import Redis
 
-/// Answers readiness: Redis answers, the consumer group exists, and the consumer loop works; with
+/// Answers readiness: Redis answers, the consumer group exists, the consumer loop works and Redis
+/// took the HTTP path's last batch; with
 /// the group's pending and lag counts. Uses a connection of its own, so that a busy loop does not
 /// hold up the answer.
 public struct HealthProbe: Sendable {
@@ -52,6 +53,10 @@ public struct HealthProbe: Sendable {
         if let problem = status.problem {
             readiness.ready = false
             readiness.reasons.append("consumer: \(problem)")
+        }
+        if let problem = status.httpProblem {
+            readiness.ready = false
+            readiness.reasons.append("http: \(problem)")
         }
         do {
             let replies = try await redis.execute([RedisCommand("PING"), RedisCommand("XINFO", "GROUPS", keys.requests)])

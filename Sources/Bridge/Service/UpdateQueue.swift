@@ -32,14 +32,17 @@ public final class UpdateQueue: Service, @unchecked Sendable {
     // Set once in init, before any job can be submitted; read-only afterwards.
     private var worker: BlockingWorker<Job>!
     private let metrics: BridgeMetrics
+    private let status: BridgeStatus?
     private let logger: Logger
     private let retryScheduled = Atomic<Bool>(false)
 
     /// Seconds a 503 asks the caller to wait.
     static let retryAfter = "1"
 
-    public init(configuration: BridgeConfiguration, metrics: BridgeMetrics, logger: Logger) {
+    /// - Parameter status: where readiness learns that Redis refuses the HTTP path's batches.
+    public init(configuration: BridgeConfiguration, metrics: BridgeMetrics, status: BridgeStatus? = nil, logger: Logger) {
         self.metrics = metrics
+        self.status = status
         self.logger = logger
         // The processor connects on first use, on the worker's thread.
         let processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .http)
@@ -139,7 +142,9 @@ public final class UpdateQueue: Service, @unchecked Sendable {
                     }
                 }
                 if let refused { metrics.countRefusal(RedisError(code: .serverError, message: refused)) }
+                status?.markHTTP(refused: refused)
             } catch {
+                status?.markHTTP(refused: error.message)
                 // The connection failed mid-batch: a commit may or may not have run. A repeat with
                 // the same X-Request-Id is answered once either way.
                 logger.error("an HTTP batch failed", metadata: ["error": "\(error)"])
