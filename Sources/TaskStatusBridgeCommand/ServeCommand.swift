@@ -39,6 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeOptions.replyTTL.help) var replyTtl: String?
     @Option(help: ServeOptions.eventsMaxlen.help) var eventsMaxlen: String?
     @Option(help: ServeOptions.deadMaxlen.help) var deadMaxlen: String?
+    @Option(help: ServeOptions.minReplicas.help) var minReplicas: String?
+    @Option(help: ServeOptions.replicaTimeoutMs.help) var replicaTimeoutMs: String?
     @Option(help: ServeOptions.maxPatchBytes.help) var maxPatchBytes: String?
     @Option(help: ServeOptions.maxOperations.help) var maxOperations: String?
     @Option(help: ServeOptions.maxDepth.help) var maxDepth: String?
@@ -110,6 +112,8 @@ struct ServeCommand: AsyncParsableCommand {
             cacheSize: try O.cacheSize.resolve(cacheSize),
             workers: try O.workers.resolve(workers),
             httpQueueLimit: try O.httpQueueLimit.resolve(httpQueueLimit),
+            minReplicas: try O.minReplicas.resolve(minReplicas),
+            replicaTimeout: .milliseconds(try O.replicaTimeoutMs.resolve(replicaTimeoutMs)),
             limits: RequestLimits(
                 maxPatchBytes: try O.maxPatchBytes.resolve(maxPatchBytes),
                 maxOperations: try O.maxOperations.resolve(maxOperations),

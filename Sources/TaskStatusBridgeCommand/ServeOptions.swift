@@ -136,6 +136,23 @@ enum ServeOptions {
         "approximate cap of the dead-letter stream"
     )
 
+    static let minReplicas = OptionSpec<Int>.integer(
+        "--min-replicas",
+        "TASKSTATUS_MIN_REPLICAS",
+        .consumer,
+        default: Bridge.minReplicas,
+        in: 0...100,
+        "replicas that must confirm a batch's commits (`WAIT`) before any of it becomes visible (replies, notifications, change feed, acknowledgements); 0 asks none. Run one replica more than this"
+    )
+    static let replicaTimeoutMs = OptionSpec<Int>.integer(
+        "--replica-timeout-ms",
+        "TASKSTATUS_REPLICA_TIMEOUT_MS",
+        .consumer,
+        default: Bridge.replicaTimeoutMilliseconds,
+        in: 1...60000,
+        "how long one `WAIT` for those replicas may take, in ms; a batch not confirmed by then is tried again"
+    )
+
     // MARK: What requests may do
 
     static let maxPatchBytes = OptionSpec<Int>.integer(
@@ -328,7 +345,8 @@ enum ServeOptions {
     /// Every setting, in the docs' order.
     static let all: [any DocumentedOption] = [
         redisURL, redisPasswordFile, prefix, consumer,
-        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen,
+        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
+        replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
         httpHost, httpPort, httpQueueLimit, logLevel,
         noAuth, jwtSecretFile, jwtPublicKeyFile, jwksFile, jwtIssuer, jwtAudience, jwtLeeway, jwtRequireExp, readScopes, writeScopes,

@@ -44,6 +44,11 @@ public struct BridgeConfiguration: Sendable {
     public var workers: Int
     /// HTTP updates that may wait for the HTTP worker; past it they are answered 503 at once.
     public var httpQueueLimit: Int
+    /// Replicas that must confirm a batch's commits (`WAIT`) before anything of it becomes
+    /// visible: replies, notifications, change-feed entries, acknowledgements. 0: none asked.
+    public var minReplicas: Int
+    /// How long one `WAIT` for those replicas may take.
+    public var replicaTimeout: Duration
     /// Limits on each request.
     public var limits: RequestLimits
     /// Whether requests must say `x-sailpoint-experimental: true`.
@@ -71,6 +76,8 @@ public struct BridgeConfiguration: Sendable {
         cacheSize: Int = Defaults.cacheSize,
         workers: Int = Defaults.workers,
         httpQueueLimit: Int = Defaults.httpQueueLimit,
+        minReplicas: Int = Defaults.minReplicas,
+        replicaTimeout: Duration = .milliseconds(Defaults.replicaTimeoutMilliseconds),
         limits: RequestLimits = RequestLimits(),
         requireExperimentalFlag: Bool = Defaults.requireExperimentalFlag,
         auth: AuthConfiguration = AuthConfiguration(),
@@ -92,6 +99,8 @@ public struct BridgeConfiguration: Sendable {
         self.cacheSize = cacheSize
         self.workers = workers
         self.httpQueueLimit = httpQueueLimit
+        self.minReplicas = minReplicas
+        self.replicaTimeout = replicaTimeout
         self.limits = limits
         self.requireExperimentalFlag = requireExperimentalFlag
         self.auth = auth
@@ -117,6 +126,8 @@ public struct BridgeConfiguration: Sendable {
         public static let cacheSize = 10_000
         public static let workers = 2
         public static let httpQueueLimit = 4096
+        public static let minReplicas = 0
+        public static let replicaTimeoutMilliseconds = 1000
         public static let requireExperimentalFlag = true
     }
 }
@@ -166,6 +177,7 @@ public struct Keys: Sendable, Equatable {
         self.dead = "\(prefix):requests:dead"
         self.events = "\(prefix):events"
         self.updates = "\(prefix):updates"
+        self.replicationMarker = "\(prefix):replication"
     }
 
     public let requests: String
@@ -173,6 +185,10 @@ public struct Keys: Sendable, Equatable {
     public let dead: String
     public let events: String
     public let updates: String
+    /// A channel nobody needs to listen on: publishing to it is a write that reaches the replicas,
+    /// so that a `WAIT` after it covers whatever the connection read before (see
+    /// ``BridgeConfiguration/minReplicas``).
+    public let replicationMarker: String
 
     public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }
     public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }

@@ -189,6 +189,14 @@ struct Batch {
         deferrals[i] = reason
     }
 
+    /// Defers every request of the batch, answered or not: nothing of it may become visible
+    /// (its commits are not confirmed by enough replicas).
+    mutating func deferEverything(reason: String) {
+        for i in requests.indices where primaryOf[i] < 0 { deferrals[i] = reason }
+        groups = []
+        early = []
+    }
+
     /// Defers what is still open (after the last round).
     mutating func deferOpenWork(reason: String) {
         for group in groups { for i in group.indices { deferrals[i] = reason } }

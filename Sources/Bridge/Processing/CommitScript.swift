@@ -132,6 +132,9 @@ enum CommitScript {
         var keys: Keys
         var replyTTL: String
         var updatesChannel: [UInt8]
+        /// Whether the script publishes the notifications with the commit. Not when replicas must
+        /// confirm the commit first: then the bridge publishes them after `WAIT`.
+        var publishesNotifications = true
     }
 
     /// Adds the `EVALSHA` of one call to `pipeline`.
@@ -169,7 +172,7 @@ enum CommitScript {
         for property in deletions { pipeline.add(property.rawValue) }
         for k in call.requests.indices {
             if call.requests[k].storesReply { call.requests[k].reply.add(to: &pipeline) } else { pipeline.add("") }
-            Payload.add(call.requests[k].notification, orEmptyTo: &pipeline)
+            Payload.add(context.publishesNotifications ? call.requests[k].notification : nil, orEmptyTo: &pipeline)
         }
     }
 

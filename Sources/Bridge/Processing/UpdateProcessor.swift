@@ -61,6 +61,35 @@ final class UpdateProcessor {
     /// every HTTP request, never sleeps and defers sooner (503 with `Retry-After`).
     private let maxRounds: Int
 
+    /// With `--min-replicas` above 0: how many replicas must confirm each round of commits, and
+    /// the `WAIT` that asks them, written once.
+    private let replication: Replication?
+
+    private struct Replication {
+        let minimum: Int
+        let marker: [UInt8]
+        let timeoutMilliseconds: Int64
+
+        /// A write every replica receives (so that `WAIT` covers the replies this connection
+        /// found stored too, written by others), then `WAIT`.
+        func add(to pipeline: inout RedisPipeline) {
+            pipeline.begin(Words.publish)
+            pipeline.add(marker)
+            pipeline.add("")
+            pipeline.begin(Words.wait)
+            pipeline.add(minimum)
+            pipeline.add(timeoutMilliseconds)
+        }
+
+        /// Why a `WAIT` reply does not confirm the round; `nil` when it does.
+        func shortfall(_ reply: RedisValue) -> String? {
+            if let message = reply.errorMessage { return message }
+            let confirmed = reply.int ?? 0
+            guard confirmed < Int64(minimum) else { return nil }
+            return "only \(confirmed) of the \(minimum) replicas required (--min-replicas) confirmed the commits within \(timeoutMilliseconds) ms"
+        }
+    }
+
     /// Most announcements kept for a retry on HTTP; past it the oldest are dropped (and logged).
     static let owedLimit = 10_000
 
@@ -75,10 +104,18 @@ final class UpdateProcessor {
         self.rateLimiter =
             configuration.rateLimit.enabled
             ? RateLimiter(configuration: configuration.rateLimit, keyPrefix: "\(configuration.prefix):ratelimit:{") : nil
+        self.replication =
+            configuration.minReplicas > 0
+            ? Replication(
+                minimum: configuration.minReplicas,
+                marker: Array(configuration.keys.replicationMarker.utf8),
+                timeoutMilliseconds: max(1, configuration.replicaTimeout.milliseconds)
+            ) : nil
         self.context = CommitScript.Context(
             keys: configuration.keys,
             replyTTL: String(max(1, configuration.replyTTL.components.seconds)),
-            updatesChannel: Array(configuration.keys.updates.utf8)
+            updatesChannel: Array(configuration.keys.updates.utf8),
+            publishesNotifications: configuration.minReplicas == 0
         )
         self.words = Words(keys: configuration.keys, eventsMaxLength: configuration.eventsMaxLength)
         self.maxRounds = path == .stream ? 50 : 8
@@ -273,7 +310,14 @@ final class UpdateProcessor {
             decided.append(decision)
         }
         guard !pipeline.isEmpty else { return }
+        replication?.add(to: &pipeline)
         let replies = try link.execute(pipeline)
+        // Nothing of the batch becomes visible unless the replicas confirmed this round.
+        if let replication, let shortfall = replication.shortfall(replies[replies.count - 1]) {
+            for group in batch.groups { cache.remove(group.taskId) }
+            batch.deferEverything(reason: shortfall)
+            return
+        }
         for (k, i) in stored.enumerated() {
             let reply = replies[k]
             if let bytes = reply.bytes, reply.kind == .bulk {
@@ -298,6 +342,8 @@ final class UpdateProcessor {
                     swap(&answer.response, &decided[g].responses[k])
                     swap(&answer.reply, &decided[g].call.requests[k].reply)
                     swap(&answer.notification, &decided[g].call.requests[k].notification)
+                    // Published with the announcements when the script could not (replicas first).
+                    answer.needsPublishing = !context.publishesNotifications
                     batch.answer(i, moving: &answer)
                 }
                 if let record = decided[g].call.update?.record { cache.store(record, for: group.taskId) }
@@ -550,6 +596,7 @@ private struct Words {
     static let xack = Array("XACK".utf8)
     static let multi = Array("MULTI".utf8)
     static let exec = Array("EXEC".utf8)
+    static let wait = Array("WAIT".utf8)
     static let maxlen = Array("MAXLEN".utf8)
     static let approximately = Array("~".utf8)
     static let newId = Array("*".utf8)

@@ -152,6 +152,7 @@ extension StreamConsumer {
             let request = decoder.decode(entryId: entry.id, fields: fields)
             let replyKey = keys.reply(taskId: request.taskId, requestId: request.requestId)
             if let stored = try commands.value(of: RedisCommand("GET", replyKey)).bytes {
+                try confirmReplicated()
                 try answer(request, reply: Array(stored), entryId: entry.id)
                 continue
             }
@@ -173,12 +174,32 @@ extension StreamConsumer {
             let stored = try commands.value(
                 of: RedisCommand("SET", replyKey, reply, "NX", "GET", "EX", max(1, configuration.replyTTL.components.seconds))
             )
+            try confirmReplicated()
             try answer(request, reply: stored.bytes.map { Array($0) } ?? reply, entryId: entry.id)
             metrics.deadLettered.increment()
             metrics.countRequest(path: .stream, status: 500)
             logger.error(
                 "moved a request to the dead-letter stream",
                 metadata: ["entry.id": "\(entry.id)", "task.id": "\(request.taskId)", "deliveries": "\(info.deliveries)"]
+            )
+        }
+    }
+
+    /// With `--min-replicas`: waits until that many replicas have what this connection wrote and
+    /// read (a marker write first, so that `WAIT` covers replies others stored); throws when
+    /// they do not confirm in time, leaving the entry pending.
+    private func confirmReplicated() throws(RedisError) {
+        guard configuration.minReplicas > 0 else { return }
+        let replies = try commands.execute([
+            RedisCommand("PUBLISH", keys.replicationMarker, ""),
+            RedisCommand("WAIT", configuration.minReplicas, max(1, configuration.replicaTimeout.milliseconds)),
+        ])
+        let confirmed = try replies[1].get().int ?? 0
+        guard confirmed >= configuration.minReplicas else {
+            throw RedisError(
+                code: .serverError,
+                message:
+                    "only \(confirmed) of the \(configuration.minReplicas) replicas required (--min-replicas) confirmed the dead letter within \(configuration.replicaTimeout)"
             )
         }
     }

@@ -9,13 +9,19 @@
 import Foundation
 import Redis
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A `redis-server` of the test's own on a Unix socket, for tests that stop and restart Redis
 /// or need a server configured differently (ACL users).
 final class PrivateRedis: @unchecked Sendable {
     // Only used from the test that owns it, one call at a time.
     let directory: URL
     var socket: String { directory.appendingPathComponent("redis.sock").path }
-    var url: String { "unix://\(socket)" }
+    /// A TCP port on loopback (for replication, which needs one), or 0: the Unix socket only.
+    let port: Int
+    var url: String { port == 0 ? "unix://\(socket)" : "redis://127.0.0.1:\(port)/0" }
     private var process: Process?
     private let extraArguments: [String]
 
@@ -29,7 +35,9 @@ final class PrivateRedis: @unchecked Sendable {
         throw CocoaError(.fileNoSuchFile)
     }
 
-    init(_ extraArguments: [String] = []) throws {
+    /// - Parameter tcp: listen on a free loopback port too (replicas need one).
+    init(_ extraArguments: [String] = [], tcp: Bool = false) throws {
+        port = tcp ? Self.freePort() : 0
         // Unix socket paths are short; keep the folder name short too. Under scripts/test the
         // folder is inside the test run's own, so that the script stops any server a test killed
         // by its time limit left behind.
@@ -45,7 +53,7 @@ final class PrivateRedis: @unchecked Sendable {
         process.executableURL = try Self.executable()
         process.arguments =
             [
-                "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                "--port", String(port), "--bind", "127.0.0.1", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
                 "--dir", directory.path,
             ] + extraArguments
         process.standardOutput = FileHandle.nullDevice
@@ -54,6 +62,29 @@ final class PrivateRedis: @unchecked Sendable {
         self.process = process
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
         usleep(50_000)
+    }
+
+    /// Stops the process where it is (SIGSTOP), as a stalled server would be; ``resume()`` lets it go on.
+    func pause() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    func resume() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGCONT) }
+    }
+
+    /// A TCP port on loopback that nothing listens on.
+    static func freePort() -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Kills the server (as a crash would) and waits, bounded, until it is gone. SIGKILL because a
@@ -68,7 +99,10 @@ final class PrivateRedis: @unchecked Sendable {
     }
 
     deinit {
-        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+        }
         try? FileManager.default.removeItem(at: directory)
     }
 }
