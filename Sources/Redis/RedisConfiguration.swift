@@ -23,6 +23,9 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var connectTimeout: Duration
     /// The socket timeout for every command on the connection.
     public var commandTimeout: Duration
+    /// When set, the master is found through these sentinels, and `endpoint` is only where the
+    /// last one was (the credentials and the database still apply to it).
+    public var sentinel: SentinelConfiguration?
 
     public init(
         endpoint: Endpoint,
@@ -121,8 +124,13 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The URL without its password, for logs and errors.
+    /// The URL without its password, for logs and errors (and the sentinels, when set).
     public var description: String {
+        guard let sentinel else { return url }
+        return "\(url) via \(sentinel)"
+    }
+
+    private var url: String {
         let user = username.map { "\($0):***@" } ?? (password != nil ? ":***@" : "")
         switch endpoint {
         case .tcp(let host, let port):

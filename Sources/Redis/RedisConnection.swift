@@ -80,6 +80,13 @@ public final class RedisConnection {
         redisFree(context)
     }
 
+    /// Whether a reply read so far said this node is no longer the master (`READONLY`,
+    /// `UNBLOCKED`); forgotten once taken.
+    public func takeRoleChange() -> Bool {
+        defer { arena.sawRoleChange = false }
+        return arena.sawRoleChange
+    }
+
     /// Changes the socket timeout that applies to every command from now on.
     public func setCommandTimeout(_ timeout: Duration) {
         _ = redisSetTimeout(context, Self.timeval(timeout))

@@ -14,9 +14,14 @@
 public final class RedisLink {
     public let configuration: RedisConfiguration
     private var connection: RedisConnection?
+    /// With Sentinel: where the master is, shared by the process's links.
+    private let router: SentinelRouter?
+    /// The router's generation when the connection was made.
+    private var connectionGeneration: UInt64 = 0
 
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
+        self.router = configuration.sentinel.map(SentinelRouter.shared(for:))
     }
 
     /// Whether a working connection is open now.
@@ -34,6 +39,7 @@ public final class RedisLink {
     public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
         let connection = try open()
         do {
+            defer { noteRoleChange(connection) }
             return try connection.execute(commands)
         } catch {
             dropIfBroken(connection)
@@ -45,6 +51,7 @@ public final class RedisLink {
     public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
         let connection = try open()
         do {
+            defer { noteRoleChange(connection) }
             return try connection.execute(pipeline)
         } catch {
             dropIfBroken(connection)
@@ -71,6 +78,7 @@ public final class RedisLink {
     public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
         let connection = try open()
         do {
+            defer { noteRoleChange(connection) }
             return try connection.executeForErrors(pipeline)
         } catch {
             dropIfBroken(connection)
@@ -95,6 +103,7 @@ public final class RedisLink {
     public func settle() throws(RedisError) {
         guard let connection, !connection.isBroken else { return }
         do {
+            defer { noteRoleChange(connection) }
             try connection.settle()
         } catch {
             dropIfBroken(connection)
@@ -144,13 +153,50 @@ public final class RedisLink {
     }
 
     private func dropIfBroken(_ failed: RedisConnection) {
-        if failed.isBroken, connection === failed { connection = nil }
+        guard failed.isBroken, connection === failed else { return }
+        connection = nil
+        // The master may be gone: ask the sentinels again.
+        router?.invalidate(generation: connectionGeneration)
+    }
+
+    /// A reply said the node is no longer the master: find it again before the next command.
+    private func noteRoleChange(_ used: RedisConnection) {
+        guard used.takeRoleChange(), let router, connection === used else { return }
+        connection = nil
+        router.invalidate(generation: connectionGeneration)
     }
 
     private func open() throws(RedisError) -> RedisConnection {
-        if let connection, !connection.isBroken { return connection }
+        if let connection, !connection.isBroken {
+            guard let router, router.generation != connectionGeneration else { return connection }
+        }
         connection = nil
-        let fresh = try RedisConnection(configuration: configuration)
+        guard let router else {
+            let fresh = try RedisConnection(configuration: configuration)
+            connection = fresh
+            return fresh
+        }
+        let (endpoint, generation) = try router.master(timeout: configuration.connectTimeout)
+        var target = configuration
+        target.endpoint = endpoint
+        let fresh: RedisConnection
+        do {
+            fresh = try RedisConnection(configuration: target)
+        } catch {
+            router.invalidate(generation: generation)
+            throw error
+        }
+        // Never write to a node that is not the master: an old master that comes back says it is
+        // one until the sentinels tell it otherwise, so its own answer is asked, not assumed.
+        let role = try? fresh.execute([RedisCommand("ROLE")])[0]
+        guard case .array(let parts)? = role, parts.first?.string == "master" else {
+            router.invalidate(generation: generation)
+            throw RedisError(
+                code: .connectionFailed,
+                message: "\(target) is not the master of \(router.sentinel.masterName) (ROLE answered \(role.map { "\($0)" } ?? "nothing"))"
+            )
+        }
+        connectionGeneration = generation
         connection = fresh
         return fresh
     }

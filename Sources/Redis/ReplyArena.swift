@@ -89,10 +89,15 @@ final class ReplyArena {
         return UnsafeMutableRawPointer(bitPattern: nodes.count)
     }
 
+    /// Set when an error reply says the node is no longer the master (`READONLY`, `UNBLOCKED`
+    /// after a role change): the connection must find the master again.
+    var sawRoleChange = false
+
     fileprivate func string(kind: Int32, _ start: UnsafeMutablePointer<CChar>?, _ length: Int) -> UnsafeMutableRawPointer? {
         let offset = bytes.count
         if let start, length > 0 {
             bytes.append(contentsOf: UnsafeRawBufferPointer(start: start, count: length))
+            if kind == Kinds.error, Self.isRoleChange(UnsafeRawBufferPointer(start: start, count: length)) { sawRoleChange = true }
         }
         return append(RedisReplies.Node(kind: kind, count: length, value: Int64(offset), end: 0))
     }
@@ -107,6 +112,12 @@ final class ReplyArena {
 
     fileprivate func null() -> UnsafeMutableRawPointer? {
         append(RedisReplies.Node(kind: Int32(REDIS_REPLY_NIL), count: 0, value: 0, end: 0))
+    }
+
+    private static let roleChangeWords: [[UInt8]] = ["READONLY ", "UNBLOCKED "].map { Array($0.utf8) }
+
+    private static func isRoleChange(_ message: UnsafeRawBufferPointer) -> Bool {
+        roleChangeWords.contains { word in message.count >= word.count && message.prefix(word.count).elementsEqual(word) }
     }
 
     private static func arena(_ task: UnsafePointer<redisReadTask>?) -> ReplyArena {

@@ -37,6 +37,27 @@ enum ServeOptions {
         default: nil,
         "a file holding the Redis password (trailing newline ignored), so that it stays out of the URL, the process list and the environment"
     )
+    static let sentinel = OptionSpec<String>.text(
+        "--sentinel",
+        "TASKSTATUS_SENTINEL",
+        .redis,
+        default: nil,
+        "`host:port[,host:port...]` of Redis Sentinels to ask for the master (port 26379 when left out); the URL's host and port are then ignored, its user, password and database still apply. Every connection follows a failover"
+    )
+    static let sentinelMaster = OptionSpec<String>.text(
+        "--sentinel-master",
+        "TASKSTATUS_SENTINEL_MASTER",
+        .redis,
+        default: "mymaster",
+        "the name the sentinels monitor the master under"
+    )
+    static let sentinelPasswordFile = OptionSpec<String>.text(
+        "--sentinel-password-file",
+        "TASKSTATUS_SENTINEL_PASSWORD_FILE",
+        .redis,
+        default: nil,
+        "a file holding the sentinels' password (`requirepass` of the sentinels), when they have one"
+    )
     static let prefix = OptionSpec<String>.text(
         "--prefix",
         "TASKSTATUS_PREFIX",
@@ -344,7 +365,7 @@ enum ServeOptions {
 
     /// Every setting, in the docs' order.
     static let all: [any DocumentedOption] = [
-        redisURL, redisPasswordFile, prefix, consumer,
+        redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, prefix, consumer,
         batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,

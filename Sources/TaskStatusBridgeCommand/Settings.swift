@@ -41,6 +41,15 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ServeOptions.redisPasswordFile.help)
     var redisPasswordFile: String?
 
+    @Option(help: ServeOptions.sentinel.help)
+    var sentinel: String?
+
+    @Option(help: ServeOptions.sentinelMaster.help)
+    var sentinelMaster: String?
+
+    @Option(help: ServeOptions.sentinelPasswordFile.help)
+    var sentinelPasswordFile: String?
+
     @Option(help: ServeOptions.prefix.help)
     var prefix: String?
 
@@ -64,6 +73,20 @@ struct ConnectionOptions: ParsableArguments {
                 throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): \(path) is empty")
             }
             configuration.password = password
+        }
+        if ServeOptions.sentinel.isGiven(sentinel) {
+            let list = try ServeOptions.sentinel.resolve(sentinel, default: "")
+            let nodes: [SentinelConfiguration.Node]
+            do {
+                nodes = try SentinelConfiguration.nodes(parsing: list)
+            } catch {
+                throw ValidationError("invalid --sentinel (environment TASKSTATUS_SENTINEL): \(error.message)")
+            }
+            configuration.sentinel = SentinelConfiguration(nodes: nodes, masterName: try ServeOptions.sentinelMaster.resolve(sentinelMaster))
+            let file = Setting(ServeOptions.sentinelPasswordFile.flag, ServeOptions.sentinelPasswordFile.variable, sentinelPasswordFile)
+            if let bytes = try file.fileContents() {
+                configuration.sentinel?.password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+            }
         }
         return configuration
     }

@@ -193,13 +193,13 @@ class Subscriber(threading.Thread):
 
 
 class Bridge:
-    def __init__(self, binary, port, log, consumer):
+    def __init__(self, binary, port, log, consumer, extra=(), url=None):
         self.log = open(log, "ab")
-        env = dict(os.environ, REDIS_URL="redis://%s:%s@127.0.0.1:%d/0" % (BRIDGE_USER, BRIDGE_PASSWORD, port))
+        env = dict(os.environ, REDIS_URL=url or "redis://%s:%s@127.0.0.1:%d/0" % (BRIDGE_USER, BRIDGE_PASSWORD, port))
         self.http = free_port()
         self.proc = subprocess.Popen(
             [binary, "serve", "--no-auth", "--http-port", str(self.http), "--consumer", consumer,
-             "--log-level", "warning", "--claim-idle-ms", "3000"],
+             "--log-level", "warning", "--claim-idle-ms", "3000"] + list(extra),
             env=env, stdout=self.log, stderr=self.log, start_new_session=True)
 
     def alive(self):
@@ -533,21 +533,29 @@ def run_scenario(name, args, seed):
 
 
 def main():
+    from failover import SENTINEL_SCENARIOS, run_sentinel_scenario
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridge", required=True, help="the task-status-bridge executable")
-    ap.add_argument("--requests", type=int, default=10000)
+    ap.add_argument("--requests", type=int, default=10000, help="the backlog of each Redis scenario")
     ap.add_argument("--tasks", type=int, default=300)
+    ap.add_argument("--rate", type=int, default=1000, help="requests a second in the failover scenarios")
+    ap.add_argument("--seconds", type=float, default=30, help="how long the failover scenarios' load runs")
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the data and logs of passing scenarios too")
-    ap.add_argument("scenarios", nargs="*", help="some of: " + ", ".join(SCENARIOS))
+    ap.add_argument("scenarios", nargs="*", help="some of: " + ", ".join(list(SCENARIOS) + list(SENTINEL_SCENARIOS)))
     args = ap.parse_args()
-    names = args.scenarios or list(SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    names = args.scenarios or list(SCENARIOS) + list(SENTINEL_SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS and n not in SENTINEL_SCENARIOS]
     if unknown:
-        ap.error("unknown scenario %s; choose from %s" % (unknown, ", ".join(SCENARIOS)))
-    passed = sum(run_scenario(name, args, args.seed + k) for k, name in enumerate(names))
+        ap.error("unknown scenario %s; choose from %s" % (unknown, ", ".join(list(SCENARIOS) + list(SENTINEL_SCENARIOS))))
+    passed = 0
+    for k, name in enumerate(names):
+        if name in SCENARIOS:
+            passed += run_scenario(name, args, args.seed + k)
+        else:
+            passed += run_sentinel_scenario(name, SENTINEL_SCENARIOS[name], args, args.seed + k)
     print("%d passed, %d failed" % (passed, len(names) - passed))
     sys.exit(0 if passed == len(names) else 1)
 

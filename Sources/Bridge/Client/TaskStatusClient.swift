@@ -131,7 +131,18 @@ public struct TaskStatusClient: Sendable {
         if request.experimental { fields += ["x-sailpoint-experimental", "true"] }
         if let ifMatch = request.ifMatch { fields += ["if-match", ifMatch] }
         if let authorization = request.authorization { fields += ["authorization", authorization] }
-        try await redis.execute(RedisCommand("XADD", arguments: fields))
+        // Queued again, under the same request id, while Redis cannot take it (a failover):
+        // a request id is applied once however often it is queued.
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                try await redis.execute(RedisCommand("XADD", arguments: fields))
+                break
+            } catch {
+                guard error.isTransient, ContinuousClock.now + .milliseconds(200) < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
         do {
             return try await subscriber.nextMessage().payload
         } catch {

@@ -37,6 +37,8 @@ actor StreamConsumer {
     let metrics: BridgeMetrics
     let logger: Logger
     private let executor: ThreadExecutor
+    /// With Sentinel, where the master is.
+    private let router: SentinelRouter?
     private var needsSetup = true
     /// Why the last step failed; while set, the next step first processes what this consumer holds.
     private var recovering: String?
@@ -52,6 +54,7 @@ actor StreamConsumer {
         self.metrics = metrics
         self.logger = logger
         self.executor = ThreadExecutor(name: "bridge-consumer")
+        self.router = configuration.redis.sentinel.map(SentinelRouter.shared(for:))
         var readerConfiguration = configuration.redis
         // A blocking read needs a socket timeout longer than its BLOCK.
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
@@ -82,6 +85,7 @@ actor StreamConsumer {
         for worker in workers { worker.start() }
         var backoff = Backoff()
         while !stop.isSet && !Task.isCancelled {
+            let generation = router?.generation
             switch await step() {
             case .processed:
                 backoff.reset()
@@ -89,7 +93,8 @@ actor StreamConsumer {
                 let delay = backoff.next()
                 logger.warning("redis refused or failed; trying the same entries again", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
                 var left = delay
-                while left > .zero, !stop.isSet, !Task.isCancelled {
+                // A failover the sentinels announce ends the wait: the new master is ready.
+                while left > .zero, !stop.isSet, !Task.isCancelled, router?.generation == generation {
                     let step = min(left, .milliseconds(100))
                     try? await Task.sleep(for: step)
                     left -= step
