@@ -72,6 +72,9 @@ public final class SentinelRouter: Sendable {
     private struct State {
         var master: RedisConfiguration.Endpoint?
         var watching = false
+        /// Set from a sentinel's `+try-failover` until `+switch-master`, `+failover-end` or an
+        /// abort (or a minute passes): a failover is under way.
+        var failoverSince: ContinuousClock.Instant?
     }
 
     private static let routers = Mutex<[SentinelConfiguration: SentinelRouter]>([:])
@@ -94,13 +97,25 @@ public final class SentinelRouter: Sendable {
     /// generation is dropped at its next call.
     public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
 
-    /// The master as the sentinels name it now (asked when not known), and the generation it
-    /// belongs to. Starts the watcher of `+switch-master` on first use.
+    /// Whether a failover is under way: a sentinel began one (`+try-failover`) and none has
+    /// announced its end yet (or a minute passed). Nothing written meanwhile should become
+    /// visible: the node that took it may be about to stop being the master, and a replica that
+    /// confirmed it may be about to follow another one.
+    public var isFailingOver: Bool {
+        guard let since = state.withLock({ $0.failoverSince }) else { return false }
+        return ContinuousClock.now - since < .seconds(60)
+    }
+
+    /// The master as most of the sentinels that answer name it now (asked when not known), and
+    /// the generation it belongs to: during a failover the leader may name the old master for
+    /// seconds after the others name the new one. Starts the watchers on first use.
     public func master(timeout: Duration) throws(RedisError) -> (endpoint: RedisConfiguration.Endpoint, generation: UInt64) {
         startWatching()
         let generation = self.generation
         if let known = state.withLock({ $0.master }) { return (known, generation) }
         var failures: [String] = []
+        var named: [RedisConfiguration.Endpoint] = []
+        var votes: [Int] = []
         for node in sentinel.nodes {
             do {
                 let link = try RedisConnection(configuration: configuration(of: node, timeout: timeout))
@@ -110,13 +125,27 @@ public final class SentinelRouter: Sendable {
                     continue
                 }
                 let endpoint = RedisConfiguration.Endpoint.tcp(host: host, port: port)
-                state.withLock { $0.master = endpoint }
-                return (endpoint, generation)
+                if let k = named.firstIndex(of: endpoint) {
+                    votes[k] += 1
+                } else {
+                    named.append(endpoint)
+                    votes.append(1)
+                }
             } catch {
                 failures.append("\(node): \(error.message)")
             }
         }
-        throw RedisError(code: .connectionFailed, message: "no sentinel named the master \(sentinel.masterName): \(failures.joined(separator: "; "))")
+        var best = -1
+        for k in votes.indices where best < 0 || votes[k] > votes[best] { best = k }
+        guard best >= 0 else {
+            throw RedisError(
+                code: .connectionFailed,
+                message: "no sentinel named the master \(sentinel.masterName): \(failures.joined(separator: "; "))"
+            )
+        }
+        let chosen = named[best]
+        state.withLock { $0.master = chosen }
+        return (chosen, generation)
     }
 
     /// Forgets the master, unless a newer generation already did: the next connection asks the
@@ -129,6 +158,15 @@ public final class SentinelRouter: Sendable {
         }
     }
 
+    private func note(_ event: String) {
+        if event == "+try-failover" {
+            state.withLock { $0.failoverSince = ContinuousClock.now }
+            return
+        }
+        state.withLock { $0.failoverSince = nil }
+        if event == "+switch-master" { invalidate(generation: generation) }
+    }
+
     private func configuration(of node: SentinelConfiguration.Node, timeout: Duration) -> RedisConfiguration {
         RedisConfiguration(
             endpoint: .tcp(host: node.host, port: node.port),
@@ -139,35 +177,39 @@ public final class SentinelRouter: Sendable {
         )
     }
 
-    /// Listens for `+switch-master` on the sentinels, one at a time, on a thread of its own, for
-    /// the life of the process.
+    /// Listens on every sentinel for a failover's start (only the leader announces it), its end
+    /// and its aborts, each sentinel on a thread of its own, for the life of the process.
     private func startWatching() {
         let start = state.withLock { state in
             defer { state.watching = true }
             return !state.watching
         }
         guard start else { return }
-        let thread = Thread { [self] in watch() }
-        thread.name = "sentinel-watch"
-        thread.start()
+        for node in sentinel.nodes {
+            let thread = Thread { [self] in watch(node) }
+            thread.name = "sentinel-watch"
+            thread.start()
+        }
     }
 
-    private func watch() {
-        var next = 0
+    private func watch(_ node: SentinelConfiguration.Node) {
         while true {
-            let node = sentinel.nodes[next % sentinel.nodes.count]
-            next += 1
             do {
                 let connection = try RedisConnection(configuration: configuration(of: node, timeout: .seconds(3)))
-                try connection.send([RedisCommand("SUBSCRIBE", "+switch-master")])
-                _ = try connection.readReply()
+                try connection.send([RedisCommand("PSUBSCRIBE", "+try-failover", "+switch-master", "+failover-end", "-failover-abort-*")])
+                for _ in 0..<4 { _ = try connection.readReply() }
                 connection.setCommandTimeout(.seconds(3600))
                 while true {
-                    // `message +switch-master "<name> <old ip> <old port> <new ip> <new port>"`
-                    guard case .array(let parts) = try connection.readReply(), parts.count == 3,
-                        let payload = parts[2].string, payload.split(separator: " ").first.map(String.init) == sentinel.masterName
+                    // `pmessage <pattern> <event> "<text>"`: the master's name is the first word of
+                    // +switch-master's text, the second of the others'.
+                    guard case .array(let parts) = try connection.readReply(), parts.count == 4, let event = parts[2].string,
+                        let payload = parts[3].string
                     else { continue }
-                    invalidate(generation: generation)
+                    // (Words compared as Strings: comparing Substrings with a String here sent
+                    // the 6.3 optimizer into an endless loop.)
+                    let words = payload.split(separator: " ").prefix(2).map(String.init)
+                    guard words.contains(sentinel.masterName) else { continue }
+                    note(event)
                 }
             } catch {
                 Thread.sleep(forTimeInterval: 0.5)

@@ -103,6 +103,8 @@ struct ReplicationTests {
                 let ready = try await HTTP.request("GET", base + "/health/ready")
                 #expect(ready.status == 503)
                 #expect(ready.json?["reasons"]?.jsonText.contains("replicas required (--min-replicas)") == true, "\(ready.json?.jsonText ?? "")")
+                let metrics = String(decoding: try await HTTP.request("GET", base + "/metrics").body, as: UTF8.self)
+                #expect(metrics.contains(#"taskstatus_redis_refusals_total{reason="NOREPLICAS"}"#), "the shortfall is counted")
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(
                     listener.count(replies) == 1 && listener.count(space.keys.updates) == 1,

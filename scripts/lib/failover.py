@@ -73,12 +73,14 @@ class Topology:
             return None
 
     def master(self):
-        """The master the sentinels name (the first that answers)."""
+        """The master most of the sentinels that answer name (during a failover the leader may
+        name the old one for seconds after the others name the new one)."""
+        votes = {}
         for port in self.sentinel_ports:
             m = self.sentinel_master(port)
             if m:
-                return m
-        return None
+                votes[m] = votes.get(m, 0) + 1
+        return max(votes, key=votes.get) if votes else None
 
     def replicas(self):
         m = self.master()
@@ -134,6 +136,17 @@ def known_replicas(sentinel_port):
         return 0
 
 
+def unread(r):
+    """0 when the group has read up to the stream's last entry, else 1: the group's lag counter
+    may not survive a failover."""
+    last = pairs(r("XINFO", "STREAM", PREFIX + ":requests")).get("last-generated-id")
+    for group in r("XINFO", "GROUPS", PREFIX + ":requests"):
+        info = pairs(group)
+        if text(info.get("name")) == PREFIX + "-bridge":
+            return 0 if info.get("last-delivered-id") == last else 1
+    return 1
+
+
 def wait_for(check, seconds, what):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -143,21 +156,82 @@ def wait_for(check, seconds, what):
     raise RuntimeError("%s did not get ready within %d s" % (what, seconds))
 
 
+class FailoverWatch(threading.Thread):
+    """Follows every sentinel's events: `fence` changes when a failover starts, and `failing` holds
+    until it ends. A WAIT that a replica answered says nothing once a failover has started: the
+    replica that answered may not be the one promoted, and the old master keeps taking writes
+    until the sentinels turn it into a replica (seconds after a graceful failover)."""
+
+    STARTS = ("+try-failover",)
+    ENDS = ("+switch-master", "+failover-end", "-failover-abort-not-elected", "-failover-abort-no-good-slave",
+            "-failover-abort-slave-timeout", "+failover-end-for-timeout")
+
+    def __init__(self, sentinel_ports):
+        super().__init__(daemon=True)
+        self.ports = sentinel_ports
+        self.lock = threading.Lock()
+        self.fence, self.failing_since, self.switches = 0, None, 0
+        self.stop = threading.Event()
+
+    def state(self):
+        """(fence, failing): a failover that has gone on 30 s is taken as over."""
+        with self.lock:
+            failing = self.failing_since is not None and time.monotonic() - self.failing_since < 30
+            return self.fence, failing
+
+    def _event(self, channel):
+        with self.lock:
+            if channel in self.STARTS:
+                self.fence += 1
+                self.failing_since = time.monotonic()
+            elif channel in self.ENDS:
+                self.failing_since = None
+                self.switches += channel == "+switch-master"
+
+    def _follow(self, port):
+        while not self.stop.is_set():
+            try:
+                r = Redis(port, timeout=0.5)
+                r.sock.sendall(Redis.encode(["SUBSCRIBE", *self.STARTS, *self.ENDS]))
+                for _ in self.STARTS + self.ENDS:
+                    r.read()
+                while not self.stop.is_set():
+                    try:
+                        m = r.read()
+                    except OSError as error:
+                        if "timed out" in str(error):
+                            continue
+                        raise
+                    if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
+                        self._event(text(m[1]))
+            except (OSError, ConnectionError, RedisError):
+                # Unknown what this sentinel said meanwhile: count it as a failover started.
+                self._event(self.STARTS[0])
+                time.sleep(0.05)
+
+    def run(self):
+        for port in self.ports:
+            threading.Thread(target=self._follow, args=(port,), daemon=True).start()
+        self.stop.wait()
+
+
 class Producer(threading.Thread):
     """Queues `rate` requests a second for `seconds` on the current master. A request counts as
     queued once a replica has it: a confirmer thread publishes a marker and asks `WAIT 1` on a
     connection of its own (the marker puts everything queued before it under the `WAIT`), so the
-    producer itself never waits. After a failover, what was not confirmed is queued again on the
-    new master, under the same request id."""
+    producer itself never waits. A confirmation counts only if no failover started before it came
+    back (see FailoverWatch). After a failover, what was not confirmed is queued again on the new
+    master, under the same request id."""
 
     def __init__(self, topology, rate, seconds, tasks, seed):
         super().__init__(daemon=True)
         self.topology, self.rate, self.seconds, self.tasks = topology, rate, seconds, tasks
+        self.watch = FailoverWatch(topology.sentinel_ports)
         self.rng = random.Random(seed)
         self.sent, self.task_of = {}, {}
         self.lock = threading.Lock()
         self.unconfirmed = {}  # rid -> (fields, the master it was queued on)
-        self.conn, self.conn_port = None, None
+        self.conn, self.conn_port, self.switches = None, None, 0
         self.done = threading.Event()
         self.errors = 0
 
@@ -180,6 +254,10 @@ class Producer(threading.Thread):
 
     def queue(self, rid, fields):
         try:
+            if self.watch.switches != self.switches:
+                # The sentinels named a new master: the old one keeps taking writes for a while.
+                self.switches = self.watch.switches
+                self.drop()
             c = self.connect()
             with self.lock:
                 # What a master that failed since never confirmed goes again first.
@@ -207,10 +285,11 @@ class Producer(threading.Thread):
                     if conn:
                         conn.close()
                     conn, port = Redis(master, timeout=2), master
+                fence, failing = self.watch.state()
                 with self.lock:
                     snapshot = [r for r, (_, p) in self.unconfirmed.items() if p == port]
                 conn("PUBLISH", PREFIX + ":faults-marker", "")
-                if snapshot and conn("WAIT", 1, 100) >= 1:
+                if snapshot and not failing and conn("WAIT", 1, 100) >= 1 and self.watch.state() == (fence, False):
                     with self.lock:
                         for r in snapshot:
                             if self.unconfirmed.get(r, (None, None))[1] == port:
@@ -222,6 +301,7 @@ class Producer(threading.Thread):
             time.sleep(0.05)
 
     def run(self):
+        self.watch.start()
         confirmer = threading.Thread(target=self.confirmer, daemon=True)
         confirmer.start()
         start = time.monotonic()
@@ -251,6 +331,7 @@ class Producer(threading.Thread):
             time.sleep(0.01)
         self.done.set()
         confirmer.join(5)
+        self.watch.stop.set()
 
 
 class NodeListener(threading.Thread):
@@ -403,6 +484,7 @@ def run_sentinel_scenario(name, spec, args, seed):
             final = topology.master()
             try:
                 _, pending, lag = progress(Redis(final, timeout=2))
+                lag = unread(Redis(final, timeout=2))
             except (OSError, ConnectionError, RedisError, TypeError):
                 pending, lag = None, None
             if pending == 0 and lag == 0 and not producer.unconfirmed:

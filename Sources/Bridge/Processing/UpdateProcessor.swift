@@ -69,6 +69,8 @@ final class UpdateProcessor {
         let minimum: Int
         let marker: [UInt8]
         let timeoutMilliseconds: Int64
+        /// With Sentinel: whether a failover is under way.
+        let router: SentinelRouter?
 
         /// A write every replica receives (so that `WAIT` covers the replies this connection
         /// found stored too, written by others), then `WAIT`.
@@ -85,8 +87,17 @@ final class UpdateProcessor {
         func shortfall(_ reply: RedisValue) -> String? {
             if let message = reply.errorMessage { return message }
             let confirmed = reply.int ?? 0
-            guard confirmed < Int64(minimum) else { return nil }
-            return "only \(confirmed) of the \(minimum) replicas required (--min-replicas) confirmed the commits within \(timeoutMilliseconds) ms"
+            guard confirmed >= Int64(minimum) else {
+                return
+                    "NOREPLICAS only \(confirmed) of the \(minimum) replicas required (--min-replicas) confirmed the commits within \(timeoutMilliseconds) ms"
+            }
+            // A sentinel is promoting a replica: one that confirmed may be about to follow the new
+            // master and drop what this one took. Checked after WAIT: a commit that lands after
+            // the promotion began is answered once the new master holds the request.
+            if router?.isFailingOver == true {
+                return "NOREPLICAS a Sentinel failover is under way; the commits are confirmed again on the new master"
+            }
+            return nil
         }
     }
 
@@ -109,7 +120,8 @@ final class UpdateProcessor {
             ? Replication(
                 minimum: configuration.minReplicas,
                 marker: Array(configuration.keys.replicationMarker.utf8),
-                timeoutMilliseconds: max(1, configuration.replicaTimeout.milliseconds)
+                timeoutMilliseconds: max(1, configuration.replicaTimeout.milliseconds),
+                router: configuration.redis.sentinel.map(SentinelRouter.shared(for:))
             ) : nil
         self.context = CommitScript.Context(
             keys: configuration.keys,

@@ -195,11 +195,17 @@ extension StreamConsumer {
             RedisCommand("WAIT", configuration.minReplicas, max(1, configuration.replicaTimeout.milliseconds)),
         ])
         let confirmed = try replies[1].get().int ?? 0
+        if let sentinel = configuration.redis.sentinel, SentinelRouter.shared(for: sentinel).isFailingOver {
+            throw RedisError(
+                code: .serverError,
+                message: "NOREPLICAS a Sentinel failover is under way; the dead letter is confirmed again on the new master"
+            )
+        }
         guard confirmed >= configuration.minReplicas else {
             throw RedisError(
                 code: .serverError,
                 message:
-                    "only \(confirmed) of the \(configuration.minReplicas) replicas required (--min-replicas) confirmed the dead letter within \(configuration.replicaTimeout)"
+                    "NOREPLICAS only \(confirmed) of the \(configuration.minReplicas) replicas required (--min-replicas) confirmed the dead letter within \(configuration.replicaTimeout)"
             )
         }
     }
