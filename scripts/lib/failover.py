@@ -231,7 +231,7 @@ class Producer(threading.Thread):
         self.sent, self.task_of = {}, {}
         self.lock = threading.Lock()
         self.unconfirmed = {}  # rid -> (fields, the master it was queued on)
-        self.conn, self.conn_port, self.switches = None, None, 0
+        self.conn, self.conn_port, self.switches, self.checked_at = None, None, 0, 0.0
         self.done = threading.Event()
         self.errors = 0
 
@@ -252,12 +252,23 @@ class Producer(threading.Thread):
             self.conn.close()
         self.conn = None
 
+    def follow(self):
+        """Drops the connection when the sentinels name another master: right after a switch most
+        of them may still name the old one (which keeps taking writes for seconds), so a switch
+        event alone is not enough; the named master is checked again every 200 ms."""
+        now = time.monotonic()
+        if self.watch.switches != self.switches:
+            self.switches = self.watch.switches
+            self.drop()
+        elif self.conn is not None and now - self.checked_at > 0.2:
+            self.checked_at = now
+            named = self.topology.master()
+            if named is not None and named != self.conn_port:
+                self.drop()
+
     def queue(self, rid, fields):
         try:
-            if self.watch.switches != self.switches:
-                # The sentinels named a new master: the old one keeps taking writes for a while.
-                self.switches = self.watch.switches
-                self.drop()
+            self.follow()
             c = self.connect()
             with self.lock:
                 # What a master that failed since never confirmed goes again first.
@@ -320,6 +331,7 @@ class Producer(threading.Thread):
         # The rest, until every request is on a master a replica confirmed (bounded).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            self.follow()
             with self.lock:
                 pending = [(r, f) for r, (f, p) in self.unconfirmed.items() if p != self.conn_port or self.conn is None]
                 left = len(self.unconfirmed)
