@@ -85,7 +85,6 @@ struct DeploymentTests {
         #expect(try secret("bridge_redis_password") == password)
 
         let redis = try PrivateRedis(["--aclfile", secrets.appendingPathComponent("users.acl").path, "--appendonly", "yes"])
-        defer { Task { await redis.stop() } }
         let socket = redis.socket
         var bridgeUser = try RedisConfiguration(url: "unix://bridge@\(socket)")
         bridgeUser.password = try secret("bridge_redis_password")
@@ -184,5 +183,104 @@ struct DeploymentTests {
             #expect(!bridge.output.contains("NOPERM"), "\(bridge.output)")
         }
         await redis.stop()
+    }
+
+    @Test(
+        "the sentinel profile as local processes: replicas and sentinels authenticate as the ACL file's users, the bridge goes through the sentinels with --min-replicas 1, follows a SENTINEL FAILOVER and meets no NOPERM",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not installed"),
+        .enabled(if: BridgeProcess.isAvailable, "the task-status-bridge executable is not built"),
+        .timeLimit(.minutes(2))
+    )
+    func sentinelTopology() async throws {
+        let secrets = try await Deployment.makeSecrets()
+        defer { try? FileManager.default.removeItem(at: secrets) }
+        func secret(_ name: String) throws -> String {
+            try String(contentsOf: secrets.appendingPathComponent(name), encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        // As in docker-compose.yml: every data node has the ACL file and replication.conf (a failover
+        // may make any of them a replica), the replicas follow the first.
+        let dataArguments = [
+            "--aclfile", secrets.appendingPathComponent("users.acl").path, "--include", secrets.appendingPathComponent("replication.conf").path,
+        ]
+        let master = try PrivateRedis(dataArguments, tcp: true)
+        let replicas = try (0..<2).map { _ in try PrivateRedis(dataArguments + ["--replicaof", "127.0.0.1", String(master.port)], tcp: true) }
+        // (No deferred stop: a task started in a defer keeps them alive past the test; when the test
+        // throws, their deinit kills them.)
+        let name = "taskstatus"
+        let sentinels = try (0..<3).map { _ in
+            try PrivateSentinel(
+                monitoring: name,
+                masterPort: master.port,
+                settings: ["sentinel auth-user \(name) sentinel", "sentinel auth-pass \(name) \(try secret("sentinel_redis_password"))"]
+            )
+        }
+        // Each sentinel logs in as "sentinel" and sees both replicas, which logged in as "replication".
+        for sentinel in sentinels {
+            let known = await eventually(timeout: .seconds(30)) {
+                (await sentinel.ask("SENTINEL", "REPLICAS", name))?.array?.count == 2 ? true : nil
+            }
+            #expect(known == true, "\(sentinel.log)")
+        }
+
+        var bridgeUser = try RedisConfiguration(url: "redis://bridge@127.0.0.1:\(master.port)/0")
+        bridgeUser.password = try secret("bridge_redis_password")
+        bridgeUser.sentinel = SentinelConfiguration(nodes: sentinels.map(\.node), masterName: name)
+        var producerUser = try RedisConfiguration(url: "redis://producer@127.0.0.1:\(master.port)/0")
+        producerUser.password = try secret("producer_redis_password")
+        producerUser.sentinel = bridgeUser.sentinel
+        let tasks = TaskStatusClient(configuration: bridgeUser, prefix: "taskstatus")
+        for n in 0..<2 { _ = try await tasks.put(Fixtures.task("sentinel-\(n)")) }
+
+        let bridge = try BridgeProcess(
+            [
+                "serve", "--redis-url", "redis://bridge@127.0.0.1:1/0", "--sentinel", sentinels.map(\.node.description).joined(separator: ","),
+                "--sentinel-master", name, "--min-replicas", "1", "--http-port", "0", "--block-ms", "100", "--log-level", "warning",
+            ],
+            environment: [
+                "TASKSTATUS_REDIS_PASSWORD_FILE": secrets.appendingPathComponent("bridge_redis_password").path,
+                "TASKSTATUS_JWT_SECRET_FILE": secrets.appendingPathComponent("jwt_secret").path,
+            ]
+        )
+        let token = try await Tokens.sign(secret: Array(try secret("jwt_secret").utf8))
+        let producer = TaskStatusClient(configuration: producerUser, prefix: "taskstatus")
+        func send(_ n: Int) async throws {
+            let request = TaskStatusClient.Request(
+                taskId: "sentinel-\(n % 2)",
+                patch: Array(#"[{"op":"replace","path":"/percentComplete","value":\#(n)}]"#.utf8),
+                requestId: "sentinel-request-\(n)",
+                authorization: "Bearer \(token)"
+            )
+            let reply = try JSONValue(parsing: try await producer.send(request, timeout: .seconds(20)))
+            #expect(reply["status"] == 200, "request \(n): \(reply.jsonText)")
+        }
+        for n in 0..<10 { try await send(n) }
+
+        // A graceful failover: the old master becomes a replica of the new one, logged in as "replication".
+        let old = master.port
+        #expect((await sentinels[0].ask("SENTINEL", "FAILOVER", name))?.string == "OK")
+        let promoted = await eventually(timeout: .seconds(30)) { () async -> Int? in
+            guard let parts = (await sentinels[0].ask("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name))?.array, parts.count == 2,
+                let port = parts[1].string.flatMap({ Int($0) }), port != old
+            else { return nil }
+            return port
+        }
+        #expect(promoted != nil && replicas.map(\.port).contains(promoted ?? 0))
+        var oldMaster = try RedisConfiguration(url: "redis://bridge@127.0.0.1:\(old)/0")
+        oldMaster.password = bridgeUser.password
+        let following = await eventually(timeout: .seconds(30)) { () async -> Bool? in
+            let role = try? await RedisClient(configuration: oldMaster, name: "check").execute(RedisCommand("ROLE")).array
+            return role?.first?.string == "slave" && role?[2].int.map(Int.init) == promoted && role?[3].string == "connected" ? true : nil
+        }
+        #expect(following == true, "the old master did not sync with the new one")
+        for n in 10..<20 { try await send(n) }
+        #expect(try await tasks.get("sentinel-0")?.rev == 11)
+        #expect(try await tasks.get("sentinel-1")?.rev == 11)
+
+        bridge.kill(SIGTERM)
+        #expect(await bridge.waitForExit() == 0)
+        #expect(!bridge.output.contains("NOPERM"), "\(bridge.output)")
+        for sentinel in sentinels { #expect(!sentinel.log.contains("-failover-abort"), "\(sentinel.log)") }
+        await master.stop()
+        for replica in replicas { await replica.stop() }
     }
 }

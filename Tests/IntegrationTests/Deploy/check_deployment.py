@@ -55,6 +55,49 @@ check("/health/ready" in " ".join(bridge.get("healthcheck", {}).get("test", []))
 check(bridge.get("depends_on", {}).get("redis", {}).get("condition") == "service_healthy", "bridge: does not wait for a healthy Redis")
 check(env.get("TASKSTATUS_HTTP_HOST") == "0.0.0.0", "bridge: the HTTP server would only listen on loopback inside its container")
 
+# The "sentinel" profile: two replicas of redis and three sentinels watching it, each data node with
+# the ACL file and replication.conf (a failover may make any of them a replica, or the master), and
+# deploy/sentinel.env pointing the bridges at exactly those sentinels.
+def args_of(service):
+    c = service.get("command", [])
+    return c.split() if isinstance(c, str) else [str(x) for x in c]
+
+
+data_nodes = {"redis": redis}
+for name, service in services.items():
+    if name.startswith("redis-replica-"):
+        data_nodes[name] = service
+        check(service.get("profiles") == ["sentinel"], f"{name}: not in the sentinel profile only")
+        a = args_of(service)
+        check("--replicaof" in a and a[a.index("--replicaof") + 1:a.index("--replicaof") + 3] == ["redis", "6379"], f"{name}: not a replica of redis")
+check(len(data_nodes) == 3, "sentinel profile: not two replicas")
+for name, service in data_nodes.items():
+    a = args_of(service)
+    check(len(a) > 1 and a[1] == "/run/secrets/redis_replication_conf" and "redis_replication_conf" in service.get("secrets", []),
+          f"{name}: replication.conf (masteruser, masterauth) is not its configuration file")
+    check("--aclfile" in a and "redis_users_acl" in service.get("secrets", []), f"{name}: no ACL file")
+    check("--appendonly" in a and a[a.index("--appendonly") + 1] == "yes", f"{name}: AOF persistence is not on")
+    check("--replica-announce-ip" in a and a[a.index("--replica-announce-ip") + 1] == name, f"{name}: does not announce its service name")
+sentinel_services = {n: s for n, s in services.items() if n.startswith("sentinel-")}
+check(len(sentinel_services) == 3, "sentinel profile: not three sentinels")
+for name, service in sentinel_services.items():
+    script = " ".join(args_of(service))
+    check(service.get("profiles") == ["sentinel"], f"{name}: not in the sentinel profile only")
+    check("sentinel monitor taskstatus redis 6379 2" in script, f"{name}: does not monitor redis as taskstatus with quorum 2")
+    check("sentinel auth-user taskstatus sentinel" in script and "/run/secrets/sentinel_redis_password" in script
+          and "sentinel_redis_password" in service.get("secrets", []), f"{name}: does not log in as the user sentinel")
+    check("resolve-hostnames yes" in script and f"announce-ip {name}" in script, f"{name}: does not use and announce hostnames")
+    check(re.search(r"--sentinel\b", script) is not None, f"{name}: not started with --sentinel")
+sentinel_env = dict(line.split("=", 1) for line in open(f"{root}/deploy/sentinel.env").read().splitlines()
+                    if "=" in line and not line.startswith("#"))
+check(sentinel_env.get("COMPOSE_PROFILES") == "sentinel", "deploy/sentinel.env: does not turn the sentinel profile on")
+named = {item.rsplit(":", 1)[0] for item in sentinel_env.get("TASKSTATUS_SENTINEL", "").split(",") if item}
+check(named == set(sentinel_services), f"deploy/sentinel.env: TASKSTATUS_SENTINEL names {sorted(named)}, not the sentinel services")
+check(int(sentinel_env.get("TASKSTATUS_MIN_REPLICAS", "0")) >= 1, "deploy/sentinel.env: --min-replicas is not at least 1")
+for variable in ("TASKSTATUS_SENTINEL", "TASKSTATUS_SENTINEL_MASTER", "TASKSTATUS_MIN_REPLICAS"):
+    check(variable in env and "${" + variable in str(env[variable]), f"bridge: {variable} is not taken from the environment file")
+check(sentinel_env.get("TASKSTATUS_SENTINEL_MASTER", "taskstatus") == "taskstatus", "deploy/sentinel.env: the master name is not taskstatus")
+
 # Every setting the compose file gives is one that `serve` knows.
 help_text = subprocess.run([executable, "serve", "--help"], capture_output=True, text=True).stdout
 for variable in env:
