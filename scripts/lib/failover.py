@@ -156,6 +156,30 @@ def wait_for(check, seconds, what):
     raise RuntimeError("%s did not get ready within %d s" % (what, seconds))
 
 
+def subscribe_until(port, channels, on_message, stop, on_lost=None):
+    """Subscribes to `channels` on `port` and calls on_message(channel, payload) for each message
+    until `stop` is set, subscribing again (after on_lost()) whenever the connection fails."""
+    while not stop.is_set():
+        try:
+            r = Redis(port, timeout=0.5)
+            r.sock.sendall(Redis.encode(["SUBSCRIBE", *channels]))
+            for _ in channels:
+                r.read()
+            while not stop.is_set():
+                try:
+                    m = r.read()
+                except OSError as error:
+                    if "timed out" in str(error):
+                        continue
+                    raise
+                if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
+                    on_message(text(m[1]), m[2])
+        except (OSError, ConnectionError, RedisError):
+            if on_lost:
+                on_lost()
+            time.sleep(0.05)
+
+
 class FailoverWatch(threading.Thread):
     """Follows every sentinel's events: `fence` changes when a failover starts, and `failing` holds
     until it ends. A WAIT that a replica answered says nothing once a failover has started: the
@@ -189,25 +213,9 @@ class FailoverWatch(threading.Thread):
                 self.switches += channel == "+switch-master"
 
     def _follow(self, port):
-        while not self.stop.is_set():
-            try:
-                r = Redis(port, timeout=0.5)
-                r.sock.sendall(Redis.encode(["SUBSCRIBE", *self.STARTS, *self.ENDS]))
-                for _ in self.STARTS + self.ENDS:
-                    r.read()
-                while not self.stop.is_set():
-                    try:
-                        m = r.read()
-                    except OSError as error:
-                        if "timed out" in str(error):
-                            continue
-                        raise
-                    if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
-                        self._event(text(m[1]))
-            except (OSError, ConnectionError, RedisError):
-                # Unknown what this sentinel said meanwhile: count it as a failover started.
-                self._event(self.STARTS[0])
-                time.sleep(0.05)
+        # Unknown what this sentinel said while it could not be heard: count it as a failover started.
+        subscribe_until(port, self.STARTS + self.ENDS, lambda channel, _: self._event(channel), self.stop,
+                        lambda: self._event(self.STARTS[0]))
 
     def run(self):
         for port in self.ports:
@@ -354,23 +362,7 @@ class NodeListener(threading.Thread):
         self.port, self.sink, self.stop = port, sink, threading.Event()
 
     def run(self):
-        while not self.stop.is_set():
-            try:
-                r = Redis(self.port, timeout=0.5)
-                r.sock.sendall(Redis.encode(["SUBSCRIBE", REPLIES, PREFIX + ":updates"]))
-                r.read()
-                r.read()
-                while not self.stop.is_set():
-                    try:
-                        m = r.read()
-                    except OSError as error:
-                        if "timed out" in str(error):
-                            continue
-                        raise
-                    if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
-                        self.sink(text(m[1]), m[2])
-            except (OSError, ConnectionError, RedisError):
-                time.sleep(0.05)
+        subscribe_until(self.port, (REPLIES, PREFIX + ":updates"), self.sink, self.stop)
 
 
 def check(topology, producer, replies, updates, feed_master):
