@@ -63,9 +63,14 @@ struct TaskStatusRoutes {
         } catch {
             return Self.response(.error(413, "the body is over the limit of \(configuration.limits.maxPatchBytes) bytes"))
         }
+        let taskId: String
+        switch Self.taskId(in: context) {
+        case .success(let id): taskId = id
+        case .failure(let denied): return denied.response
+        }
         let requestId = headers[Self.requestIdField]
         var patchRequest = decoder.decode(
-            taskId: context.parameters.get("id"),
+            taskId: taskId,
             requestId: requestId,
             entryId: nil,
             replyTo: nil,
@@ -90,7 +95,20 @@ struct TaskStatusRoutes {
         if experimental, configuration.requireExperimentalFlag, headers[Self.experimentalField]?.lowercased() != "true" {
             return Self.response(.error(400, "x-sailpoint-experimental must be true for this experimental API"))
         }
-        return Self.response(await queue.read(taskId: context.parameters.get("id") ?? "", rateLimitKey: rateLimitKey))
+        switch Self.taskId(in: context) {
+        case .success(let taskId): return Self.response(await queue.read(taskId: taskId, rateLimitKey: rateLimitKey))
+        case .failure(let denied): return denied.response
+        }
+    }
+
+    /// The `{id}` of the path, percent-decoded: SailPoint's SDKs encode path parameters, so the
+    /// task `a b` arrives as `a%20b` and must name the same task as the stream's `id a b`.
+    private static func taskId(in context: APIRequestContext) -> Result<String, Denied> {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = raw.removingPercentEncoding else {
+            return .failure(Denied(response: response(.error(400, "the task id in the path, \(raw), is not valid percent-encoding"))))
+        }
+        return .success(id)
     }
 
     /// A refusal by the authenticator, as the answer to send.

@@ -37,4 +37,15 @@ struct PatchRequestDecoderTests {
         let notALetter = decode([("\u{09}d", "t1"), ("patch", "[]"), ("x-sailpoint-experimental", "true")])
         #expect(notALetter.rejection?.status == 400, "a tab was read as the letter i")
     }
+
+    @Test("a task id starting with } is refused: the task's keys would fall in different Cluster slots")
+    func closingBraceFirst() {
+        let request = decode([("id", "}t1"), ("patch", "[]"), ("x-sailpoint-experimental", "true")])
+        #expect(request.rejection?.status == 400)
+        #expect(request.rejection.map { String(decoding: $0.body, as: UTF8.self) }?.contains("must not start with }") == true)
+        // Braces elsewhere keep every key of the task on one slot (the tag ends at the first }).
+        for id in ["t}1", "{t1}", "t{1"] {
+            #expect(decode([("id", id), ("patch", "[]"), ("x-sailpoint-experimental", "true")]).rejection == nil, "\(id)")
+        }
+    }
 }

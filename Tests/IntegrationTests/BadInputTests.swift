@@ -33,6 +33,7 @@ struct BadInputTests {
             ("yes as the experimental flag", [("id", b("t1")), ("patch", b("[]")), ("x-sailpoint-experimental", b("yes"))], 400),
             ("a 300-byte task id", [("id", Array(repeating: 0x61, count: 300)), ("patch", b("[]")), ok], 400),
             ("a control character in the id", [("id", b("t\u{01}")), ("patch", b("[]")), ok], 400),
+            ("an id starting with } (its keys would span Cluster slots)", [("id", b("}t1")), ("patch", b("[]")), ok], 400),
             ("a 2 MiB patch", [("id", b("t1")), ("patch", Array(repeating: 0x20, count: 2 << 20) + b("[]")), ok], 413),
             (
                 "JSON nested 100 deep", [("id", b("t1")), ("patch", b(String(repeating: "[", count: 100) + String(repeating: "]", count: 100))), ok],

@@ -86,6 +86,9 @@ struct HTTPAPITests {
                 expect(try await patch(base, "/task-status/t1", #"[{"op":"test","path":"/id","value":"x"}]"#), 400, "400.1 Bad Request Content")
                 expect(try await patch(base, "/task-status/t1", "not json"), 400, "400.1 Bad Request Content")
                 expect(try await patch(base, "/task-status/ghost", "[]"), 404, "404 Not found")
+                // An id starting with } would spread the task's keys over Cluster slots: refused on both methods.
+                expect(try await patch(base, "/task-status/%7Dt1", "[]"), 400, "400.1 Bad Request Content")
+                expect(try await HTTP.request("GET", base + "/task-status/%7Dt1"), 400, "400.1 Bad Request Content")
                 var stale = Self.experimental
                 stale["If-Match"] = "\"9\""
                 expect(try await patch(base, "/task-status/t1", "[]", headers: stale), 412, "412 Precondition Failed")
@@ -103,6 +106,23 @@ struct HTTPAPITests {
                 #expect(tooMany.json?["causes"]?.arrayValue?.first?["text"]?.stringValue?.contains("over the limit of 5") == true)
                 let deep = try await patch(base, "/task-status/t1", String(repeating: "[", count: 10) + String(repeating: "]", count: 10))
                 expect(deep, 400, nil)
+            }
+        }
+    }
+
+    @Test("the id in the path is percent-decoded, as the SDKs encode it: a%20b is the task the stream calls a b")
+    func percentEncodedIds() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("a b/c")
+            try await RunningBridge.with(space) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let patched = try await patch(base, "/task-status/a%20b%2Fc", #"[{"op":"replace","path":"/progress","value":"encoded"}]"#)
+                #expect(patched.status == 200, "\(String(decoding: patched.body, as: UTF8.self))")
+                let read = try await HTTP.request("GET", base + "/task-status/a%20b%2Fc", headers: Self.experimental)
+                #expect(read.status == 200)
+                #expect(read.json?["progress"]?.stringValue == "encoded")
+                #expect(try await space.hash("a b/c")["_rev"] == "2")
+                #expect(try await space.hash("a%20b%2Fc").isEmpty)
             }
         }
     }

@@ -66,7 +66,7 @@ public struct TaskStatusClient: Sendable {
             throw Failure(description: error.description)
         }
         guard let id = canonical["id"]?.stringValue, PatchRequest.isValidTaskId(id) else {
-            throw Failure(description: "the task id must be 1 to 256 bytes without control characters")
+            throw Failure(description: PatchRequest.taskIdRule)
         }
         let record = TaskRecord(rev: 0, document: canonical)
         var command = RedisCommand("EVAL", Scripts.put, 1, keys.task(id))

@@ -61,10 +61,17 @@ public struct PatchRequest: Sendable {
         self.rateLimitKey = rateLimitKey
     }
 
-    /// Whether the task id can name a task.
+    /// Whether the task id can name a task. An id that starts with `}` would close the hash tag
+    /// of `<prefix>:task:{<id>}` at once: Redis would hash each of the task's keys whole, putting
+    /// them in different Redis Cluster slots, where the commit script cannot reach them together.
     public static func isValidTaskId(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 256 && !id.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        !id.isEmpty && id.utf8.count <= 256 && id.utf8.first != UInt8(ascii: "}")
+            && !id.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
     }
+
+    /// What ``isValidTaskId(_:)`` asks, as the 400 and the clients say it.
+    public static let taskIdRule = "the task id must be 1 to 256 bytes without control characters, and must not start with }"
+
 }
 
 /// Turns request parts into a ``PatchRequest``, refusing bad ones with the status and cause the
@@ -156,7 +163,7 @@ public struct PatchRequestDecoder: Sendable {
             return reject(400, taskIdGiven ? "the task id is empty or not UTF-8" : "the request has no task id (field id)")
         }
         guard PatchRequest.isValidTaskId(taskId) else {
-            return reject(400, "the task id must be 1 to 256 bytes without control characters")
+            return reject(400, PatchRequest.taskIdRule)
         }
         guard let patch else { return reject(400, "the request has no patch (field patch)") }
         if requireExperimentalFlag, experimental?.lowercased() != "true" {

@@ -213,7 +213,7 @@ final class UpdateProcessor {
         try limitRates(&probe)
         if let rejection = probe.requests[0].rejection { return rejection }
         guard PatchRequest.isValidTaskId(taskId) else {
-            return .error(400, "the task id must be 1 to 256 bytes without control characters")
+            return .error(400, PatchRequest.taskIdRule)
         }
         let reply = try link.execute(RedisPipeline([RedisCommand("HGETALL", keys.task(taskId))]))[0]
         if let message = reply.errorMessage, RedisError.isTransient(serverError: message) {
@@ -302,7 +302,7 @@ final class UpdateProcessor {
         var stored: [Int] = []
         for i in batch.early {
             let request = batch.requests[i]
-            let response = request.rejection ?? .error(400, "the task id must be 1 to 256 bytes without control characters")
+            let response = request.rejection ?? .error(400, PatchRequest.taskIdRule)
             let answer = Batch.Answer(response, for: request)
             batch.answer(i, answer)
             guard request.storesReply else { continue }
