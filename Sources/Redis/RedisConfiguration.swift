@@ -9,7 +9,7 @@
 /// Where and how to connect: parsed from a URL, `redis://[user:password@]host:port/db` or
 /// `unix://[user:password@]/path/to/redis.sock?db=N`.
 public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
-    public enum Endpoint: Sendable, Equatable {
+    public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
         case unix(path: String)
     }

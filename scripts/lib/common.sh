@@ -60,6 +60,76 @@ start_redis() {
     wait_until_up "$REDIS_PID" "redis-server on port $port (see $dir/redis.log)" 100 redis_answers "$port"
 }
 
+# A free loopback port whose cluster bus port (port + 10000) is free too.
+free_cluster_port() {
+    python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 55000)
+    sockets = []
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            sockets.append(s)
+            s.bind(("127.0.0.1", p))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in sockets:
+            s.close()
+PY
+}
+
+# Starts a loopback Redis Cluster in DIR: three masters and a replica each (`redis-cli --cluster
+# create`), on free ports, AOF off; waits until every node says cluster_state:ok and knows the
+# three replicas. Sets
+# CLUSTER_PIDS and CLUSTER_SEEDS (host:port,...). Stop it with stop_cluster.
+start_cluster() {
+    local dir=$1 port i nodes=() pid
+    CLUSTER_PIDS=() CLUSTER_SEEDS=""
+    for i in 1 2 3 4 5 6; do
+        port=$(free_cluster_port)
+        mkdir -p "$dir/$port"
+        (cd "$dir/$port" && exec redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+            --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
+            --dir "$dir/$port" --logfile "$dir/$port/redis.log") >/dev/null 2>&1 &
+        CLUSTER_PIDS+=($!)
+        nodes+=("127.0.0.1:$port")
+        wait_until_up $! "cluster node on port $port (see $dir/$port/redis.log)" 100 redis_answers "$port" || return 1
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
+        { echo "error: redis-cli --cluster create failed (see $dir/create.log)" >&2; return 1; }
+    cluster_ok() {
+        local node
+        for node in "${nodes[@]}"; do
+            redis-cli -p "${node##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
+            # and it knows all three replicas
+            [ "$(redis-cli -p "${node##*:}" cluster nodes 2>/dev/null | awk '$3 ~ /slave/' | wc -l)" = 3 ] || return 1
+        done
+    }
+    wait_until_up "${CLUSTER_PIDS[0]}" "the cluster (see $dir)" 400 cluster_ok || return 1
+    CLUSTER_SEEDS=$(IFS=,; echo "${nodes[*]}")
+}
+
+stop_cluster() {
+    local pid
+    for pid in ${CLUSTER_PIDS[@]+"${CLUSTER_PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
+    for pid in ${CLUSTER_PIDS[@]+"${CLUSTER_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+    CLUSTER_PIDS=()
+}
+
+# Kills (SIGKILL) every redis-server whose working directory is under DIR: servers that tests
+# started for themselves and could not stop. (Matching the command line does not work: Redis
+# rewrites its process title.)
+kill_servers_under() {
+    local pid
+    for pid in $(pgrep -x redis-server 2>/dev/null) $(pgrep -x redis-sentinel 2>/dev/null); do
+        case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$1"/*) kill -9 "$pid" 2>/dev/null || true ;; esac
+    done
+}
+
 redis_answers() { redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
 
 # Runs the command after the first three arguments every 50 ms, up to $3 times, until it succeeds,
