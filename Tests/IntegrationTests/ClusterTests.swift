@@ -53,4 +53,81 @@ struct ClusterTests {
             }
         }
     }
+
+    @Test(
+        "ClusterLink: a pipeline over many slots goes out per master and comes back in order; a moved slot (MOVED) and a migrating one (ASK) are followed",
+        .enabled(if: TestCluster.isAvailable, "scripts/test starts the loopback cluster (TASKSTATUS_TEST_CLUSTER)")
+    )
+    func clusterLink() throws {
+        // Blocking calls on the test's own thread, as RedisLink's tests make them.
+        let seeds = TestCluster.seeds.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
+        let run = "\(UInt32.random(in: 0...UInt32.max))"
+        var problems: [String] = []
+        let link = ClusterLink(seeds: seeds, configuration: RedisConfiguration(endpoint: seeds[0]))
+        // 300 keys over many slots, set and read back in one call.
+        var commands: [ClusterLink.Routed] = []
+        for n in 0..<300 {
+            let key = "cl:\(run):{task-\(n)}"
+            commands.append(.init(RedisCommand("SET", key, "v\(n)"), key: key))
+            commands.append(.init(RedisCommand("GET", key), key: key))
+        }
+        let replies = try link.execute(commands)
+        for n in 0..<300 where replies[2 * n] != .status("OK") || replies[2 * n + 1].string != "v\(n)" {
+            problems.append("key \(n): \(replies[2 * n]), \(replies[2 * n + 1])")
+        }
+        if link.connectedNodes.count != 3 { problems.append("connections to \(link.connectedNodes.count) nodes, not the 3 masters") }
+        let map = try #require(link.slotMap)
+
+        // Two empty slots of the first master, and the ids of the first two masters.
+        let (first, second) = (map.masters[0], map.masters[1])
+        func node(_ endpoint: RedisConfiguration.Endpoint) throws(RedisError) -> RedisConnection {
+            try RedisConnection(configuration: RedisConfiguration(endpoint: endpoint))
+        }
+        let firstNode = try node(first)
+        let secondNode = try node(second)
+        let firstId = try firstNode.execute([RedisCommand("CLUSTER", "MYID")])[0].get().string ?? ""
+        let secondId = try secondNode.execute([RedisCommand("CLUSTER", "MYID")])[0].get().string ?? ""
+        var empty: [(key: String, slot: Int)] = []
+        for n in 0..<10_000 where empty.count < 2 {
+            let key = "cl:\(run):{move-\(n)}"
+            let slot = HashSlot.of(key)
+            guard map.master(of: slot) == first, !empty.contains(where: { $0.slot == slot }) else { continue }
+            if try firstNode.execute([RedisCommand("CLUSTER", "COUNTKEYSINSLOT", "\(slot)")])[0].int == 0 { empty.append((key, slot)) }
+        }
+        let (moved, migrating) = (empty[0], empty[1])
+
+        // MOVED: the slot now belongs to the second master; the link still thinks the first.
+        for target in [firstNode, secondNode] {
+            _ = try target.execute([RedisCommand("CLUSTER", "SETSLOT", "\(moved.slot)", "NODE", secondId)])[0].get()
+        }
+        let afterMove = try link.execute([.init(RedisCommand("SET", moved.key, "moved"), key: moved.key)])
+        if afterMove != [.status("OK")] { problems.append("SET after MOVED answered \(afterMove)") }
+        if try secondNode.execute([RedisCommand("GET", moved.key)])[0].string != "moved" {
+            problems.append("the moved key is not on the new master")
+        }
+        if link.slotMap?.master(of: moved.slot) != second { problems.append("the map did not learn the move") }
+
+        // ASK: the slot is migrating from the first master to the second; a key the first does
+        // not have is asked for on the second, and the map stays as it was.
+        _ = try secondNode.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "IMPORTING", firstId)])[0].get()
+        _ = try firstNode.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "MIGRATING", secondId)])[0].get()
+        let duringMigration = try link.execute([.init(RedisCommand("SET", migrating.key, "asked"), key: migrating.key)])
+        if duringMigration != [.status("OK")] { problems.append("SET during migration answered \(duringMigration)") }
+        if link.slotMap?.master(of: migrating.slot) != first { problems.append("ASK changed the map") }
+        // Finish the migration, as redis-cli --cluster reshard would, and read through MOVED.
+        for target in [secondNode, firstNode] {
+            _ = try target.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "NODE", secondId)])[0].get()
+        }
+        let read = try link.execute([.init(RedisCommand("GET", migrating.key), key: migrating.key)])
+        if read != [.bulk(Array("asked".utf8))] { problems.append("GET after the migration answered \(read)") }
+
+        // Give the slots back, so that the cluster is as scripts/test made it.
+        for slot in [moved.slot, migrating.slot] {
+            _ = try secondNode.execute([RedisCommand("DEL", slot == moved.slot ? moved.key : migrating.key)])
+            for target in [secondNode, firstNode] {
+                _ = try target.execute([RedisCommand("CLUSTER", "SETSLOT", "\(slot)", "NODE", firstId)])[0].get()
+            }
+        }
+        #expect(problems.isEmpty, "\(problems)")
+    }
 }
