@@ -68,6 +68,7 @@ public final class SentinelRouter: Sendable {
     public let sentinel: SentinelConfiguration
     private let state = Mutex(State())
     private let generationCounter = Atomic<UInt64>(1)
+    private let switchCounter = Atomic<UInt64>(0)
 
     private struct State {
         var master: RedisConfiguration.Endpoint?
@@ -96,6 +97,12 @@ public final class SentinelRouter: Sendable {
     /// Changes whenever the master may have changed; a connection made under an older
     /// generation is dropped at its next call.
     public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
+
+    /// How many `+switch-master` events for this name the watchers have heard. Unlike
+    /// ``generation``, which every lost connection moves, only the sentinels move it: a back-off
+    /// may end early when it changes, without turning into a busy loop while the old master is
+    /// down and not yet replaced.
+    public var switches: UInt64 { switchCounter.load(ordering: .acquiring) }
 
     /// Whether a failover is under way: a sentinel began one (`+try-failover`) and none has
     /// announced its end yet (or a minute passed). Nothing written meanwhile should become
@@ -164,7 +171,10 @@ public final class SentinelRouter: Sendable {
             return
         }
         state.withLock { $0.failoverSince = nil }
-        if event == "+switch-master" { invalidate(generation: generation) }
+        if event == "+switch-master" {
+            invalidate(generation: generation)
+            switchCounter.add(1, ordering: .releasing)
+        }
     }
 
     private func configuration(of node: SentinelConfiguration.Node, timeout: Duration) -> RedisConfiguration {

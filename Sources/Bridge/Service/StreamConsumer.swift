@@ -85,7 +85,7 @@ actor StreamConsumer {
         for worker in workers { worker.start() }
         var backoff = Backoff()
         while !stop.isSet && !Task.isCancelled {
-            let generation = router?.generation
+            let switches = router?.switches
             switch await step() {
             case .processed:
                 backoff.reset()
@@ -93,8 +93,10 @@ actor StreamConsumer {
                 let delay = backoff.next()
                 logger.warning("redis refused or failed; trying the same entries again", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
                 var left = delay
-                // A failover the sentinels announce ends the wait: the new master is ready.
-                while left > .zero, !stop.isSet, !Task.isCancelled, router?.generation == generation {
+                // A failover the sentinels announce ends the wait: the new master is ready. (Not
+                // any new generation: the failed step itself made one, and the wait would end at
+                // once, a busy loop against the sentinels for as long as the master is down.)
+                while left > .zero, !stop.isSet, !Task.isCancelled, router?.switches == switches {
                     let step = min(left, .milliseconds(100))
                     try? await Task.sleep(for: step)
                     left -= step
