@@ -298,7 +298,8 @@ final class UpdateProcessor {
         commitPipeline = RedisPipeline()
         pipeline.removeAll()
         defer { commitPipeline = pipeline }
-        // Requests decided without their task: stored unless a reply is stored already.
+        // Requests decided without their task: stored unless a reply is stored already (a 429
+        // is not stored at all).
         var stored: [Int] = []
         for i in batch.early {
             let request = batch.requests[i]
@@ -307,6 +308,13 @@ final class UpdateProcessor {
             batch.answer(i, answer)
             guard request.storesReply else { continue }
             stored.append(i)
+            if response.status == 429 {
+                // Not stored: the request was not processed, and its retry after Retry-After,
+                // under the same request id, must be. A reply an earlier copy stored still wins.
+                pipeline.begin("GET")
+                pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
+                continue
+            }
             pipeline.begin("SET")
             pipeline.add(joining: keys.replyPrefix, request.taskId, "}:", request.requestId)
             answer.reply.add(to: &pipeline)
