@@ -31,6 +31,18 @@ struct Setting {
         }
         return [UInt8](data)
     }
+
+    /// The password in the file the setting names, without its trailing newline; `nil` when the
+    /// setting is not set. A file that is not UTF-8 or holds nothing is refused.
+    func password() throws -> String? {
+        guard let bytes = try fileContents(), let path = value else { return nil }
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw ValidationError("invalid \(flag) (environment \(variable)): cannot read \(path)")
+        }
+        let password = text.trimmingCharacters(in: .newlines)
+        guard !password.isEmpty else { throw ValidationError("invalid \(flag) (environment \(variable)): \(path) is empty") }
+        return password
+    }
 }
 
 /// The connection options every command shares.
@@ -63,15 +75,7 @@ struct ConnectionOptions: ParsableArguments {
         } catch {
             throw ValidationError("invalid --redis-url (environment REDIS_URL): \(error.message)")
         }
-        let file = Setting(ServeOptions.redisPasswordFile.flag, ServeOptions.redisPasswordFile.variable, redisPasswordFile)
-        if let bytes = try file.fileContents(), let path = file.value {
-            guard let text = String(bytes: bytes, encoding: .utf8) else {
-                throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): cannot read \(path)")
-            }
-            let password = text.trimmingCharacters(in: .newlines)
-            guard !password.isEmpty else {
-                throw ValidationError("invalid --redis-password-file (environment TASKSTATUS_REDIS_PASSWORD_FILE): \(path) is empty")
-            }
+        if let password = try Setting(ServeOptions.redisPasswordFile.flag, ServeOptions.redisPasswordFile.variable, redisPasswordFile).password() {
             configuration.password = password
         }
         if ServeOptions.sentinel.isGiven(sentinel) {
@@ -83,10 +87,8 @@ struct ConnectionOptions: ParsableArguments {
                 throw ValidationError("invalid --sentinel (environment TASKSTATUS_SENTINEL): \(error.message)")
             }
             configuration.sentinel = SentinelConfiguration(nodes: nodes, masterName: try ServeOptions.sentinelMaster.resolve(sentinelMaster))
-            let file = Setting(ServeOptions.sentinelPasswordFile.flag, ServeOptions.sentinelPasswordFile.variable, sentinelPasswordFile)
-            if let bytes = try file.fileContents() {
-                configuration.sentinel?.password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
-            }
+            configuration.sentinel?.password =
+                try Setting(ServeOptions.sentinelPasswordFile.flag, ServeOptions.sentinelPasswordFile.variable, sentinelPasswordFile).password()
         }
         return configuration
     }

@@ -84,10 +84,9 @@ PY
 
 # Starts a loopback Redis Cluster in DIR: three masters and a replica each (`redis-cli --cluster
 # create`), on free ports, AOF off; waits until every node says cluster_state:ok and knows the
-# three replicas. Sets
-# CLUSTER_PIDS and CLUSTER_SEEDS (host:port,...). Stop it with stop_cluster.
+# three replicas. Sets CLUSTER_PIDS and CLUSTER_SEEDS (host:port,...). Stop it with stop_cluster.
 start_cluster() {
-    local dir=$1 port i nodes=() pid
+    local dir=$1 port i nodes=()
     CLUSTER_PIDS=() CLUSTER_SEEDS=""
     for i in 1 2 3 4 5 6; do
         port=$(free_cluster_port)

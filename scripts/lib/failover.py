@@ -14,7 +14,7 @@ under two request ids.
 """
 import copy, json, os, random, shutil, signal, subprocess, tempfile, threading, time
 
-from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, free_port, pairs, progress, text, task_document
+from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, change_feed, free_port, pairs, progress, text, task_document
 
 MASTER_NAME = "faultsmaster"
 
@@ -413,17 +413,8 @@ def check(topology, producer, replies, updates, feed_master):
     for rid in producer.sent:
         if rid not in replies and stored.get(rid) is None:
             note("unanswered", "%s has no reply, published or stored" % rid)
-    feed, cursor = {}, "-"
-    while True:
-        chunk = r("XRANGE", PREFIX + ":events", cursor, "+", "COUNT", 5000)
-        if not chunk:
-            break
-        for _, flat in chunk:
-            f = pairs(flat)
-            feed.setdefault((text(f.get("id")), text(f.get("rev"))), set()).add(text(f.get("request-id")))
-        cursor = "(" + text(chunk[-1][0])
     revs_of = {}
-    for (tid, rev), rids in feed.items():
+    for (tid, rev), rids in change_feed(r).items():
         if len(rids) > 1:
             note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
         for rid in rids:

@@ -284,6 +284,19 @@ def prepare(r, tasks, backlog):
                       "reply-to", REPLIES, "x-sailpoint-experimental", "true"] for rid, tid, patch, _ in backlog]))
 
 
+def change_feed(r):
+    """The change feed as {(task id, rev): {request ids}}, read in chunks."""
+    feed, cursor = {}, "-"
+    while True:
+        chunk = r("XRANGE", PREFIX + ":events", cursor, "+", "COUNT", 5000)
+        if not chunk:
+            return feed
+        for _, flat in chunk:
+            f = pairs(flat)
+            feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
+        cursor = "(" + text(chunk[-1][0])
+
+
 def progress(r):
     """(entries read by the group, pending, lag)."""
     try:
@@ -376,16 +389,7 @@ def check(r, backlog, subscriber_messages):
                      (rid, rev, len(body_markers), position + 1))
 
     # The change feed.
-    feed, cursor = {}, "-"
-    while True:
-        chunk = r("XRANGE", PREFIX + ":events", cursor, "+", "COUNT", 5000)
-        if not chunk:
-            break
-        for entry_id, flat in chunk:
-            f = pairs(flat)
-            key = (text(f.get("id")), int(f.get("rev", b"0")))
-            feed.setdefault(key, set()).add(text(f.get("request-id")))
-        cursor = "(" + text(chunk[-1][0])
+    feed = change_feed(r)
     for tid, done in successes.items():
         for rev, rid in done:
             if (tid, rev) not in feed:

@@ -63,43 +63,7 @@ final class UpdateProcessor {
 
     /// With `--min-replicas` above 0: how many replicas must confirm each round of commits, and
     /// the `WAIT` that asks them, written once.
-    private let replication: Replication?
-
-    private struct Replication {
-        let minimum: Int
-        let marker: [UInt8]
-        let timeoutMilliseconds: Int64
-        /// With Sentinel: whether a failover is under way.
-        let router: SentinelRouter?
-
-        /// A write every replica receives (so that `WAIT` covers the replies this connection
-        /// found stored too, written by others), then `WAIT`.
-        func add(to pipeline: inout RedisPipeline) {
-            pipeline.begin(Words.publish)
-            pipeline.add(marker)
-            pipeline.add("")
-            pipeline.begin(Words.wait)
-            pipeline.add(minimum)
-            pipeline.add(timeoutMilliseconds)
-        }
-
-        /// Why a `WAIT` reply does not confirm the round; `nil` when it does.
-        func shortfall(_ reply: RedisValue) -> String? {
-            if let message = reply.errorMessage { return message }
-            let confirmed = reply.int ?? 0
-            guard confirmed >= Int64(minimum) else {
-                return
-                    "NOREPLICAS only \(confirmed) of the \(minimum) replicas required (--min-replicas) confirmed the commits within \(timeoutMilliseconds) ms"
-            }
-            // A sentinel is promoting a replica: one that confirmed may be about to follow the new
-            // master and drop what this one took. Checked after WAIT: a commit that lands after
-            // the promotion began is answered once the new master holds the request.
-            if router?.isFailingOver == true {
-                return "NOREPLICAS a Sentinel failover is under way; the commits are confirmed again on the new master"
-            }
-            return nil
-        }
-    }
+    private let replication: ReplicationCheck?
 
     /// Most announcements kept for a retry on HTTP; past it the oldest are dropped (and logged).
     static let owedLimit = 10_000
@@ -115,14 +79,7 @@ final class UpdateProcessor {
         self.rateLimiter =
             configuration.rateLimit.enabled
             ? RateLimiter(configuration: configuration.rateLimit, keyPrefix: "\(configuration.prefix):ratelimit:{") : nil
-        self.replication =
-            configuration.minReplicas > 0
-            ? Replication(
-                minimum: configuration.minReplicas,
-                marker: Array(configuration.keys.replicationMarker.utf8),
-                timeoutMilliseconds: max(1, configuration.replicaTimeout.milliseconds),
-                router: configuration.redis.sentinel.map(SentinelRouter.shared(for:))
-            ) : nil
+        self.replication = ReplicationCheck(configuration: configuration)
         self.context = CommitScript.Context(
             keys: configuration.keys,
             replyTTL: String(max(1, configuration.replyTTL.components.seconds)),
@@ -333,7 +290,7 @@ final class UpdateProcessor {
         replication?.add(to: &pipeline)
         let replies = try link.execute(pipeline)
         // Nothing of the batch becomes visible unless the replicas confirmed this round.
-        if let replication, let shortfall = replication.shortfall(replies[replies.count - 1]) {
+        if let replication, let shortfall = replication.shortfall(replies[replies.count - 1], confirming: "the commits") {
             for group in batch.groups { cache.remove(group.taskId) }
             batch.deferEverything(reason: shortfall)
             return
@@ -616,7 +573,6 @@ private struct Words {
     static let xack = Array("XACK".utf8)
     static let multi = Array("MULTI".utf8)
     static let exec = Array("EXEC".utf8)
-    static let wait = Array("WAIT".utf8)
     static let maxlen = Array("MAXLEN".utf8)
     static let approximately = Array("~".utf8)
     static let newId = Array("*".utf8)

@@ -10,9 +10,8 @@ public import JSONPatch
 import Redis
 
 /// Answers readiness: Redis answers, the consumer group exists, the consumer loop works and Redis
-/// took the HTTP path's last batch; with
-/// the group's pending and lag counts. Uses a connection of its own, so that a busy loop does not
-/// hold up the answer.
+/// took the HTTP path's last batch; with the group's pending and lag counts. Uses a connection of
+/// its own, so that a busy loop does not hold up the answer.
 public struct HealthProbe: Sendable {
     private let redis: RedisClient
     private let keys: Keys

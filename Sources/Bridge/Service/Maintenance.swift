@@ -189,24 +189,12 @@ extension StreamConsumer {
     /// read (a marker write first, so that `WAIT` covers replies others stored); throws when
     /// they do not confirm in time, leaving the entry pending.
     private func confirmReplicated() throws(RedisError) {
-        guard configuration.minReplicas > 0 else { return }
-        let replies = try commands.execute([
-            RedisCommand("PUBLISH", keys.replicationMarker, ""),
-            RedisCommand("WAIT", configuration.minReplicas, max(1, configuration.replicaTimeout.milliseconds)),
-        ])
-        let confirmed = try replies[1].get().int ?? 0
-        if let sentinel = configuration.redis.sentinel, SentinelRouter.shared(for: sentinel).isFailingOver {
-            throw RedisError(
-                code: .serverError,
-                message: "NOREPLICAS a Sentinel failover is under way; the dead letter is confirmed again on the new master"
-            )
-        }
-        guard confirmed >= configuration.minReplicas else {
-            throw RedisError(
-                code: .serverError,
-                message:
-                    "NOREPLICAS only \(confirmed) of the \(configuration.minReplicas) replicas required (--min-replicas) confirmed the dead letter within \(configuration.replicaTimeout)"
-            )
+        guard let replication else { return }
+        var pipeline = RedisPipeline()
+        replication.add(to: &pipeline)
+        let replies = try commands.execute(pipeline)
+        if let shortfall = replication.shortfall(replies[replies.count - 1], confirming: "the dead letter") {
+            throw RedisError(code: .serverError, message: shortfall)
         }
     }
 

@@ -39,6 +39,8 @@ actor StreamConsumer {
     private let executor: ThreadExecutor
     /// With Sentinel, where the master is.
     private let router: SentinelRouter?
+    /// With `--min-replicas`: what dead letters must wait for.
+    let replication: ReplicationCheck?
     private var needsSetup = true
     /// Why the last step failed; while set, the next step first processes what this consumer holds.
     private var recovering: String?
@@ -55,6 +57,7 @@ actor StreamConsumer {
         self.logger = logger
         self.executor = ThreadExecutor(name: "bridge-consumer")
         self.router = configuration.redis.sentinel.map(SentinelRouter.shared(for:))
+        self.replication = ReplicationCheck(configuration: configuration)
         var readerConfiguration = configuration.redis
         // A blocking read needs a socket timeout longer than its BLOCK.
         readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
