@@ -29,7 +29,7 @@ public struct BridgeApplication: Sendable {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         let bridgeMetrics = BridgeMetrics()
-        let status = BridgeStatus()
+        let status = BridgeStatus(shards: configuration.shards)
         let authenticator = configuration.auth.isEnabled ? try await Authenticator(configuration: configuration.auth) : nil
         let bridge = BridgeService(
             configuration: configuration,

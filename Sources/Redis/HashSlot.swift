@@ -32,6 +32,28 @@ public enum HashSlot {
         of(Array(key.utf8))
     }
 
+    /// A short hash tag whose slot is `slot` (a decimal number, the smallest that fits): for a
+    /// key that must live on the node serving that slot.
+    public static func tag(forSlot slot: Int) -> String {
+        tags[slot]
+    }
+
+    private static let tags: [String] = {
+        var found = [String](repeating: "", count: count)
+        var missing = count
+        var n = 0
+        while missing > 0 {
+            let text = String(n)
+            let slot = Int(crc16(text.utf8) & 0x3FFF)
+            if found[slot].isEmpty {
+                found[slot] = text
+                missing -= 1
+            }
+            n += 1
+        }
+        return found
+    }()
+
     /// CRC16-CCITT as Redis Cluster uses it (XMODEM: polynomial 0x1021, initial value 0, no
     /// reflection); `"123456789"` gives 0x31C3.
     public static func crc16(_ bytes: some Collection<UInt8>) -> UInt16 {

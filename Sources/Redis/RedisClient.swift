@@ -55,8 +55,9 @@ public actor RedisClient {
         try link.executeForErrors(pipeline)
     }
 
-    /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``.
-    public func subscribe(_ channels: [String]) throws(RedisError) { try link.subscribe(channels) }
+    /// Subscribes to Pub/Sub channels (with `sharded`, shard channels in one slot, `SSUBSCRIBE`);
+    /// the connection then only takes ``nextMessage()``.
+    public func subscribe(_ channels: [String], sharded: Bool = false) throws(RedisError) { try link.subscribe(channels, sharded: sharded) }
 
     /// Waits (up to the command timeout) for the next Pub/Sub message: `(channel, payload)`.
     public func nextMessage() throws(RedisError) -> (channel: String, payload: [UInt8]) { try link.nextMessage() }

@@ -150,6 +150,35 @@ public struct RedisPipeline: Sendable, Equatable {
         return result
     }
 
+    /// The bytes of argument `argument` of command `index` (the name is argument 0), or `nil`
+    /// when the command has fewer arguments: read in place, for routing a command by its key.
+    public func argument(_ argument: Int, of index: Int) -> ArraySlice<UInt8>? {
+        guard argument < counts[index] else { return nil }
+        var position = commandStarts[index]
+        for k in 0...argument {
+            // `$<length>\r\n<bytes>\r\n`
+            position += 1
+            var length = 0
+            while bytes[position] != UInt8(ascii: "\r") {
+                length = length * 10 + Int(bytes[position] - UInt8(ascii: "0"))
+                position += 1
+            }
+            position += 2
+            if k == argument { return bytes[position..<(position + length)] }
+            position += length + 2
+        }
+        return nil
+    }
+
+    /// Adds command `index` of another pipeline, as it is.
+    public mutating func append(command index: Int, of other: RedisPipeline) {
+        let start = other.commandStarts[index]
+        let end = index + 1 < other.commandStarts.count ? other.commandStarts[index + 1] : other.bytes.count
+        commandStarts.append(bytes.count)
+        counts.append(other.counts[index])
+        bytes.append(contentsOf: other.bytes[start..<end])
+    }
+
     /// Appends the commands in RESP, each with its `*<count>` header, to `wire`.
     func write(to wire: inout [UInt8]) {
         // Grow geometrically: reserving the exact size each round trip would reallocate (and

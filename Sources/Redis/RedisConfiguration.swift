@@ -26,6 +26,9 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// When set, the master is found through these sentinels, and `endpoint` is only where the
     /// last one was (the credentials and the database still apply to it).
     public var sentinel: SentinelConfiguration?
+    /// When set, Redis is a cluster found through these seed nodes: every command goes to the
+    /// master of its key's slot (see ``ClusterLink``), and `endpoint` is not used.
+    public var cluster: ClusterConfiguration?
 
     public init(
         endpoint: Endpoint,
@@ -126,8 +129,16 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL without its password, for logs and errors (and the sentinels, when set).
     public var description: String {
+        if let cluster { return "redis cluster \(cluster.seeds.map(Self.describe).joined(separator: ","))" }
         guard let sentinel else { return url }
         return "\(url) via \(sentinel)"
+    }
+
+    static func describe(_ endpoint: Endpoint) -> String {
+        switch endpoint {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return path
+        }
     }
 
     private var url: String {
@@ -162,5 +173,27 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A Redis Cluster: where to find it, and what the client writes of its own.
+public struct ClusterConfiguration: Sendable, Hashable {
+    /// Nodes asked for the slot map; any node of the cluster will do.
+    public var seeds: [RedisConfiguration.Endpoint]
+    /// The key (before a hash tag picked per node) written on each node before `WAIT`.
+    public var markerPrefix: String
+
+    public init(seeds: [RedisConfiguration.Endpoint], markerPrefix: String = "taskstatus:replication") {
+        self.seeds = seeds
+        self.markerPrefix = markerPrefix
+    }
+
+    /// Reads `host:port[,host:port...]` (port 6379 when left out).
+    public static func seeds(parsing list: String) throws(RedisError) -> [RedisConfiguration.Endpoint] {
+        let seeds = try SentinelConfiguration.nodes(parsing: list, defaultPort: 6379).map {
+            RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port)
+        }
+        guard !seeds.isEmpty else { throw RedisError(code: .invalidConfiguration, message: "no cluster seed node given") }
+        return seeds
     }
 }

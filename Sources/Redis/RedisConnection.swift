@@ -105,12 +105,20 @@ public final class RedisConnection {
         try send(pipeline)
         let bytes = sentBytes
         pacer.pause(after: bytes)
+        let replies = try receive(pipeline.count)
+        pacer.record(bytes: bytes, elapsed: ContinuousClock.now - sent)
+        return replies
+    }
+
+    /// Reads the replies to `count` commands written by ``send(_:)-(RedisPipeline)``, after
+    /// those still owed to deferred ones: a caller that talks to several servers sends to each
+    /// before it reads from any.
+    public func receive(_ count: Int) throws(RedisError) -> RedisReplies {
         try readOwedReplies()
         arena.reset()
         var roots: [Int] = []
-        roots.reserveCapacity(pipeline.count)
-        for _ in 0..<pipeline.count { roots.append(try readRoot()) }
-        pacer.record(bytes: bytes, elapsed: ContinuousClock.now - sent)
+        roots.reserveCapacity(count)
+        for _ in 0..<count { roots.append(try readRoot()) }
         return arena.take(roots: roots)
     }
 

@@ -18,25 +18,38 @@ public final class RedisLink {
     private let router: SentinelRouter?
     /// The router's generation when the connection was made.
     private var connectionGeneration: UInt64 = 0
+    /// With Redis Cluster: every command goes through it (`connection` is then only for Pub/Sub).
+    public let cluster: ClusterLink?
 
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
         self.router = configuration.sentinel.map(SentinelRouter.shared(for:))
+        self.cluster = configuration.cluster.map { settings in
+            let link = ClusterLink(seeds: settings.seeds, configuration: configuration)
+            link.markerPrefix = settings.markerPrefix
+            return link
+        }
     }
 
     /// Whether a working connection is open now.
     public var isConnected: Bool {
+        if let cluster { return cluster.slotMap != nil && !cluster.connectedNodes.isEmpty }
         guard let connection else { return false }
         return !connection.isBroken
     }
 
     /// Opens the connection if it is not open.
     public func connect() throws(RedisError) {
+        if let cluster {
+            if cluster.slotMap == nil { try cluster.refresh() }
+            return
+        }
         _ = try open()
     }
 
     /// Sends the commands in one round trip and returns one reply per command.
     public func execute(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
+        if let cluster { return try cluster.execute(RedisPipeline(commands)).all }
         let connection = try open()
         do {
             defer { noteRoleChange(connection) }
@@ -49,6 +62,7 @@ public final class RedisLink {
 
     /// Sends a pipeline in one round trip and returns one reply per command.
     public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> RedisReplies {
+        if let cluster { return try cluster.execute(pipeline) }
         let connection = try open()
         do {
             defer { noteRoleChange(connection) }
@@ -76,6 +90,7 @@ public final class RedisLink {
     /// Sends the commands in one round trip, keeping only the errors (with the positions of the
     /// commands they answer): for commands whose successful answers do not matter.
     public func executeForErrors(_ pipeline: RedisPipeline) throws(RedisError) -> [(index: Int, message: String)] {
+        if let cluster { return try cluster.executeForErrors(pipeline) }
         let connection = try open()
         do {
             defer { noteRoleChange(connection) }
@@ -90,6 +105,7 @@ public final class RedisLink {
     /// (see ``RedisConnection/sendDeferred(_:)``). Should the connection break before they are
     /// read, whether Redis ran them is unknown.
     public func sendDeferred(_ pipeline: RedisPipeline) throws(RedisError) {
+        if let cluster { return try cluster.sendDeferred(pipeline) }
         let connection = try open()
         do {
             try connection.sendDeferred(pipeline)
@@ -101,7 +117,7 @@ public final class RedisLink {
 
     /// Waits until Redis has answered every deferred command; without a connection there is nothing to wait for.
     public func settle() throws(RedisError) {
-        guard let connection, !connection.isBroken else { return }
+        guard cluster == nil, let connection, !connection.isBroken else { return }
         do {
             defer { noteRoleChange(connection) }
             try connection.settle()
@@ -113,14 +129,20 @@ public final class RedisLink {
 
     /// The server's errors in reply to deferred commands read so far, forgotten once taken.
     public func takeDeferredErrors() -> [String] {
-        connection?.takeDeferredErrors() ?? []
+        if let cluster { return cluster.takeDeferredErrors() }
+        return connection?.takeDeferredErrors() ?? []
     }
 
-    /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``.
-    public func subscribe(_ channels: [String]) throws(RedisError) {
+    /// Subscribes to Pub/Sub channels; the connection then only takes ``nextMessage()``. With
+    /// `sharded`, to shard channels (`SSUBSCRIBE`), which must then share one slot: on a cluster
+    /// the subscription is made on that slot's master.
+    public func subscribe(_ channels: [String], sharded: Bool = false) throws(RedisError) {
+        if let cluster {
+            connection = try cluster.dedicatedConnection(slot: sharded ? channels.first.map(HashSlot.of) : nil)
+        }
         let connection = try open()
         do {
-            try connection.send([RedisCommand("SUBSCRIBE", arguments: channels)])
+            try connection.send([RedisCommand(sharded ? "SSUBSCRIBE" : "SUBSCRIBE", arguments: channels)])
             for _ in channels { _ = try connection.readReply().get() }
         } catch {
             self.connection = nil
@@ -139,10 +161,14 @@ public final class RedisLink {
                 self.connection = nil
                 throw error
             }
-            if case .array(let parts) = reply, parts.count == 3, parts[0].string == "message",
-                let channel = parts[1].string, let payload = parts[2].bytes
-            {
+            guard case .array(let parts) = reply, parts.count == 3 else { continue }
+            if parts[0].string == "message" || parts[0].string == "smessage", let channel = parts[1].string, let payload = parts[2].bytes {
                 return (channel, payload)
+            }
+            if parts[0].string == "sunsubscribe" {
+                // The channel's slot moved to another node: subscribe again there.
+                self.connection = nil
+                throw RedisError(code: .connectionLost, message: "the shard channel \(parts[1].string ?? "") moved to another node")
             }
         }
     }
@@ -150,6 +176,7 @@ public final class RedisLink {
     /// Closes the connection; the next command opens a new one.
     public func disconnect() {
         connection = nil
+        cluster?.disconnect()
     }
 
     private func dropIfBroken(_ failed: RedisConnection) {
@@ -167,6 +194,13 @@ public final class RedisLink {
     }
 
     private func open() throws(RedisError) -> RedisConnection {
+        if cluster != nil {
+            // Only a subscription holds a connection of its own on a cluster.
+            guard let connection, !connection.isBroken else {
+                throw RedisError(code: .connectionLost, message: "the subscription's connection is gone; subscribe again")
+            }
+            return connection
+        }
         if let connection, !connection.isBroken {
             guard let router, router.generation != connectionGeneration else { return connection }
         }

@@ -65,6 +65,36 @@ public final class RedisReplies: Sendable {
         self.init(nodes: taken.nodes, bytes: taken.bytes, roots: taken.roots)
     }
 
+    /// Replies gathered from several round trips (a cluster's nodes), copied into one in the
+    /// order given.
+    public convenience init(assembling values: [RedisValue]) {
+        var nodes: [Node] = []
+        var bytes: [UInt8] = []
+        var roots: [Int] = []
+        roots.reserveCapacity(values.count)
+        for value in values {
+            let source = value.replies
+            let first = value.index
+            let last = source.nodes[first].end
+            let shift = nodes.count - first
+            roots.append(nodes.count)
+            for k in first..<last {
+                var node = source.nodes[k]
+                node.end += shift
+                switch node.kind {
+                case Kinds.string, Kinds.status, Kinds.error:
+                    let start = Int(node.value)
+                    node.value = Int64(bytes.count)
+                    bytes.append(contentsOf: source.bytes[start..<(start + node.count)])
+                default:
+                    break
+                }
+                nodes.append(node)
+            }
+        }
+        self.init(nodes: nodes, bytes: bytes, roots: roots)
+    }
+
     /// The number of top-level replies (one per command sent).
     public var count: Int { roots.count }
 

@@ -36,12 +36,12 @@ public struct SentinelConfiguration: Sendable, Hashable, CustomStringConvertible
         self.password = password
     }
 
-    /// Reads `host:port[,host:port...]` (port 26379 when left out).
-    public static func nodes(parsing list: String) throws(RedisError) -> [Node] {
+    /// Reads `host:port[,host:port...]` (port `defaultPort` when left out).
+    public static func nodes(parsing list: String, defaultPort: Int = 26379) throws(RedisError) -> [Node] {
         var nodes: [Node] = []
         for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
             var host = item
-            var port = 26379
+            var port = defaultPort
             if let colon = item.lastIndex(of: ":"), !item.hasSuffix("]") {
                 host = String(item[..<colon])
                 guard let p = Int(item[item.index(after: colon)...]), (1...65535).contains(p) else {

@@ -15,7 +15,12 @@ import TaskStatus
 
 extension ConnectionOptions {
     func client() throws -> TaskStatusClient {
-        TaskStatusClient(configuration: try redisConfiguration(), prefix: try resolvedPrefix())
+        TaskStatusClient(
+            configuration: try redisConfiguration(),
+            prefix: try resolvedPrefix(),
+            shards: try resolvedShards(),
+            pubsub: try resolvedPubSub()
+        )
     }
 }
 

@@ -120,7 +120,9 @@ struct ServeCommand: AsyncParsableCommand {
                 maxDepth: try O.maxDepth.resolve(maxDepth)
             ),
             requireExperimentalFlag: try O.requireExperimental.resolve(requireExperimental),
-            writableProperties: writable
+            writableProperties: writable,
+            shards: try connection.resolvedShards(),
+            pubsub: try connection.resolvedPubSub()
         )
         let http = HTTPConfiguration(host: try O.httpHost.resolve(httpHost), port: try O.httpPort.resolve(httpPort))
         bridge.auth = try resolveAuth()

@@ -58,6 +58,28 @@ enum ServeOptions {
         default: nil,
         "a file holding the sentinels' password (`requirepass` of the sentinels), when they have one"
     )
+    static let redisCluster = OptionSpec<String>.text(
+        "--redis-cluster",
+        "TASKSTATUS_REDIS_CLUSTER",
+        .redis,
+        default: nil,
+        "`host:port[,host:port...]` of Redis Cluster nodes to read the slot map from (port 6379 when left out); every command then goes to the master of its key's slot, following `MOVED` and `ASK`. The URL's host, port and database are then ignored; its user and password apply to every node"
+    )
+    static let shards = OptionSpec<Int>.integer(
+        "--shards",
+        "TASKSTATUS_SHARDS",
+        .redis,
+        default: Bridge.shards,
+        in: 1...1024,
+        "request streams (with their dead letters and change feeds) to spread the work over, `taskstatus:requests:{s<k>}` (contract section 8); a task's requests go to shard `KEYSLOT(task key) mod N`. 1 keeps the single stream. Producers and every bridge must use the same number"
+    )
+    static let pubsub = OptionSpec<String>.text(
+        "--pubsub",
+        "TASKSTATUS_PUBSUB",
+        .redis,
+        default: Bridge.pubsub,
+        "`classic` (`PUBLISH`: every node of a cluster receives every message) or `sharded` (`SPUBLISH` on the task's `taskstatus:updates:{<id>}` and on `reply-to`, no global channel; subscribers use `SSUBSCRIBE`)"
+    )
     static let prefix = OptionSpec<String>.text(
         "--prefix",
         "TASKSTATUS_PREFIX",
@@ -365,7 +387,7 @@ enum ServeOptions {
 
     /// Every setting, in the docs' order.
     static let all: [any DocumentedOption] = [
-        redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, prefix, consumer,
+        redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, redisCluster, shards, pubsub, prefix, consumer,
         batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,

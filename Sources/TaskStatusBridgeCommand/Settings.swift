@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
+import Bridge
 import Foundation
 import Redis
 
@@ -62,6 +63,15 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ServeOptions.sentinelPasswordFile.help)
     var sentinelPasswordFile: String?
 
+    @Option(help: ServeOptions.redisCluster.help)
+    var redisCluster: String?
+
+    @Option(help: ServeOptions.shards.help)
+    var shards: Int?
+
+    @Option(help: ServeOptions.pubsub.help)
+    var pubsub: String?
+
     @Option(help: ServeOptions.prefix.help)
     var prefix: String?
 
@@ -90,7 +100,34 @@ struct ConnectionOptions: ParsableArguments {
             configuration.sentinel?.password =
                 try Setting(ServeOptions.sentinelPasswordFile.flag, ServeOptions.sentinelPasswordFile.variable, sentinelPasswordFile).password()
         }
+        if ServeOptions.redisCluster.isGiven(redisCluster) {
+            guard configuration.sentinel == nil else {
+                throw ValidationError("--redis-cluster and --sentinel cannot be used together: a cluster fails over by itself")
+            }
+            let list = try ServeOptions.redisCluster.resolve(redisCluster, default: "")
+            let marker = "\(try resolvedPrefix()):replication"
+            do throws(RedisError) {
+                configuration.cluster = ClusterConfiguration(seeds: try ClusterConfiguration.seeds(parsing: list), markerPrefix: marker)
+            } catch {
+                throw ValidationError("invalid --redis-cluster (environment TASKSTATUS_REDIS_CLUSTER): \(error.message)")
+            }
+            guard configuration.database == 0 else {
+                throw ValidationError("a Redis Cluster has only database 0; the URL names database \(configuration.database)")
+            }
+        }
         return configuration
+    }
+
+    func resolvedShards() throws -> Int {
+        try ServeOptions.shards.resolve(shards.map(String.init))
+    }
+
+    func resolvedPubSub() throws -> PubSubMode {
+        let text = try ServeOptions.pubsub.resolve(pubsub)
+        guard let mode = PubSubMode(rawValue: text.lowercased()) else {
+            throw ValidationError("invalid --pubsub (environment TASKSTATUS_PUBSUB): \"\(text)\" is not classic or sharded")
+        }
+        return mode
     }
 
     func resolvedPrefix() throws -> String {

@@ -12,6 +12,8 @@ import Redis
 public struct DeadLetter: Sendable {
     /// Its id in the dead-letter stream.
     public let id: String
+    /// The dead-letter stream it is in (one per shard with `--shards`).
+    public let stream: String
     /// The request's fields as the producer wrote them, byte for byte.
     public let fields: [(field: [UInt8], value: [UInt8])]
     /// Why it was moved, its id in the request stream, and how often it had been delivered.
@@ -28,7 +30,7 @@ public struct DeadLetter: Sendable {
     /// The text that only the 500 reply of a dead-lettered request contains.
     static let replyMarker = "the request was moved to the dead-letter stream"
 
-    init?(entry: StreamEntry) {
+    init?(entry: StreamEntry, stream: String) {
         guard let raw = entry.fields else { return nil }
         var fields: [(field: [UInt8], value: [UInt8])] = []
         var reason = ""
@@ -50,6 +52,7 @@ public struct DeadLetter: Sendable {
         self.taskId = request.taskId
         self.requestId = request.requestId
         self.id = entry.id
+        self.stream = stream
         self.fields = fields
         self.reason = reason
         self.originalEntryId = original
@@ -58,10 +61,15 @@ public struct DeadLetter: Sendable {
 }
 
 extension TaskStatusClient {
-    /// The oldest `count` entries of the dead-letter stream.
+    /// The oldest `count` entries of the dead-letter stream (of each shard's, with shards).
     public func deadLetters(count: Int) async throws -> [DeadLetter] {
-        let reply = try await redis.value(of: RedisCommand("XRANGE", keys.dead, "-", "+", "COUNT", max(1, count)))
-        return StreamEntry.list(reply).compactMap(DeadLetter.init(entry:))
+        var letters: [DeadLetter] = []
+        for shard in 0..<shards {
+            let stream = keys.forShard(shard, of: shards).dead
+            let reply = try await redis.value(of: RedisCommand("XRANGE", stream, "-", "+", "COUNT", max(1, count)))
+            letters += StreamEntry.list(reply).compactMap { DeadLetter(entry: $0, stream: stream) }
+        }
+        return letters
     }
 
     /// Moves a dead letter back to the request stream, as the producer wrote it, and returns its new
@@ -75,7 +83,7 @@ extension TaskStatusClient {
     public func replay(_ letter: DeadLetter) async throws -> String {
         let replyKey = keys.reply(taskId: letter.taskId, requestId: letter.requestId)
         _ = try await redis.execute(RedisCommand("EVAL", Scripts.forgetDeadLetterReply, 1, replyKey, DeadLetter.replyMarker)).get()
-        var add = RedisCommand("XADD", keys.requests, "*")
+        var add = RedisCommand("XADD", requestStream(forTask: letter.taskId), "*")
         for (field, value) in letter.fields {
             add.append(field)
             add.append(value)
@@ -85,7 +93,7 @@ extension TaskStatusClient {
             add.append(letter.originalEntryId)
         }
         guard let id = try await redis.execute(add).get().string else { throw Failure(description: "XADD did not answer an entry id") }
-        _ = try await redis.execute(RedisCommand("XDEL", keys.dead, letter.id)).get()
+        _ = try await redis.execute(RedisCommand("XDEL", letter.stream, letter.id)).get()
         return id
     }
 }

@@ -15,12 +15,20 @@ public import TaskStatus
 public struct TaskStatusClient: Sendable {
     public let configuration: RedisConfiguration
     public let keys: Keys
+    /// The bridges' `--shards`: which stream a task's requests go to.
+    public let shards: Int
     let redis: RedisClient
 
-    public init(configuration: RedisConfiguration, prefix: String) {
+    public init(configuration: RedisConfiguration, prefix: String, shards: Int = 1, pubsub: PubSubMode = .classic) {
         self.configuration = configuration
-        self.keys = Keys(prefix: prefix)
+        self.keys = Keys(prefix: prefix, shardedPubSub: pubsub == .sharded)
+        self.shards = max(1, shards)
         self.redis = RedisClient(configuration: configuration, name: "redis-client")
+    }
+
+    /// The request stream of a task's shard (contract section 8).
+    public func requestStream(forTask id: String) -> String {
+        keys.forShard(keys.shard(ofTask: id, count: shards), of: shards).requests
     }
 
     /// A failure the caller can act on.
@@ -124,9 +132,10 @@ public struct TaskStatusClient: Sendable {
         subscriberConfiguration.commandTimeout = timeout
         let subscriber = RedisClient(configuration: subscriberConfiguration, name: "redis-subscriber")
         let channel = "\(keys.prefix):replies:\(request.requestId)"
-        try await subscriber.subscribe([channel])
+        try await subscriber.subscribe([channel], sharded: keys.shardedPubSub)
         var fields: [any RedisArgument] = [
-            keys.requests, "*", "id", request.taskId, "patch", request.patch, "reply-to", channel, "request-id", request.requestId,
+            requestStream(forTask: request.taskId), "*", "id", request.taskId, "patch", request.patch, "reply-to", channel, "request-id",
+            request.requestId,
         ]
         if request.experimental { fields += ["x-sailpoint-experimental", "true"] }
         if let ifMatch = request.ifMatch { fields += ["if-match", ifMatch] }

@@ -82,8 +82,12 @@ public struct BridgeConfiguration: Sendable {
         requireExperimentalFlag: Bool = Defaults.requireExperimentalFlag,
         auth: AuthConfiguration = AuthConfiguration(),
         rateLimit: RateLimitConfiguration = RateLimitConfiguration(enabled: false),
-        writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable)
+        writableProperties: Set<TaskProperty> = Set(TaskProperty.allCases).subtracting(TaskProperty.immutable),
+        shards: Int = Defaults.shards,
+        pubsub: PubSubMode = .classic
     ) {
+        self.shards = max(1, shards)
+        self.pubsub = pubsub
         self.redis = redis
         self.prefix = prefix
         self.consumer = consumer
@@ -108,8 +112,27 @@ public struct BridgeConfiguration: Sendable {
         self.writableProperties = writableProperties.subtracting(TaskProperty.immutable)
     }
 
-    /// The key names.
-    public var keys: Keys { Keys(prefix: prefix) }
+    /// Request streams (with their dead letters and change feeds) to spread the work over
+    /// (contract section 8); 1: the single stream of one Redis.
+    public var shards: Int
+    /// How notifications and replies are published.
+    public var pubsub: PubSubMode
+    /// The shard this configuration's consumer reads; `nil` outside a consumer.
+    public var shard: Int?
+
+    /// The key names (of ``shard``'s streams when set).
+    public var keys: Keys {
+        let keys = Keys(prefix: prefix, shardedPubSub: pubsub == .sharded)
+        guard let shard else { return keys }
+        return keys.forShard(shard, of: shards)
+    }
+
+    /// The same configuration for the consumer of shard `k`.
+    public func forShard(_ k: Int) -> BridgeConfiguration {
+        var copy = self
+        copy.shard = k
+        return copy
+    }
 
     /// The documented defaults, written once: these initialisers, the command line's help text and
     /// resolution, and docs/configuration.md all take them from here.
@@ -129,6 +152,8 @@ public struct BridgeConfiguration: Sendable {
         public static let minReplicas = 0
         public static let replicaTimeoutMilliseconds = 1000
         public static let requireExperimentalFlag = true
+        public static let shards = 1
+        public static let pubsub = "classic"
     }
 }
 
@@ -156,26 +181,39 @@ public struct RequestLimits: Sendable, Equatable {
 }
 
 /// The Redis names of the contract, derived from one prefix. Every key of one task carries the
-/// `{id}` hash tag, so that a task's keys share one Redis Cluster slot.
+/// `{id}` hash tag, so that a task's keys share one Redis Cluster slot. With shards (contract
+/// section 8) the request stream, its dead letters and the change feed are one per shard, each
+/// with the `{s<k>}` hash tag.
 public struct Keys: Sendable, Equatable {
     public let prefix: String
+    /// The shard these stream names belong to; `nil`: the single stream of one Redis.
+    public let shard: Int?
+    /// Whether notifications go out on shard channels (`SPUBLISH`, `--pubsub sharded`).
+    public let shardedPubSub: Bool
     /// `<prefix>:task:{`, to which the id and `}` are joined.
     public let taskPrefix: String
     /// `<prefix>:reply:{`, to which the id, `}:` and the request id are joined.
     public let replyPrefix: String
-    /// `<prefix>:updates:`, to which the id is joined.
+    /// `<prefix>:updates:` (`<prefix>:updates:{` with shard channels), to which the id and
+    /// ``updatesSuffix`` are joined.
     public let updatesPrefix: String
+    /// `""`, or `}` with shard channels: the task's channel then shares the task's slot.
+    public let updatesSuffix: String
 
-    public init(prefix: String) {
+    public init(prefix: String, shard: Int? = nil, shardedPubSub: Bool = false) {
         self.prefix = prefix
+        self.shard = shard
+        self.shardedPubSub = shardedPubSub
         self.taskPrefix = "\(prefix):task:{"
         self.replyPrefix = "\(prefix):reply:{"
-        self.updatesPrefix = "\(prefix):updates:"
+        self.updatesPrefix = shardedPubSub ? "\(prefix):updates:{" : "\(prefix):updates:"
+        self.updatesSuffix = shardedPubSub ? "}" : ""
         // Named once: the consumer and the processors use them for every batch.
-        self.requests = "\(prefix):requests"
+        let tag = shard.map { ":{s\($0)}" } ?? ""
+        self.requests = "\(prefix):requests\(tag)"
         self.group = "\(prefix)-bridge"
-        self.dead = "\(prefix):requests:dead"
-        self.events = "\(prefix):events"
+        self.dead = "\(prefix):requests:dead\(tag)"
+        self.events = "\(prefix):events\(tag)"
         self.updates = "\(prefix):updates"
         self.replicationMarker = "\(prefix):replication"
     }
@@ -184,13 +222,34 @@ public struct Keys: Sendable, Equatable {
     public let group: String
     public let dead: String
     public let events: String
+    /// The channel of every update (classic Pub/Sub only).
     public let updates: String
     /// A channel nobody needs to listen on: publishing to it is a write that reaches the replicas,
     /// so that a `WAIT` after it covers whatever the connection read before (see
-    /// ``BridgeConfiguration/minReplicas``).
+    /// ``BridgeConfiguration/minReplicas``). On a cluster, a key of that name per node instead.
     public let replicationMarker: String
 
     public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }
     public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }
-    public func updates(_ id: String) -> String { "\(prefix):updates:\(id)" }
+    public func updates(_ id: String) -> String { "\(updatesPrefix)\(id)\(updatesSuffix)" }
+
+    /// The shard of a task among `count`: `KEYSLOT(task key) mod count` (contract section 8), so
+    /// that one task's requests stay on one stream, in order.
+    public func shard(ofTask id: String, count: Int) -> Int {
+        count <= 1 ? 0 : HashSlot.of(task(id)) % count
+    }
+
+    /// The names of shard `k` among `count` (the unsharded names when `count` is 1).
+    public func forShard(_ k: Int, of count: Int) -> Keys {
+        Keys(prefix: prefix, shard: count > 1 ? k : nil, shardedPubSub: shardedPubSub)
+    }
+}
+
+/// How notifications and replies are published.
+public enum PubSubMode: String, Sendable, CaseIterable {
+    /// `PUBLISH` (contract section 5): on a cluster, every node receives every message.
+    case classic
+    /// `SPUBLISH` on the task's own channel and the reply channel, no global channel (contract
+    /// section 8): each message stays on the node of its channel's slot.
+    case sharded
 }

@@ -22,7 +22,8 @@ enum CommitScript {
     /// KEYS[1] is the task hash, KEYS[2...] the reply keys of the requests, in order.
     /// ARGV[1] is the `_rev` the answers were decided against ("" when the task had none),
     /// ARGV[2] the reply TTL in seconds, ARGV[3] and ARGV[4] the channels of all updates and of
-    /// this task's, ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
+    /// this task's (ARGV[3] empty: shard channels, and only the task's, with `SPUBLISH`; its
+    /// name shares the task's hash tag, so the script may), ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
     /// among them when the revision moves), then the number of fields to delete and their names,
     /// then two per request: its reply ("" for one not to store) and its notification ("" when it
     /// changed nothing).
@@ -65,8 +66,12 @@ enum CommitScript {
           end
           local note = ARGV[i + 1]
           if note ~= '' then
-            redis.call('PUBLISH', ARGV[3], note)
-            redis.call('PUBLISH', ARGV[4], note)
+            if ARGV[3] == '' then
+              redis.call('SPUBLISH', ARGV[4], note)
+            else
+              redis.call('PUBLISH', ARGV[3], note)
+              redis.call('PUBLISH', ARGV[4], note)
+            end
           end
           i = i + 2
         end
@@ -131,6 +136,7 @@ enum CommitScript {
     struct Context {
         var keys: Keys
         var replyTTL: String
+        /// The channel of every update; empty with shard channels (`--pubsub sharded`).
         var updatesChannel: [UInt8]
         /// Whether the script publishes the notifications with the commit. Not when replicas must
         /// confirm the commit first: then the bridge publishes them after `WAIT`.
@@ -147,7 +153,7 @@ enum CommitScript {
         pipeline.add(call.expectedRev)
         pipeline.add(context.replyTTL)
         pipeline.add(context.updatesChannel)
-        pipeline.add(joining: context.keys.updatesPrefix, call.taskId)
+        pipeline.add(joining: context.keys.updatesPrefix, call.taskId, context.keys.updatesSuffix)
         var deletions = TaskPropertySet()
         if let (record, changed) = call.update {
             var sets = 1

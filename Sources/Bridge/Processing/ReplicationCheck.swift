@@ -17,6 +17,9 @@ struct ReplicationCheck {
     let timeoutMilliseconds: Int64
     /// With Sentinel: whether a failover is under way.
     let router: SentinelRouter?
+    /// On a cluster the link writes a marker on each node before its `WAIT` (a `PUBLISH` there
+    /// reaches the other nodes over the cluster bus, not the replicas).
+    let onCluster: Bool
 
     /// `nil` when no replica needs to confirm anything.
     init?(configuration: BridgeConfiguration) {
@@ -25,14 +28,17 @@ struct ReplicationCheck {
         marker = Array(configuration.keys.replicationMarker.utf8)
         timeoutMilliseconds = max(1, configuration.replicaTimeout.milliseconds)
         router = configuration.redis.sentinel.map(SentinelRouter.shared(for:))
+        onCluster = configuration.redis.cluster != nil
     }
 
     /// A write every replica receives (so that `WAIT` covers the replies this connection found
     /// stored too, written by others), then `WAIT`: its answer is the pipeline's last.
     func add(to pipeline: inout RedisPipeline) {
-        pipeline.begin("PUBLISH")
-        pipeline.add(marker)
-        pipeline.add("")
+        if !onCluster {
+            pipeline.begin("PUBLISH")
+            pipeline.add(marker)
+            pipeline.add("")
+        }
         pipeline.begin("WAIT")
         pipeline.add(minimum)
         pipeline.add(timeoutMilliseconds)

@@ -83,10 +83,10 @@ final class UpdateProcessor {
         self.context = CommitScript.Context(
             keys: configuration.keys,
             replyTTL: String(max(1, configuration.replyTTL.components.seconds)),
-            updatesChannel: Array(configuration.keys.updates.utf8),
+            updatesChannel: configuration.pubsub == .sharded ? [] : Array(configuration.keys.updates.utf8),
             publishesNotifications: configuration.minReplicas == 0
         )
-        self.words = Words(keys: configuration.keys, eventsMaxLength: configuration.eventsMaxLength)
+        self.words = Words(keys: configuration.keys, shards: configuration.shards, eventsMaxLength: configuration.eventsMaxLength)
         self.maxRounds = path == .stream ? 50 : 8
     }
 
@@ -449,6 +449,10 @@ final class UpdateProcessor {
         pipeline.removeAll()
         defer { announcePipeline = pipeline }
         let transaction = path == .stream
+        // Shard channels are not in the transaction's slot: their messages go first, on their
+        // own nodes, and the transaction (the acknowledgements) only once they went out.
+        let sharded = context.updatesChannel.isEmpty
+        var publications = RedisPipeline()
         if transaction { pipeline.begin(Words.multi) }
         let header = pipeline.count
         if !transaction { for command in owedAnnouncements { pipeline.append(command) } }
@@ -458,20 +462,33 @@ final class UpdateProcessor {
         var tally = RequestTally()
         var acks: [String] = []
         let deferring = !batch.deferrals.isEmpty
+        let publish = sharded ? Words.spublish : Words.publish
         // The answers are read in place, not copied: each holds several buffers.
         for i in batch.requests.indices where batch.answers[i].response.status != 0 {
             if deferring, batch.deferrals[i] != nil { continue }
             if let rev = batch.answers[i].response.rev, batch.answers[i].notification != nil {
                 if batch.answers[i].needsPublishing {
-                    pipeline.begin(Words.publish)
-                    pipeline.add(words.updates)
-                    CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
-                    pipeline.begin(Words.publish)
-                    pipeline.add(joining: keys.updatesPrefix, batch.requests[i].taskId)
-                    CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                    if !sharded {
+                        pipeline.begin(Words.publish)
+                        pipeline.add(words.updates)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                    }
+                    if sharded && transaction {
+                        publications.begin(publish)
+                        publications.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &publications)
+                    } else {
+                        pipeline.begin(publish)
+                        pipeline.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                    }
                 }
                 pipeline.begin(Words.xadd)
-                pipeline.add(words.events)
+                // On the stream, the consumer's shard; on HTTP, the task's.
+                pipeline.add(
+                    transaction || words.shardEvents.isEmpty
+                        ? words.events : words.shardEvents[keys.shard(ofTask: batch.requests[i].taskId, count: words.shardEvents.count)]
+                )
                 pipeline.add(Words.maxlen)
                 pipeline.add(Words.approximately)
                 pipeline.add(words.eventsMaxLength)
@@ -486,9 +503,15 @@ final class UpdateProcessor {
                 CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
             }
             if let replyTo = batch.requests[i].replyTo {
-                pipeline.begin(Words.publish)
-                pipeline.add(replyTo)
-                batch.answers[i].reply.add(to: &pipeline)
+                if sharded && transaction {
+                    publications.begin(publish)
+                    publications.add(replyTo)
+                    batch.answers[i].reply.add(to: &publications)
+                } else {
+                    pipeline.begin(publish)
+                    pipeline.add(replyTo)
+                    batch.answers[i].reply.add(to: &pipeline)
+                }
             }
             if let entryId = batch.requests[i].entryId {
                 acks.append(entryId)
@@ -508,6 +531,15 @@ final class UpdateProcessor {
         }
         guard pipeline.count > header || owed > 0 else { return }
         if transaction {
+            if sharded && !publications.isEmpty {
+                noteDeferredErrors()
+                for error in try link.executeForErrors(publications) {
+                    logAnnouncementFailure(error.message)
+                    if announcementFailure == nil { announcementFailure = error.message }
+                }
+                // Not acknowledged: the entries are processed again, and answered from their stored replies.
+                if announcementFailure != nil { return }
+            }
             pipeline.begin(Words.exec)
             try link.sendDeferred(pipeline)
             noteDeferredErrors()
@@ -569,6 +601,7 @@ final class UpdateProcessor {
 /// The words of the commands a processor sends, as bytes once: a batch adds them hundreds of times.
 private struct Words {
     static let publish = Array("PUBLISH".utf8)
+    static let spublish = Array("SPUBLISH".utf8)
     static let xadd = Array("XADD".utf8)
     static let xack = Array("XACK".utf8)
     static let multi = Array("MULTI".utf8)
@@ -586,10 +619,13 @@ private struct Words {
     let requests: [UInt8]
     let group: [UInt8]
     let eventsMaxLength: [UInt8]
+    /// Every shard's change feed (empty with one shard): the HTTP path appends to the task's.
+    let shardEvents: [[UInt8]]
 
-    init(keys: Keys, eventsMaxLength: Int) {
+    init(keys: Keys, shards: Int, eventsMaxLength: Int) {
         updates = Array(keys.updates.utf8)
         events = Array(keys.events.utf8)
+        shardEvents = shards > 1 ? (0..<shards).map { Array(keys.forShard($0, of: shards).events.utf8) } : []
         requests = Array(keys.requests.utf8)
         group = Array(keys.group.utf8)
         self.eventsMaxLength = Array(String(eventsMaxLength).utf8)

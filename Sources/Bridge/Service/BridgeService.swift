@@ -17,7 +17,8 @@ import Synchronization
 /// and on graceful shutdown stops reading, finishes the batch it holds and returns.
 public struct BridgeService: Service, CustomStringConvertible {
     let configuration: BridgeConfiguration
-    let consumer: StreamConsumer
+    /// One per shard: one `XREADGROUP` cannot read streams in several slots.
+    let consumers: [StreamConsumer]
     let status: BridgeStatus
     let logger: Logger
 
@@ -32,28 +33,35 @@ public struct BridgeService: Service, CustomStringConvertible {
         self.configuration = configuration
         self.status = status
         self.logger = logger
-        self.consumer = StreamConsumer(
-            configuration: configuration,
-            authenticator: authenticator,
-            status: status,
-            metrics: metrics,
-            logger: logger
-        )
+        self.consumers = (0..<configuration.shards).map { k in
+            StreamConsumer(
+                configuration: configuration.forShard(k),
+                authenticator: authenticator,
+                status: status,
+                metrics: metrics,
+                logger: logger
+            )
+        }
     }
 
-    public var description: String { "BridgeService(consumer: \(configuration.consumer), stream: \(configuration.keys.requests))" }
+    public var description: String {
+        "BridgeService(consumer: \(configuration.consumer), streams: \(consumers.map(\.keys.requests).joined(separator: ",")))"
+    }
 
     public func run() async throws {
         let stop = StopSignal()
         logger.info(
             "bridge starting",
             metadata: [
-                "consumer": "\(configuration.consumer)", "stream": "\(configuration.keys.requests)", "redis": "\(configuration.redis)",
+                "consumer": "\(configuration.consumer)", "streams": "\(consumers.map(\.keys.requests).joined(separator: ","))",
+                "redis": "\(configuration.redis)",
             ]
         )
         // The loop runs on the consumer's own thread: no hop out and back per batch.
         await withGracefulShutdownHandler {
-            await consumer.run(until: stop)
+            await withTaskGroup(of: Void.self) { group in
+                for consumer in consumers { group.addTask { await consumer.run(until: stop) } }
+            }
         } onGracefulShutdown: {
             stop.set()
         }

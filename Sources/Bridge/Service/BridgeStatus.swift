@@ -11,28 +11,29 @@ import Synchronization
 /// What the consumer loop and the HTTP path last knew about Redis, for the readiness endpoint.
 public final class BridgeStatus: Sendable {
     private struct State {
-        var consuming = false
-        var problem: String? = "starting"
+        /// Each shard's consumer: `nil` while it works, else what stops it.
+        var problems: [String?] = ["starting"]
         /// Why Redis last refused an HTTP batch; cleared by the next that goes through.
         var httpProblem: String?
     }
     private let state = Mutex(State())
 
-    public init() {}
+    /// - Parameter shards: how many consumers (one per request stream) report here.
+    public init(shards: Int = 1) {
+        state.withLock { $0.problems = Array(repeating: "starting", count: max(1, shards)) }
+    }
 
-    /// The loop reads and commits normally.
-    func markConsuming() {
-        state.withLock {
-            $0.consuming = true
-            $0.problem = nil
+    /// The consumer of `shard` reads and commits normally.
+    func markConsuming(shard: Int = 0) {
+        state.withLock { state in
+            if state.problems.indices.contains(shard) { state.problems[shard] = nil }
         }
     }
 
-    /// The loop cannot work, and why.
-    func markProblem(_ problem: String) {
-        state.withLock {
-            $0.consuming = false
-            $0.problem = problem
+    /// The consumer of `shard` cannot work, and why.
+    func markProblem(_ problem: String, shard: Int = 0) {
+        state.withLock { state in
+            if state.problems.indices.contains(shard) { state.problems[shard] = problem }
         }
     }
 
@@ -41,8 +42,19 @@ public final class BridgeStatus: Sendable {
         state.withLock { $0.httpProblem = reason }
     }
 
-    /// `nil` when the loop works; otherwise what stops it.
-    public var problem: String? { state.withLock { $0.problem } }
+    /// `nil` when every consumer works; otherwise what stops the first that does not (with its
+    /// shard, when there are several).
+    public var problem: String? {
+        state.withLock { state in
+            guard let k = state.problems.firstIndex(where: { $0 != nil }), let problem = state.problems[k] else { return nil }
+            return state.problems.count > 1 ? "shard \(k): \(problem)" : problem
+        }
+    }
+
+    /// Each shard's consumer: `nil` while it works, else what stops it.
+    public var shardProblems: [(shard: Int, problem: String?)] {
+        state.withLock { $0.problems.enumerated().map { ($0.offset, $0.element) } }
+    }
 
     /// Why the HTTP path's last batch was refused (`nil` when it went through).
     public var httpProblem: String? { state.withLock { $0.httpProblem } }

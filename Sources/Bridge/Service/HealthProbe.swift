@@ -15,6 +15,9 @@ import Redis
 public struct HealthProbe: Sendable {
     private let redis: RedisClient
     private let keys: Keys
+    /// Each shard's names (one entry with one stream).
+    private let shardKeys: [Keys]
+    private let onCluster: Bool
     private let status: BridgeStatus
     private let consumer: String
 
@@ -24,6 +27,8 @@ public struct HealthProbe: Sendable {
         redisConfiguration.connectTimeout = .seconds(2)
         self.redis = RedisClient(configuration: redisConfiguration, name: "redis-health")
         self.keys = configuration.keys
+        self.shardKeys = (0..<configuration.shards).map { configuration.keys.forShard($0, of: configuration.shards) }
+        self.onCluster = configuration.redis.cluster != nil
         self.status = status
         self.consumer = configuration.consumer
     }
@@ -35,6 +40,20 @@ public struct HealthProbe: Sendable {
         public var pending: Int64?
         public var lag: Int64?
         public var consumers: Int64?
+        /// On a cluster: `CLUSTER INFO`'s `cluster_state` and how many slots are served.
+        public var clusterState: String?
+        public var slotsCovered: Int64?
+        /// With several shards: each shard's stream and reader.
+        public var shards: [Shard] = []
+
+        public struct Shard: Sendable {
+            public var shard: Int
+            public var stream: String
+            public var pending: Int64?
+            public var lag: Int64?
+            /// `nil` while the shard's reader works, else what stops it.
+            public var problem: String?
+        }
 
         public var json: JSONValue {
             var object = JSONObject()
@@ -43,6 +62,23 @@ public struct HealthProbe: Sendable {
             object["pending"] = pending.map { .integer($0) } ?? .null
             object["lag"] = lag.map { .integer($0) } ?? .null
             object["consumers"] = consumers.map { .integer($0) } ?? .null
+            if let clusterState {
+                object["cluster_state"] = .string(clusterState)
+                object["slots_covered"] = slotsCovered.map { .integer($0) } ?? .null
+            }
+            if shards.count > 1 {
+                object["shards"] = .array(
+                    shards.map { shard in
+                        var entry = JSONObject()
+                        entry["shard"] = .integer(Int64(shard.shard))
+                        entry["stream"] = .string(shard.stream)
+                        entry["pending"] = shard.pending.map { .integer($0) } ?? .null
+                        entry["lag"] = shard.lag.map { .integer($0) } ?? .null
+                        entry["reader"] = .string(shard.problem ?? "reading")
+                        return .object(entry)
+                    }
+                )
+            }
             return .object(object)
         }
     }
@@ -58,31 +94,61 @@ public struct HealthProbe: Sendable {
             readiness.reasons.append("http: \(problem)")
         }
         do {
-            let replies = try await redis.execute([RedisCommand("PING"), RedisCommand("XINFO", "GROUPS", keys.requests)])
+            var commands = [RedisCommand("PING")]
+            if onCluster { commands.append(RedisCommand("CLUSTER", "INFO")) }
+            let first = commands.count
+            commands += shardKeys.map { RedisCommand("XINFO", "GROUPS", $0.requests) }
+            let replies = try await redis.execute(commands)
             _ = try replies[0].get()
-            guard case .array(let groups) = try replies[1].get() else {
-                throw RedisError(code: .unexpectedReply, message: "XINFO GROUPS answered \(replies[1])")
+            if onCluster {
+                let info = String(decoding: try replies[1].get().bytes ?? [], as: UTF8.self)
+                var fields: [String: String] = [:]
+                for line in info.split(whereSeparator: \.isNewline) {
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+                }
+                readiness.clusterState = fields["cluster_state"] ?? "unknown"
+                readiness.slotsCovered = fields["cluster_slots_ok"].flatMap { Int64($0) }
+                if readiness.clusterState != "ok" {
+                    readiness.ready = false
+                    readiness.reasons.append("redis cluster: cluster_state is \(readiness.clusterState ?? "unknown")")
+                }
             }
-            var found = false
-            for group in groups {
-                let info = group.map
-                guard info["name"]?.string == keys.group else { continue }
-                found = true
-                readiness.pending = info["pending"]?.int
-                readiness.lag = info["lag"]?.int
-                readiness.consumers = info["consumers"]?.int
-            }
-            if !found {
-                readiness.ready = false
-                readiness.reasons.append("the consumer group \(keys.group) does not exist on \(keys.requests)")
+            let problems = status.shardProblems
+            for (k, shardKeys) in self.shardKeys.enumerated() {
+                var shard = Readiness.Shard(shard: k, stream: shardKeys.requests, problem: problems.first { $0.shard == k }?.problem)
+                let reply = replies[first + k]
+                if case .error(let message) = reply {
+                    readiness.ready = false
+                    readiness.reasons.append(
+                        message.contains("no such key") ? "the request stream \(shardKeys.requests) does not exist" : "redis: \(message)"
+                    )
+                    readiness.shards.append(shard)
+                    continue
+                }
+                guard case .array(let groups) = reply else {
+                    throw RedisError(code: .unexpectedReply, message: "XINFO GROUPS answered \(reply)")
+                }
+                var found = false
+                for group in groups {
+                    let info = group.map
+                    guard info["name"]?.string == keys.group else { continue }
+                    found = true
+                    shard.pending = info["pending"]?.int
+                    shard.lag = info["lag"]?.int
+                    readiness.pending = (readiness.pending ?? 0) + (shard.pending ?? 0)
+                    if let lag = shard.lag { readiness.lag = (readiness.lag ?? 0) + lag }
+                    readiness.consumers = max(readiness.consumers ?? 0, info["consumers"]?.int ?? 0)
+                }
+                if !found {
+                    readiness.ready = false
+                    readiness.reasons.append("the consumer group \(keys.group) does not exist on \(shardKeys.requests)")
+                }
+                readiness.shards.append(shard)
             }
         } catch let error as RedisError {
             readiness.ready = false
-            if error.serverErrorPrefix == "ERR", error.message.contains("no such key") {
-                readiness.reasons.append("the request stream \(keys.requests) does not exist")
-            } else {
-                readiness.reasons.append("redis: \(error.message)")
-            }
+            readiness.reasons.append("redis: \(error.message)")
         } catch {
             readiness.ready = false
             readiness.reasons.append("\(error)")

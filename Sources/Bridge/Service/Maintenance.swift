@@ -202,7 +202,14 @@ extension StreamConsumer {
     /// `MULTI`/`EXEC`: both or neither.
     private func answer(_ request: PatchRequest, reply: [UInt8], entryId: String) throws(RedisError) {
         var commands = [RedisCommand("MULTI")]
-        if let replyTo = request.replyTo { commands.append(RedisCommand("PUBLISH", replyTo, reply)) }
+        if let replyTo = request.replyTo {
+            if configuration.pubsub == .sharded {
+                // A shard channel is not in the stream's slot: published first, on its own node.
+                _ = try self.commands.execute(RedisCommand("SPUBLISH", replyTo, reply))
+            } else {
+                commands.append(RedisCommand("PUBLISH", replyTo, reply))
+            }
+        }
         commands.append(RedisCommand("XACK", keys.requests, keys.group, entryId))
         commands.append(RedisCommand("EXEC"))
         for reply in try self.commands.execute(commands) { _ = try reply.get() }

@@ -24,6 +24,8 @@ import TaskStatus
 actor StreamConsumer {
     let configuration: BridgeConfiguration
     let keys: Keys
+    /// The shard whose stream this consumer reads (0 with one stream).
+    let shard: Int
     let reader: RedisLink
     /// The connection of set-up, recovery and the periodic jobs.
     let commands: RedisLink
@@ -55,7 +57,9 @@ actor StreamConsumer {
         self.status = status
         self.metrics = metrics
         self.logger = logger
-        self.executor = ThreadExecutor(name: "bridge-consumer")
+        self.shard = configuration.shard ?? 0
+        let suffix = configuration.shards > 1 ? "-s\(shard)" : ""
+        self.executor = ThreadExecutor(name: "bridge-consumer\(suffix)")
         self.router = configuration.redis.sentinel.map(SentinelRouter.shared(for:))
         self.replication = ReplicationCheck(configuration: configuration)
         var readerConfiguration = configuration.redis
@@ -65,7 +69,7 @@ actor StreamConsumer {
         self.commands = RedisLink(configuration: configuration.redis)
         self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .stream)
         self.workers = (1..<max(1, configuration.workers)).map {
-            PartWorker(configuration: configuration, name: "bridge-worker-\($0)", logger: logger, metrics: metrics)
+            PartWorker(configuration: configuration, name: "bridge-worker\(suffix)-\($0)", logger: logger, metrics: metrics)
         }
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
@@ -120,7 +124,7 @@ actor StreamConsumer {
             if recovering != nil {
                 try await processHeldEntries()
                 recovering = nil
-                status.markConsuming()
+                status.markConsuming(shard: shard)
             }
             try await maintain()
             var read = RedisPipeline()
@@ -142,7 +146,7 @@ actor StreamConsumer {
             } else {
                 try await handle(entries)
             }
-            status.markConsuming()
+            status.markConsuming(shard: shard)
             return .processed(entries.count)
         } catch {
             if error.serverErrorPrefix == "NOGROUP" {
@@ -156,7 +160,7 @@ actor StreamConsumer {
                 forgetCachedTasks()
             }
             metrics.countRefusal(error)
-            status.markProblem(error.message)
+            status.markProblem(error.message, shard: shard)
             recovering = error.message
             return .failed(error)
         }
