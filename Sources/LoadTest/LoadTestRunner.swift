@@ -27,16 +27,32 @@ public struct LoadTestRunner: Sendable {
         set { workload.appendsMessages = newValue }
     }
 
-    public init(redis: RedisConfiguration, prefix: String, options: LoadOptions, taskCount: Int, invalidShare: Double, seed: UInt64) {
+    /// The bridges' `--shards`: each task's requests go to its shard's stream.
+    public var shards = 1
+
+    public init(
+        redis: RedisConfiguration,
+        prefix: String,
+        options: LoadOptions,
+        taskCount: Int,
+        invalidShare: Double,
+        seed: UInt64,
+        pubsub: PubSubMode = .classic
+    ) {
         self.redis = redis
-        self.keys = Keys(prefix: prefix)
+        self.keys = Keys(prefix: prefix, shardedPubSub: pubsub == .sharded)
         self.options = options
         self.workload = Workload(taskCount: taskCount, taskIdPrefix: "loadtest-\(options.runId)", invalidShare: invalidShare, seed: seed)
     }
 
     /// Runs the test; `progress` gets a line about once a second.
     public func run(progress: @escaping @Sendable (String) -> Void) async throws -> LoadReport {
-        let client = TaskStatusClient(configuration: redis, prefix: keys.prefix)
+        let client = TaskStatusClient(
+            configuration: redis,
+            prefix: keys.prefix,
+            shards: shards,
+            pubsub: keys.shardedPubSub ? .sharded : .classic
+        )
         _ = try await client.put((0..<workload.taskCount).map(workload.task))
 
         let cpuBefore = watchedProcess.flatMap(processCPUSeconds)
@@ -63,7 +79,7 @@ public struct LoadTestRunner: Sendable {
         var storedOnly = 0
         switch options.path {
         case .stream:
-            let driver = StreamLoadDriver(redis: redis, keys: keys, workload: workload, options: options, recorder: recorder)
+            let driver = StreamLoadDriver(redis: redis, keys: keys, shards: shards, workload: workload, options: options, recorder: recorder)
             (missing, storedOnly) = try await driver.run(schedule: schedule)
         case .http:
             try await HTTPLoadDriver(workload: workload, options: options, recorder: recorder).run(schedule: schedule)

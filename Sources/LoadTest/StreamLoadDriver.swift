@@ -15,9 +15,23 @@ import Redis
 struct StreamLoadDriver: Sendable {
     let redis: RedisConfiguration
     let keys: Keys
+    /// Each task's request stream, by task index (one stream without shards).
+    let streams: [String]
     let workload: Workload
     let options: LoadOptions
     let recorder: LoadRecorder
+
+    init(redis: RedisConfiguration, keys: Keys, shards: Int, workload: Workload, options: LoadOptions, recorder: LoadRecorder) {
+        self.redis = redis
+        self.keys = keys
+        self.streams = (0..<workload.taskCount).map { index in
+            let id = workload.taskId(index)
+            return keys.forShard(keys.shard(ofTask: id, count: shards), of: shards).requests
+        }
+        self.workload = workload
+        self.options = options
+        self.recorder = recorder
+    }
 
     var channel: String { "\(keys.prefix):loadtest:\(options.runId):replies" }
     var endMarker: [UInt8] { Array("end of \(options.runId)".utf8) }
@@ -32,7 +46,7 @@ struct StreamLoadDriver: Sendable {
         // so this timeout is only a backstop.
         receiverConfiguration.commandTimeout = .seconds(Int(options.expectedSeconds + options.replyTimeoutSeconds) + 60)
         let receiver = RedisClient(configuration: receiverConfiguration, name: "loadtest-replies")
-        try await receiver.subscribe([channel])
+        try await receiver.subscribe([channel], sharded: keys.shardedPubSub)
         let receiving = Task { try await receiveReplies(receiver) }
         defer { receiving.cancel() }
 
@@ -43,7 +57,7 @@ struct StreamLoadDriver: Sendable {
         while recorder.outstanding > 0, monotonicNanos() < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        try await sender.execute(RedisCommand("PUBLISH", channel, endMarker))
+        try await sender.execute(RedisCommand(keys.shardedPubSub ? "SPUBLISH" : "PUBLISH", channel, endMarker))
         try await receiving.value
         await receiver.disconnect()
         return try await collectStoredReplies(with: sender)
@@ -88,7 +102,7 @@ struct StreamLoadDriver: Sendable {
 
     private func append(_ request: Workload.Request, to pipeline: inout RedisPipeline) {
         pipeline.begin("XADD")
-        pipeline.add(keys.requests)
+        pipeline.add(streams[request.taskIndex])
         pipeline.add("*")
         pipeline.add("id")
         pipeline.add(workload.taskId(request.taskIndex))

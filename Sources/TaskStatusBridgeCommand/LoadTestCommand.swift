@@ -117,8 +117,10 @@ struct LoadTestCommand: AsyncParsableCommand {
             options: options,
             taskCount: tasks,
             invalidShare: invalidShare,
-            seed: seed
+            seed: seed,
+            pubsub: try connection.resolvedPubSub()
         )
+        runner.shards = try connection.resolvedShards()
         runner.watchedProcess = bridgePid
         runner.keepData = keep
         runner.appendsMessages = !noMessages

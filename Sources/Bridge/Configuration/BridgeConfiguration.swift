@@ -119,6 +119,9 @@ public struct BridgeConfiguration: Sendable {
     public var pubsub: PubSubMode
     /// The shard this configuration's consumer reads; `nil` outside a consumer.
     public var shard: Int?
+    /// With several shards: how long a bridge that stopped renewing its hold on a shard keeps
+    /// it (see ``ShardLease``); another bridge takes the shard over after it.
+    public var shardLease: Duration = .seconds(5)
 
     /// The key names (of ``shard``'s streams when set).
     public var keys: Keys {

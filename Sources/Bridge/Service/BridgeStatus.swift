@@ -13,6 +13,8 @@ public final class BridgeStatus: Sendable {
     private struct State {
         /// Each shard's consumer: `nil` while it works, else what stops it.
         var problems: [String?] = ["starting"]
+        /// Each shard: the bridge that reads it when it is another one (this one stands by).
+        var standby: [String?] = [nil]
         /// Why Redis last refused an HTTP batch; cleared by the next that goes through.
         var httpProblem: String?
     }
@@ -20,13 +22,27 @@ public final class BridgeStatus: Sendable {
 
     /// - Parameter shards: how many consumers (one per request stream) report here.
     public init(shards: Int = 1) {
-        state.withLock { $0.problems = Array(repeating: "starting", count: max(1, shards)) }
+        state.withLock {
+            $0.problems = Array(repeating: "starting", count: max(1, shards))
+            $0.standby = Array(repeating: nil, count: max(1, shards))
+        }
     }
 
     /// The consumer of `shard` reads and commits normally.
     func markConsuming(shard: Int = 0) {
         state.withLock { state in
-            if state.problems.indices.contains(shard) { state.problems[shard] = nil }
+            guard state.problems.indices.contains(shard) else { return }
+            state.problems[shard] = nil
+            state.standby[shard] = nil
+        }
+    }
+
+    /// Another bridge reads `shard` (`holder`, or nobody yet): this one stands by, which is no problem.
+    func markStandby(shard: Int, holder: String) {
+        state.withLock { state in
+            guard state.problems.indices.contains(shard) else { return }
+            state.problems[shard] = nil
+            state.standby[shard] = holder
         }
     }
 
@@ -51,9 +67,16 @@ public final class BridgeStatus: Sendable {
         }
     }
 
-    /// Each shard's consumer: `nil` while it works, else what stops it.
-    public var shardProblems: [(shard: Int, problem: String?)] {
-        state.withLock { $0.problems.enumerated().map { ($0.offset, $0.element) } }
+    /// Each shard's consumer as readiness reports it: reading, standing by for another
+    /// bridge, or what stops it.
+    public var readers: [String] {
+        state.withLock { state in
+            state.problems.indices.map { k in
+                if let problem = state.problems[k] { return problem }
+                guard let holder = state.standby[k] else { return "reading" }
+                return holder.isEmpty ? "standby" : "standby: read by \(holder)"
+            }
+        }
     }
 
     /// Why the HTTP path's last batch was refused (`nil` when it went through).

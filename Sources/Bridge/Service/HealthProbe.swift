@@ -51,8 +51,8 @@ public struct HealthProbe: Sendable {
             public var stream: String
             public var pending: Int64?
             public var lag: Int64?
-            /// `nil` while the shard's reader works, else what stops it.
-            public var problem: String?
+            /// `reading`, `standby` (another bridge reads it), or what stops this bridge's reader.
+            public var reader: String
         }
 
         public var json: JSONValue {
@@ -74,7 +74,7 @@ public struct HealthProbe: Sendable {
                         entry["stream"] = .string(shard.stream)
                         entry["pending"] = shard.pending.map { .integer($0) } ?? .null
                         entry["lag"] = shard.lag.map { .integer($0) } ?? .null
-                        entry["reader"] = .string(shard.problem ?? "reading")
+                        entry["reader"] = .string(shard.reader)
                         return .object(entry)
                     }
                 )
@@ -114,9 +114,9 @@ public struct HealthProbe: Sendable {
                     readiness.reasons.append("redis cluster: cluster_state is \(readiness.clusterState ?? "unknown")")
                 }
             }
-            let problems = status.shardProblems
+            let readers = status.readers
             for (k, shardKeys) in self.shardKeys.enumerated() {
-                var shard = Readiness.Shard(shard: k, stream: shardKeys.requests, problem: problems.first { $0.shard == k }?.problem)
+                var shard = Readiness.Shard(shard: k, stream: shardKeys.requests, reader: readers.indices.contains(k) ? readers[k] : "reading")
                 let reply = replies[first + k]
                 if case .error(let message) = reply {
                     readiness.ready = false

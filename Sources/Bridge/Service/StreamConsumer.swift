@@ -44,6 +44,8 @@ actor StreamConsumer {
     /// With `--min-replicas`: what dead letters must wait for.
     let replication: ReplicationCheck?
     private var needsSetup = true
+    /// With several shards: whether this bridge reads this one now (see ``ShardLease``).
+    private var lease: ShardLease?
     /// Why the last step failed; while set, the next step first processes what this consumer holds.
     private var recovering: String?
     var maintenance: MaintenanceClock
@@ -73,6 +75,9 @@ actor StreamConsumer {
         }
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
+        self.lease =
+            configuration.shards > 1
+            ? ShardLease(shard: shard, keys: configuration.keys, consumer: configuration.consumer, ttl: configuration.shardLease) : nil
     }
 
     deinit {
@@ -111,12 +116,19 @@ actor StreamConsumer {
             }
         }
         settle()
+        lease?.release(on: commands)
         for worker in workers { worker.close() }
     }
 
     /// One turn of the consumer loop; Redis failures are returned for the caller to back off.
     func step() async -> Outcome {
         do throws(RedisError) {
+            if lease != nil, try !lease!.check(on: commands) {
+                // Another bridge reads this shard: look again in a while.
+                status.markStandby(shard: shard, holder: lease?.holder ?? "")
+                try? await Task.sleep(for: min(configuration.blockTimeout, configuration.shardLease / 3))
+                return .processed(0)
+            }
             if needsSetup {
                 try await setUp()
                 needsSetup = false
