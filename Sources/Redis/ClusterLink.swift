@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +52,12 @@ public final class ClusterLink {
     public var markerPrefix = "taskstatus:replication"
     public private(set) var slotMap: ClusterSlotMap?
     private var refreshed = ContinuousClock.now
-    private var connections: [RedisConfiguration.Endpoint: RedisConnection] = [:]
+    private var connections: [RedisConfiguration.Endpoint: (connection: RedisConnection, epoch: UInt64)] = [:]
+    /// Lost connections anywhere in the process: a failover, a restart or `CLIENT KILL` breaks
+    /// the connections of every link at once, and each link would otherwise find out one node at
+    /// a time, failing (and backing off) once per connection. A link opens afresh the
+    /// connections it made before the last loss.
+    private static let losses = Atomic<UInt64>(0)
     private var deferredErrors: [String] = []
     /// The nodes written to since the last `WAIT`, which the next one covers.
     private var written: [RedisConfiguration.Endpoint] = []
@@ -130,6 +137,7 @@ public final class ClusterLink {
         }
         var target = configuration
         target.endpoint = node
+        target.cluster = nil
         return try RedisConnection(configuration: target)
     }
 
@@ -270,6 +278,7 @@ public final class ClusterLink {
 
     private func fail(_ node: RedisConfiguration.Endpoint, _ error: RedisError, _ first: inout RedisError?) {
         drop(node)
+        if error.code == .connectionLost || error.code == .connectionFailed { Self.losses.add(1, ordering: .relaxed) }
         slotMap = nil
         if first == nil { first = error }
     }
@@ -308,9 +317,9 @@ public final class ClusterLink {
             work.append((node, sub))
         }
         let received = try roundTrip(work)
-        let offset = received.first.map { $0.count - unit.commands.count } ?? 0
         for (k, c) in unit.commands.enumerated() {
-            let all = received.map { $0[offset + k] }
+            // A node that no longer serves slots got no marker write: each node's answers are its last.
+            let all = received.map { $0[$0.count - unit.commands.count + k] }
             answers[c] = all.first { $0.errorMessage != nil } ?? all.min { ($0.int ?? 0) < ($1.int ?? 0) }
         }
         if received.isEmpty { throw RedisError(code: .serverError, message: "CLUSTERDOWN the cluster has no master") }
@@ -344,11 +353,14 @@ public final class ClusterLink {
     }
 
     private func connection(to node: RedisConfiguration.Endpoint) throws(RedisError) -> RedisConnection {
-        if let open = connections[node], !open.isBroken { return open }
+        let epoch = Self.losses.load(ordering: .relaxed)
+        if let open = connections[node], !open.connection.isBroken, open.epoch == epoch { return open.connection }
         var target = configuration
         target.endpoint = node
+        // Errors name the node, not the cluster.
+        target.cluster = nil
         let fresh = try RedisConnection(configuration: target)
-        connections[node] = fresh
+        connections[node] = (fresh, epoch)
         return fresh
     }
 

@@ -80,10 +80,12 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// memory full (`OOM`), a script running (`BUSY`), loading its data (`LOADING`), a replica or a
     /// master without its replicas or link (`READONLY`, `MASTERDOWN`, `NOREPLICAS`), persistence
     /// failing (`MISCONF`), a cluster in flux (`TRYAGAIN`, `CLUSTERDOWN`), its scripts flushed
-    /// (`NOSCRIPT`), a blocked read ended by a role change (`UNBLOCKED`), and a transaction
-    /// discarded because of one of these (`EXECABORT`).
+    /// (`NOSCRIPT`), a blocked read ended by a role change (`UNBLOCKED`), a cluster redirect the
+    /// client could not follow in time (`MOVED`, `ASK`), and a transaction discarded because of
+    /// one of these (`EXECABORT`).
     public static let transientPrefixes: Set<Substring> = [
-        "OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "MISCONF", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "UNBLOCKED",
+        "OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "MISCONF", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "UNBLOCKED", "MOVED",
+        "ASK",
         "EXECABORT",
     ]
 

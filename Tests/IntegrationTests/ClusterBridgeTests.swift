@@ -194,6 +194,9 @@ struct ClusterBridgeTests {
                 #expect(health["slots_covered"] == 16384)
                 #expect(health["shards"]?.arrayValue?.count == 3)
                 #expect(health["shards"]?.arrayValue?.allSatisfy { $0["reader"] == "reading" } == true)
+                // Each shard's gauges, under names of their own.
+                let metrics = String(decoding: try await HTTP.request("GET", url + "/metrics").body, as: UTF8.self)
+                for k in 0..<3 { #expect(metrics.contains("taskstatus_shard_pending{shard=\"\(k)\"}"), "shard \(k)") }
             }
         }
     }

@@ -538,28 +538,32 @@ def run_scenario(name, args, seed):
 
 def main():
     from failover import SENTINEL_SCENARIOS, run_sentinel_scenario
+    from cluster_faults import CLUSTER_SCENARIOS, run_cluster_scenario
+    every = list(SCENARIOS) + list(SENTINEL_SCENARIOS) + list(CLUSTER_SCENARIOS)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridge", required=True, help="the task-status-bridge executable")
     ap.add_argument("--requests", type=int, default=10000, help="the backlog of each Redis scenario")
     ap.add_argument("--tasks", type=int, default=300)
-    ap.add_argument("--rate", type=int, default=1000, help="requests a second in the failover scenarios")
-    ap.add_argument("--seconds", type=float, default=30, help="how long the failover scenarios' load runs")
+    ap.add_argument("--rate", type=int, default=1000, help="requests a second in the failover and cluster scenarios")
+    ap.add_argument("--seconds", type=float, default=30, help="how long the failover and cluster scenarios' load runs")
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the data and logs of passing scenarios too")
-    ap.add_argument("scenarios", nargs="*", help="some of: " + ", ".join(list(SCENARIOS) + list(SENTINEL_SCENARIOS)))
+    ap.add_argument("scenarios", nargs="*", help="some of: " + ", ".join(every))
     args = ap.parse_args()
-    names = args.scenarios or list(SCENARIOS) + list(SENTINEL_SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS and n not in SENTINEL_SCENARIOS]
+    names = args.scenarios or every
+    unknown = [n for n in names if n not in every]
     if unknown:
-        ap.error("unknown scenario %s; choose from %s" % (unknown, ", ".join(list(SCENARIOS) + list(SENTINEL_SCENARIOS))))
+        ap.error("unknown scenario %s; choose from %s" % (unknown, ", ".join(every)))
     passed = 0
     for k, name in enumerate(names):
         if name in SCENARIOS:
             passed += run_scenario(name, args, args.seed + k)
-        else:
+        elif name in SENTINEL_SCENARIOS:
             passed += run_sentinel_scenario(name, SENTINEL_SCENARIOS[name], args, args.seed + k)
+        else:
+            passed += run_cluster_scenario(name, CLUSTER_SCENARIOS[name], args, args.seed + k)
     print("%d passed, %d failed" % (passed, len(names) - passed))
     sys.exit(0 if passed == len(names) else 1)
 

@@ -30,6 +30,30 @@ public final class BridgeMetrics: Sendable {
     let pending = Gauge(label: "taskstatus_consumer_pending")
     let lag = Gauge(label: "taskstatus_consumer_lag")
     private let requestCounters = Mutex<[Int: Counter]>([:])
+    private let shardMetrics = Mutex<[Int: Shard]>([:])
+
+    /// With several shards, each one's: `taskstatus_shard_pending{shard}`,
+    /// `taskstatus_shard_lag{shard}` and `taskstatus_shard_entries_total{shard}` (entries read by
+    /// this bridge). Names of their own: one name's label set may not change within a registry.
+    struct Shard: Sendable {
+        let pending: Gauge
+        let lag: Gauge
+        let entries: Counter
+    }
+
+    func shard(_ k: Int) -> Shard {
+        shardMetrics.withLock { all in
+            if let found = all[k] { return found }
+            let dimensions = [("shard", String(k))]
+            let made = Shard(
+                pending: Gauge(label: "taskstatus_shard_pending", dimensions: dimensions),
+                lag: Gauge(label: "taskstatus_shard_lag", dimensions: dimensions),
+                entries: Counter(label: "taskstatus_shard_entries_total", dimensions: dimensions)
+            )
+            all[k] = made
+            return made
+        }
+    }
     private let refusalCounters = Mutex<[String: Counter]>([:])
 
     public init() {}

@@ -449,9 +449,11 @@ final class UpdateProcessor {
         pipeline.removeAll()
         defer { announcePipeline = pipeline }
         let transaction = path == .stream
-        // Shard channels are not in the transaction's slot: their messages go first, on their
-        // own nodes, and the transaction (the acknowledgements) only once they went out.
+        // On a cluster, shard channels are not in the transaction's slot: their messages go
+        // first, on their own nodes, and the transaction (the acknowledgements) only once they
+        // went out. One Redis takes them inside the transaction.
         let sharded = context.updatesChannel.isEmpty
+        let apart = sharded && transaction && link.cluster != nil
         var publications = RedisPipeline()
         if transaction { pipeline.begin(Words.multi) }
         let header = pipeline.count
@@ -473,7 +475,7 @@ final class UpdateProcessor {
                         pipeline.add(words.updates)
                         CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
                     }
-                    if sharded && transaction {
+                    if apart {
                         publications.begin(publish)
                         publications.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
                         CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &publications)
@@ -503,7 +505,7 @@ final class UpdateProcessor {
                 CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
             }
             if let replyTo = batch.requests[i].replyTo {
-                if sharded && transaction {
+                if apart {
                     publications.begin(publish)
                     publications.add(replyTo)
                     batch.answers[i].reply.add(to: &publications)
@@ -531,7 +533,7 @@ final class UpdateProcessor {
         }
         guard pipeline.count > header || owed > 0 else { return }
         if transaction {
-            if sharded && !publications.isEmpty {
+            if !publications.isEmpty {
                 noteDeferredErrors()
                 for error in try link.executeForErrors(publications) {
                     logAnnouncementFailure(error.message)

@@ -111,8 +111,14 @@ extension StreamConsumer {
         for group in reply.array ?? [] {
             let info = group.map
             guard info["name"]?.string == keys.group else { continue }
-            if let pending = info["pending"]?.int { metrics.pending.record(pending) }
-            if let lag = info["lag"]?.int { metrics.lag.record(lag) }
+            if configuration.shards > 1 {
+                let shard = metrics.shard(self.shard)
+                if let pending = info["pending"]?.int { shard.pending.record(pending) }
+                if let lag = info["lag"]?.int { shard.lag.record(lag) }
+            } else {
+                if let pending = info["pending"]?.int { metrics.pending.record(pending) }
+                if let lag = info["lag"]?.int { metrics.lag.record(lag) }
+            }
         }
     }
 

@@ -310,6 +310,7 @@ actor StreamConsumer {
             parts[part].requests.append(consume request)
         }
         metrics.batchSize.record(entries.count)
+        if configuration.shards > 1 { metrics.shard(shard).entries.increment(by: entries.count) }
         let started = workers.indices.filter { !parts[$0 + 1].isEmpty }
         for k in started { workers[k].start(parts[k + 1]) }
         var failure: RedisError?

@@ -1,0 +1,702 @@
+"""The fault suite's Redis Cluster scenarios (see faults.py and docs/operations.md): three masters
+with a replica each on loopback, a bridge with `--redis-cluster --shards 8 --min-replicas 1`, a
+steady load while the cluster misbehaves, and the marker checker of the failover scenarios.
+
+Every request appends a unique marker (its request id) to its task's messages and is queued on
+its task's shard stream (contract section 8). The producer counts a request queued only once the
+replica of the master that took it has it (a marker write and `WAIT 1` on a connection of its
+own); otherwise it queues it again, under the same request id, on the shard's master of the
+moment, as a careful producer would.
+
+*lost*: a marker whose 200 was published but that is not in the final task. *doubled*: a marker
+present twice, one request id answered 200 at two revisions (or twice at one with different
+tasks), or one (id, rev) of the change feeds under two request ids.
+"""
+import copy, json, os, random, shutil, signal, socket, subprocess, tempfile, threading, time
+
+from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, pairs, text, task_document
+
+SHARDS = 8
+
+
+def crc16(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    b = key.encode() if isinstance(key, str) else key
+    s = b.find(b"{")
+    if s != -1:
+        e = b.find(b"}", s + 1)
+        if e > s + 1:
+            b = b[s + 1:e]
+    return crc16(b) % 16384
+
+
+def stream_of(tid):
+    return "%s:requests:{s%d}" % (PREFIX, key_slot("%s:task:{%s}" % (PREFIX, tid)) % SHARDS)
+
+
+def cluster_ports(count):
+    """Free ports whose cluster bus ports (port + 10000) are free too, none another's bus port."""
+    ports = []
+    while len(ports) < count:
+        port = cluster_port()
+        if port not in ports and all(abs(port - p) != 10000 for p in ports):
+            ports.append(port)
+    return ports
+
+
+def cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port + 10000 > 65535:
+            continue
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+    raise RuntimeError("no free port pair")
+
+
+def wait_for(check, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, ConnectionError, RedisError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("%s did not happen within %d s" % (what, seconds))
+
+
+class ClusterNodes:
+    """Six nodes: three masters, a replica each (AOF everysec, the bridge's ACL user)."""
+
+    def __init__(self, directory):
+        self.dir, self.ports, self.procs = directory, cluster_ports(6), {}
+
+    def _args(self, port):
+        d = os.path.join(self.dir, "n%d" % port)
+        os.makedirs(d, exist_ok=True)
+        return [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--logfile", os.path.join(d, "redis.log"),
+                "--user", BRIDGE_USER, "on", ">" + BRIDGE_PASSWORD, "~*", "&*", "+@all"]
+
+    def start(self):
+        for port in self.ports:
+            self.procs[port] = subprocess.Popen(self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in self.ports:
+            wait_for(lambda: Redis(port, timeout=1)("PING") == "PONG", 20, "redis-server on %d" % port)
+        subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
+                       ["--cluster-replicas", "1", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def ready():
+            for port in self.ports:
+                r = Redis(port, timeout=1)
+                ok = "cluster_state:ok" in text(r("CLUSTER", "INFO")) and len(self.roles(port, r)[1]) == 3
+                r.close()
+                if not ok:
+                    return False
+            return all(self.replica_online(m) for m in self.masters())
+        wait_for(ready, 40, "the cluster")
+
+    def roles(self, port=None, conn=None):
+        """(masters, replicas) as the node on `port` (any live one) sees them, by port."""
+        for p in ([port] if port else []) + self.ports:
+            try:
+                r = conn or Redis(p, timeout=1)
+                nodes = text(r("CLUSTER", "NODES"))
+                masters, replicas = [], []
+                for line in nodes.splitlines():
+                    parts = line.split()
+                    node_port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
+                    if "fail" in parts[2] or "noaddr" in parts[2]:
+                        continue
+                    (masters if "master" in parts[2] else replicas).append(node_port)
+                return masters, replicas
+            except (OSError, ConnectionError, RedisError, ValueError, IndexError):
+                continue
+        return [], []
+
+    def masters(self):
+        return self.roles()[0]
+
+    def replica_online(self, master):
+        try:
+            info = text(Redis(master, timeout=1)("INFO", "replication"))
+            return "state=online" in info
+        except (OSError, ConnectionError, RedisError):
+            return False
+
+    def replica_of(self, master):
+        r = Redis(master, timeout=1)
+        info = text(r("INFO", "replication"))
+        for line in info.splitlines():
+            if line.startswith("slave0:"):
+                return int(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))["port"])
+        return None
+
+    def restart(self, port):
+        """Starts a killed node again: it rejoins as a replica of the master that replaced it, so
+        that the shard has a replica again (a master without one confirms nothing)."""
+        self.procs[port] = subprocess.Popen(self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: Redis(port, timeout=1)("PING") == "PONG", 20, "redis-server on %d" % port)
+
+    def signal(self, port, sig):
+        proc = self.procs.get(port)
+        if proc and proc.poll() is None:
+            proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                proc.wait(timeout=30)
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+
+
+class Cluster:
+    """A small cluster client: the slot map, one connection per node, MOVED, ASK and TRYAGAIN."""
+
+    def __init__(self, nodes):
+        self.nodes, self.map, self.conns = nodes, [], {}
+
+    def refresh(self):
+        for port in self.nodes.ports:
+            try:
+                slots = self.conn(port)("CLUSTER", "SLOTS")
+                self.map = [(s, e, int(m[1])) for s, e, m, *_ in slots]
+                return
+            except (OSError, ConnectionError, RedisError):
+                self.drop(port)
+        raise ConnectionError("no node gave the slot map")
+
+    def conn(self, port):
+        if port not in self.conns:
+            self.conns[port] = Redis(port, timeout=3)
+        return self.conns[port]
+
+    def drop(self, port):
+        c = self.conns.pop(port, None)
+        if c:
+            c.close()
+
+    def port_of(self, key):
+        if not self.map:
+            self.refresh()
+        slot = key_slot(key)
+        return next(p for s, e, p in self.map if s <= slot <= e)
+
+    def call(self, key, *args, attempts=50):
+        asking = None
+        for _ in range(attempts):
+            port = asking or self.port_of(key)
+            try:
+                c = self.conn(port)
+                if asking:
+                    c.sock.sendall(Redis.encode(["ASKING"]) + Redis.encode(list(args)))
+                    c.read()
+                    reply = c.read()
+                    if isinstance(reply, RedisError):
+                        raise reply
+                    return reply
+                return c(*args)
+            except RedisError as error:
+                message = str(error)
+                asking = None
+                if message.startswith("MOVED"):
+                    self.refresh()
+                elif message.startswith("ASK"):
+                    asking = int(message.split()[2].rsplit(":", 1)[1])
+                elif message.split()[0] in ("TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN"):
+                    time.sleep(0.1)
+                else:
+                    raise
+            except (OSError, ConnectionError):
+                self.drop(port)
+                self.map = []
+                time.sleep(0.1)
+        raise ConnectionError("%s: no answer after %d attempts" % (args[0], attempts))
+
+    def close(self):
+        for port in list(self.conns):
+            self.drop(port)
+
+
+class Producer(threading.Thread):
+    """Queues `rate` requests a second for `seconds`, each on its task's shard stream; a request
+    counts as queued once the replica of the master that took it has it; what is not confirmed
+    when that master fails (or stops being one) is queued again, under the same request id."""
+
+    def __init__(self, nodes, rate, seconds, tasks, seed):
+        super().__init__(daemon=True)
+        self.nodes, self.rate, self.seconds, self.tasks = nodes, rate, seconds, tasks
+        self.cluster = Cluster(nodes)
+        self.rng = random.Random(seed)
+        self.sent, self.task_of = {}, {}
+        self.lock = threading.Lock()
+        self.unconfirmed = {}  # rid -> (fields, the port that took it, when)
+        self.queuing = threading.Lock()  # the producer and the confirmer share the connections
+        self.done = threading.Event()
+        self.errors = 0
+
+    def queue(self, rid, fields):
+        with self.queuing:
+            self._queue(rid, fields)
+
+    def _queue(self, rid, fields):
+        stream = stream_of(self.task_of[rid])
+        try:
+            port = self.cluster.port_of(stream)
+            self.cluster.call(stream, "XADD", stream, "*", *fields, attempts=3)
+            with self.lock:
+                self.unconfirmed[rid] = (fields, port, time.monotonic())
+        except (OSError, ConnectionError, RedisError, StopIteration):
+            self.errors += 1
+            with self.lock:
+                self.unconfirmed[rid] = (fields, None, time.monotonic())
+            self.cluster.map = []
+
+    def confirmer(self):
+        conns, markers = {}, {}
+        while not (self.done.is_set() and not self.unconfirmed):
+            with self.lock:
+                ports = {p for _, p, _ in self.unconfirmed.values() if p is not None}
+            masters = set(self.nodes.masters())
+            for port in ports:
+                try:
+                    if port not in masters:
+                        raise ConnectionError("%d is no longer a master" % port)
+                    if port not in conns:
+                        conns[port] = Redis(port, timeout=2)
+                        conns[port]("AUTH", BRIDGE_USER, BRIDGE_PASSWORD)
+                    if port not in markers:
+                        with self.queuing:
+                            self.cluster.refresh()
+                            found = [k for k in range(2000) if self.cluster.port_of("faults:marker:{m%d}" % k) == port]
+                        if not found:
+                            raise ConnectionError("%d serves no slots" % port)
+                        markers[port] = "faults:marker:{m%d}" % found[0]
+                    with self.lock:
+                        snapshot = [r for r, (_, p, _) in self.unconfirmed.items() if p == port]
+                    conns[port]("SET", markers[port], "1")
+                    if snapshot and conns[port]("WAIT", 1, 100) >= 1:
+                        with self.lock:
+                            for r in snapshot:
+                                if self.unconfirmed.get(r, (None, None, 0))[1] == port:
+                                    del self.unconfirmed[r]
+                except (OSError, ConnectionError, RedisError, StopIteration, TypeError):
+                    c = conns.pop(port, None)
+                    if c:
+                        c.close()
+                    markers.pop(port, None)
+                    # Not confirmed by a replica of a master that is gone: queued again.
+                    with self.lock:
+                        again = [(r, f) for r, (f, p, _) in self.unconfirmed.items() if p == port]
+                        for r, f in again:
+                            self.unconfirmed[r] = (f, None, time.monotonic())
+            with self.lock:
+                lost = [(r, f) for r, (f, p, _) in self.unconfirmed.items() if p is None]
+            for r, f in lost[:200]:
+                self.queue(r, f)
+            time.sleep(0.05)
+
+    def run(self):
+        confirmer = threading.Thread(target=self.confirmer, daemon=True)
+        confirmer.start()
+        start = time.monotonic()
+        for k in range(int(self.rate * self.seconds)):
+            due = start + k / self.rate
+            while time.monotonic() < due:
+                time.sleep(min(0.001, max(0.0, due - time.monotonic())))
+            rid = "c%06d" % k
+            tid = "f%04d" % self.rng.randrange(self.tasks)
+            patch = json.dumps([{"op": "add", "path": "/messages/-", "value": {"type": "INFO", "key": rid}}], separators=(",", ":"))
+            self.sent[rid] = time.monotonic()
+            self.task_of[rid] = tid
+            self.queue(rid, ["id", tid, "patch", patch, "request-id", rid, "reply-to", REPLIES, "x-sailpoint-experimental", "true"])
+        deadline = time.monotonic() + 60
+        while self.unconfirmed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.done.set()
+        confirmer.join(5)
+
+
+def listen(port, sharded, sink, stop):
+    """Subscribes to the reply channel on one node (a classic message reaches every node; a shard
+    channel's, the nodes of its shard), again whenever the connection fails, until `stop`."""
+    while not stop.is_set():
+        try:
+            r = Redis(port, timeout=0.5)
+            if sharded:
+                r.sock.sendall(Redis.encode(["SSUBSCRIBE", REPLIES]))
+            else:
+                r.sock.sendall(Redis.encode(["SUBSCRIBE", REPLIES, PREFIX + ":updates"]))
+            first = r.read()
+            if isinstance(first, RedisError):
+                raise first  # another shard's node: MOVED
+            if not sharded:
+                r.read()
+            while not stop.is_set():
+                try:
+                    m = r.read()
+                except OSError as error:
+                    if "timed out" in str(error):
+                        continue
+                    raise
+                if isinstance(m, list) and len(m) == 3 and m[0] in (b"message", b"smessage"):
+                    sink(text(m[1]), m[2])
+                elif isinstance(m, list) and m and m[0] == b"sunsubscribe":
+                    break
+        except (OSError, ConnectionError, RedisError):
+            time.sleep(0.2)
+
+
+def check(cluster, producer, replies, updates):
+    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0, "failed": 0}
+    problems = []
+
+    def note(kind, message):
+        counts[kind] += 1
+        if counts[kind] <= 3:
+            problems.append(message)
+
+    published, bodies = {}, {}
+    for rid, payloads in replies.items():
+        for payload in payloads:
+            reply = json.loads(payload)
+            if reply.get("status") != 200:
+                # Every request of the load is valid: anything but 200 is the bridge's failure.
+                note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
+            if reply.get("status") == 200:
+                published.setdefault(rid, set()).add(reply.get("rev"))
+                bodies.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
+    for rid, revs in published.items():
+        if len(revs) > 1:
+            note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
+        elif len(bodies[rid]) > 1:
+            note("doubled", "%s was answered 200 twice at revision %s with different tasks" % (rid, sorted(revs)[0]))
+    for (tid, rev), tasks in updates.items():
+        if len(tasks) > 1:
+            note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
+    markers = {}
+    for tid in sorted(set(producer.task_of.values())):
+        fields = pairs(cluster.call("%s:task:{%s}" % (PREFIX, tid), "HGETALL", "%s:task:{%s}" % (PREFIX, tid)))
+        keys = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
+        for key in keys:
+            markers[key] = markers.get(key, 0) + 1
+        if int(fields.get("_rev", b"0")) != 1 + len(keys):
+            note("inconsistent", "%s: _rev %s with %d markers" % (tid, text(fields.get("_rev")), len(keys)))
+    for key, n in markers.items():
+        if n > 1:
+            note("doubled", "the marker of %s is in its task %d times" % (key, n))
+    for rid in published:
+        if rid not in markers:
+            note("lost", "%s was answered 200 (rev %s) but its marker is not in %s" % (rid, sorted(published[rid]), producer.task_of.get(rid)))
+    for rid, tid in producer.task_of.items():
+        if rid not in replies:
+            key = "%s:reply:{%s}:%s" % (PREFIX, tid, rid)
+            if cluster.call(key, "GET", key) is None:
+                note("unanswered", "%s has no reply, published or stored" % rid)
+    feed = {}
+    for k in range(SHARDS):
+        stream, cursor = "%s:events:{s%d}" % (PREFIX, k), "-"
+        while True:
+            chunk = cluster.call(stream, "XRANGE", stream, cursor, "+", "COUNT", 5000)
+            if not chunk:
+                break
+            for _, flat in chunk:
+                f = pairs(flat)
+                feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
+            cursor = "(" + text(chunk[-1][0])
+    revs_of = {}
+    for (tid, rev), rids in feed.items():
+        if len(rids) > 1:
+            note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
+        for rid in rids:
+            revs_of.setdefault(rid, set()).add(rev)
+    for rid, revs in revs_of.items():
+        if len(revs) > 1:
+            note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
+    return counts, problems
+
+
+def drained(cluster):
+    for k in range(SHARDS):
+        stream = "%s:requests:{s%d}" % (PREFIX, k)
+        last = pairs(cluster.call(stream, "XINFO", "STREAM", stream)).get("last-generated-id")
+        groups = cluster.call(stream, "XINFO", "GROUPS", stream)
+        info = next((pairs(g) for g in groups if text(pairs(g).get("name")) == PREFIX + "-bridge"), None)
+        if info is None or info.get("pending") != 0 or info.get("last-delivered-id") != last:
+            return False
+    return True
+
+
+def run_cluster_scenario(name, spec, args, seed):
+    try:
+        return _run_cluster_scenario(name, spec, args, seed)
+    except (OSError, ConnectionError, RedisError, RuntimeError, subprocess.CalledProcessError) as error:
+        print("%-16s FAIL  the scenario could not run: %s" % (name, error), flush=True)
+        return False
+
+
+def _run_cluster_scenario(name, spec, args, seed):
+    min_replicas, pubsub, fault, expect_loss, min_seconds = spec
+    if args.seconds < min_seconds:
+        args = copy.copy(args)
+        args.seconds = min_seconds
+    directory = tempfile.mkdtemp(prefix="faults-%s-" % name, dir=args.workdir)
+    nodes = ClusterNodes(directory)
+    bridge, stop, passed = None, threading.Event(), False
+    try:
+        nodes.start()
+        cluster = Cluster(nodes)
+        for i in range(args.tasks):
+            key = "%s:task:{f%04d}" % (PREFIX, i)
+            cluster.call(key, "HSET", key, *[x for kv in task_document(i).items() for x in kv])
+        for k in range(SHARDS):
+            stream = "%s:requests:{s%d}" % (PREFIX, k)
+            cluster.call(stream, "XGROUP", "CREATE", stream, PREFIX + "-bridge", "0", "MKSTREAM")
+        for master in nodes.masters():
+            Redis(master)("WAIT", 1, 2000)
+        replies, updates, first_reply = {}, {}, {}
+        lock = threading.Lock()
+
+        def sink(channel, payload):
+            now = time.monotonic()
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return
+            with lock:
+                if channel == REPLIES:
+                    rid = message.get("requestId")
+                    replies.setdefault(rid, set()).add(payload)
+                    first_reply.setdefault(rid, now)
+                else:
+                    updates.setdefault((message.get("id"), message.get("rev")), set()).add(json.dumps(message.get("task"), sort_keys=True))
+
+        for port in nodes.ports:
+            threading.Thread(target=listen, args=(port, pubsub == "sharded", sink, stop), daemon=True).start()
+        time.sleep(0.3)
+        seeds = ",".join("127.0.0.1:%d" % p for p in nodes.ports[:3])
+        bridge = Bridge(args.bridge, 1, os.path.join(directory, "bridge.log"), "cluster-faults",
+                        extra=["--redis-cluster", seeds, "--shards", str(SHARDS), "--pubsub", pubsub, "--min-replicas", str(min_replicas)],
+                        url="redis://%s:%s@127.0.0.1:1/0" % (BRIDGE_USER, BRIDGE_PASSWORD))
+        producer = Producer(nodes, args.rate, args.seconds, args.tasks, seed)
+        started = time.monotonic()
+        producer.start()
+        outcome = fault(nodes, cluster, args)
+        producer.join(args.seconds + 90)
+        check_cluster = Cluster(nodes)
+        deadline, done = time.monotonic() + 60, False
+        while time.monotonic() < deadline:
+            try:
+                if not producer.unconfirmed and drained(check_cluster):
+                    done = True
+                    break
+            except (OSError, ConnectionError, RedisError, StopIteration, TypeError):
+                check_cluster = Cluster(nodes)
+            time.sleep(0.2)
+        problems = list(outcome.get("problems", []))
+        if not done:
+            problems.append("not drained within 60 s (requests no replica confirmed: %d)" % len(producer.unconfirmed))
+        time.sleep(1.0)
+        alive = bridge.alive()
+        status = bridge.stop()
+        stop.set()
+        elapsed = time.monotonic() - started
+        with open(os.path.join(directory, "bridge.log"), errors="replace") as log:
+            retries = sum(1 for line in log if "trying the same entries again" in line)
+        counts, found = check(check_cluster, producer, replies, updates)
+        problems = found + problems
+        latencies = [first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in first_reply]
+        slowest = max(latencies) if latencies else float("nan")
+        bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
+        if not expect_loss and latencies and slowest > bound:
+            problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
+        saw_loss = counts["lost"] + counts["doubled"] > 0
+        if expect_loss:
+            ok = saw_loss
+        else:
+            ok = not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0 and counts["failed"] == 0 \
+                and not outcome.get("problems") and done \
+                and not (latencies and slowest > bound)
+        # The consumers back off while the cluster fails: thousands of retries mean they do not.
+        busy = retries > 10 * SHARDS * elapsed
+        passed = ok and alive and status == 0 and not busy
+        if busy:
+            problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
+        if not alive:
+            problems.append("the bridge exited during the run (see %s)" % directory)
+        if status != 0:
+            problems.append("the bridge stopped with status %s on SIGTERM" % status)
+        label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
+        print("%-16s %s  %d requests at %d/s over %.0f s, 3 masters, --shards %d --pubsub %s --min-replicas %d; %s; lost %d doubled %d "
+              "unanswered %d inconsistent %d failed %d; slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
+              % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, elapsed, SHARDS, pubsub, min_replicas,
+                 outcome.get("what", "no fault"), counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"],
+                 counts["failed"], slowest, producer.errors, retries), flush=True)
+        for problem in problems[:12]:
+            print("    " + problem, flush=True)
+        if not passed or args.keep:
+            print("    logs and data: %s" % directory, flush=True)
+        return passed
+    finally:
+        stop.set()
+        if bridge and bridge.alive():
+            bridge.stop()
+        nodes.stop()
+        if passed and not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def busiest_master(nodes, cluster):
+    """The master holding the most shard streams."""
+    counts = {}
+    for k in range(SHARDS):
+        port = cluster.port_of("%s:requests:{s%d}" % (PREFIX, k))
+        counts[port] = counts.get(port, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def wait_promoted(nodes, replica, seconds=30):
+    start = time.monotonic()
+    wait_for(lambda: replica in nodes.roles(replica)[0] and "cluster_state:ok" in text(Redis(replica, timeout=1)("CLUSTER", "INFO")),
+             seconds, "the promotion of %d" % replica)
+    return time.monotonic() - start
+
+
+def kill_master(nodes, cluster, args):
+    time.sleep(args.seconds * 0.33)
+    master = busiest_master(nodes, cluster)
+    replica = nodes.replica_of(master)
+    start = time.monotonic()
+    nodes.signal(master, signal.SIGKILL)
+    took = wait_promoted(nodes, replica)
+    nodes.restart(master)
+    wait_for(lambda: nodes.replica_online(replica), 30, "the old master's return as a replica")
+    # With --min-replicas 1 the shard can confirm nothing until its master has a replica again.
+    back = time.monotonic() - start
+    return {"what": "a master killed (SIGKILL), its replica promoted in %.1f s, the old one back as its replica after %.1f s"
+            % (took, back), "failover_seconds": back, "bounded": True}
+
+
+def lagging_then_kill(nodes, cluster, args):
+    time.sleep(args.seconds * 0.33)
+    master = busiest_master(nodes, cluster)
+    replica = nodes.replica_of(master)
+    nodes.signal(replica, signal.SIGSTOP)
+    time.sleep(1.5)
+    nodes.signal(master, signal.SIGKILL)
+    nodes.signal(replica, signal.SIGCONT)
+    took = wait_promoted(nodes, replica)
+    nodes.restart(master)
+    wait_for(lambda: nodes.replica_online(replica), 30, "the old master's return as a replica")
+    return {"what": "a replica stalled 1.5 s, its master killed, the replica resumed and promoted in %.1f s" % took,
+            "failover_seconds": took + 1.5}
+
+
+def graceful_failovers(nodes, cluster, args):
+    count, longest, step = 0, 0.0, max(3.0, args.seconds / 5)
+    done = 0.0
+    while done + step < args.seconds:
+        time.sleep(step)
+        done += step
+        masters = sorted(nodes.masters())
+        if not masters:
+            continue
+        master = masters[count % len(masters)]
+        try:
+            replica = nodes.replica_of(master)
+            Redis(replica, timeout=2)("CLUSTER", "FAILOVER")
+            longest = max(longest, wait_promoted(nodes, replica, 15))
+            count += 1
+        except (OSError, ConnectionError, RedisError, RuntimeError, TypeError):
+            continue
+    return {"what": "CLUSTER FAILOVER %d times, every %.0f s (the longest switch %.1f s)" % (count, step, longest),
+            "failover_seconds": longest}
+
+
+def node_id(port):
+    return text(Redis(port, timeout=2)("CLUSTER", "MYID"))
+
+
+def migrate_slot(nodes, slot, source, target, pause):
+    """Moves one slot as redis-cli --cluster reshard does, holding it MIGRATING for `pause`
+    seconds first (keys not moved yet answer on the source, new ones ASK the target, commands
+    over both TRYAGAIN)."""
+    src, tgt = Redis(source, timeout=5), Redis(target, timeout=5)
+    tgt("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source))
+    src("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target))
+    time.sleep(pause)
+    moved = 0
+    while True:
+        keys = src("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        if not keys:
+            break
+        src("MIGRATE", "127.0.0.1", target, "", 0, 5000, "AUTH2", BRIDGE_USER, BRIDGE_PASSWORD, "KEYS", *keys)
+        moved += len(keys)
+        time.sleep(pause / 4)
+    for port in nodes.masters():
+        Redis(port, timeout=5)("CLUSTER", "SETSLOT", slot, "NODE", node_id(target))
+    return moved
+
+
+def migrations(nodes, cluster, args):
+    """A shard stream's slot, then a busy task's slot, moved to another master mid-load."""
+    time.sleep(args.seconds * 0.25)
+    stream = "%s:requests:{s0}" % PREFIX
+    task = "%s:task:{f0000}" % PREFIX
+    done = []
+    for key in (stream, task):
+        cluster.refresh()
+        source = cluster.port_of(key)
+        target = next(p for p in sorted(nodes.masters()) if p != source)
+        moved = migrate_slot(nodes, key_slot(key), source, target, 1.0)
+        done.append("slot %d (%s, %d keys) %d -> %d" % (key_slot(key), key, moved, source, target))
+        time.sleep(args.seconds * 0.2)
+    return {"what": "migrated " + "; ".join(done)}
+
+
+def client_kills(nodes, cluster, args):
+    kills = 0
+    for _ in range(4):
+        time.sleep(args.seconds / 5)
+        for port in nodes.masters():
+            try:
+                kills += Redis(port, timeout=2)("CLIENT", "KILL", "USER", BRIDGE_USER)
+            except (OSError, ConnectionError, RedisError):
+                pass
+    return {"what": "CLIENT KILL USER %s on every master 4 times (%d connections)" % (BRIDGE_USER, kills)}
+
+
+CLUSTER_SCENARIOS = {
+    # name: (--min-replicas, --pubsub, fault, whether the checker must see loss, the shortest load in seconds)
+    "cluster-kill": (1, "sharded", kill_master, False, 0),
+    "cluster-lagging": (1, "classic", lagging_then_kill, False, 0),
+    "cluster-unprotected": (0, "classic", lagging_then_kill, True, 0),
+    # At least four failovers, as sentinel-failover.
+    "cluster-failover": (1, "sharded", graceful_failovers, False, 15),
+    "cluster-migrate": (1, "sharded", migrations, False, 0),
+    "cluster-client-kill": (1, "classic", client_kills, False, 0),
+}
