@@ -71,7 +71,7 @@ enum ServeOptions {
         .redis,
         default: Bridge.shards,
         in: 1...1024,
-        "request streams (with their dead letters and change feeds) to spread the work over, `taskstatus:requests:{s<k>}` (contract section 8); a task's requests go to shard `KEYSLOT(task key) mod N`. 1 keeps the single stream. Producers and every bridge must use the same number"
+        "request streams (with their dead letters and change feeds) to spread the work over, `taskstatus:requests:{s<k>}` (contract section 7); a task's requests go to shard `KEYSLOT(task key) mod N`. 1 keeps the single stream. Producers and every bridge must use the same number"
     )
     static let pubsub = OptionSpec<String>.text(
         "--pubsub",

@@ -10,7 +10,7 @@ import Testing
 
 @testable import Bridge
 
-@Suite("Shards: the names of contract section 8, the producers' rule, and who reads each shard")
+@Suite("Shards: the names of contract section 7, the producers' rule, and who reads each shard")
 struct ShardingTests {
     @Test("with one shard the names are today's; with N the streams carry {s<k>}; task keys and reply keys never change")
     func names() {

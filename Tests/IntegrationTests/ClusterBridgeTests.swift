@@ -14,7 +14,7 @@ import TaskStatus
 import TestFixtures
 import Testing
 
-/// A key prefix of its own on the loopback cluster, with the bridge settings of section 8;
+/// A key prefix of its own on the loopback cluster, with the bridge settings of contract section 7;
 /// every key under the prefix is deleted from every master when the test ends.
 struct ClusterSpace {
     let prefix: String

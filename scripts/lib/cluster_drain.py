@@ -2,7 +2,7 @@
 """The drain benchmark on one Redis and on a Redis Cluster of three masters, in one run.
 
 For each round, for one node and for three masters, in each Pub/Sub mode: stores TASKS tasks,
-queues REQUESTS requests on the shard streams (contract section 8, `--shards SHARDS`), starts the
+queues REQUESTS requests on the shard streams (contract section 7, `--shards SHARDS`), starts the
 bridge and times it until every shard is drained; then checks every stored reply and every
 task's revision. The Redis servers of both sides run with the same settings (no persistence, no
 replicas), on loopback ports of their own.

@@ -3,7 +3,7 @@ with a replica each on loopback, a bridge with `--redis-cluster --shards 8 --min
 steady load while the cluster misbehaves, and the marker checker of the failover scenarios.
 
 Every request appends a unique marker (its request id) to its task's messages and is queued on
-its task's shard stream (contract section 8). The producer counts a request queued only once the
+its task's shard stream (contract section 7). The producer counts a request queued only once the
 replica of the master that took it has it (a marker write and `WAIT 1` on a connection of its
 own); otherwise it queues it again, under the same request id, on the shard's master of the
 moment, as a careful producer would.

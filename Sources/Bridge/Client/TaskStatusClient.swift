@@ -26,7 +26,7 @@ public struct TaskStatusClient: Sendable {
         self.redis = RedisClient(configuration: configuration, name: "redis-client")
     }
 
-    /// The request stream of a task's shard (contract section 8).
+    /// The request stream of a task's shard (contract section 7).
     public func requestStream(forTask id: String) -> String {
         keys.forShard(keys.shard(ofTask: id, count: shards), of: shards).requests
     }

@@ -113,7 +113,7 @@ public struct BridgeConfiguration: Sendable {
     }
 
     /// Request streams (with their dead letters and change feeds) to spread the work over
-    /// (contract section 8); 1: the single stream of one Redis.
+    /// (contract section 7); 1: the single stream of one Redis.
     public var shards: Int
     /// How notifications and replies are published.
     public var pubsub: PubSubMode
@@ -185,7 +185,7 @@ public struct RequestLimits: Sendable, Equatable {
 
 /// The Redis names of the contract, derived from one prefix. Every key of one task carries the
 /// `{id}` hash tag, so that a task's keys share one Redis Cluster slot. With shards (contract
-/// section 8) the request stream, its dead letters and the change feed are one per shard, each
+/// section 7) the request stream, its dead letters and the change feed are one per shard, each
 /// with the `{s<k>}` hash tag.
 public struct Keys: Sendable, Equatable {
     public let prefix: String
@@ -236,7 +236,7 @@ public struct Keys: Sendable, Equatable {
     public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }
     public func updates(_ id: String) -> String { "\(updatesPrefix)\(id)\(updatesSuffix)" }
 
-    /// The shard of a task among `count`: `KEYSLOT(task key) mod count` (contract section 8), so
+    /// The shard of a task among `count`: `KEYSLOT(task key) mod count` (contract section 7), so
     /// that one task's requests stay on one stream, in order.
     public func shard(ofTask id: String, count: Int) -> Int {
         count <= 1 ? 0 : HashSlot.of(task(id)) % count
@@ -253,6 +253,6 @@ public enum PubSubMode: String, Sendable, CaseIterable {
     /// `PUBLISH` (contract section 5): on a cluster, every node receives every message.
     case classic
     /// `SPUBLISH` on the task's own channel and the reply channel, no global channel (contract
-    /// section 8): each message stays on the node of its channel's slot.
+    /// section 7): each message stays on the node of its channel's slot.
     case sharded
 }
