@@ -134,28 +134,17 @@ public struct RedisPipeline: Sendable, Equatable {
     /// The arguments of command `index`, one array each (for tests and logs).
     public func arguments(of index: Int) -> [[UInt8]] {
         var result: [[UInt8]] = []
-        var position = commandStarts[index]
-        for _ in 0..<counts[index] {
-            // `$<length>\r\n<bytes>\r\n`
-            position += 1
-            var length = 0
-            while buffer[position] != UInt8(ascii: "\r") {
-                length = length * 10 + Int(buffer[position] - UInt8(ascii: "0"))
-                position += 1
-            }
-            position += 2
-            result.append(Array(buffer[position..<(position + length)]))
-            position += length + 2
+        walkArguments(of: index) { _, range in
+            result.append(Array(bytes[range]))
+            return true
         }
         return result
     }
 
-    /// The bytes of argument `argument` of command `index` (the name is argument 0), or `nil`
-    /// when the command has fewer arguments: read in place, for routing a command by its key.
-    public func argument(_ argument: Int, of index: Int) -> ArraySlice<UInt8>? {
-        guard argument < counts[index] else { return nil }
+    /// Calls `body` with each argument's place in `bytes`, in order, until it returns false.
+    private func walkArguments(of index: Int, _ body: (Int, Range<Int>) -> Bool) {
         var position = commandStarts[index]
-        for k in 0...argument {
+        for k in 0..<counts[index] {
             // `$<length>\r\n<bytes>\r\n`
             position += 1
             var length = 0
@@ -164,10 +153,21 @@ public struct RedisPipeline: Sendable, Equatable {
                 position += 1
             }
             position += 2
-            if k == argument { return bytes[position..<(position + length)] }
+            guard body(k, position..<(position + length)) else { return }
             position += length + 2
         }
-        return nil
+    }
+
+    /// The bytes of argument `argument` of command `index` (the name is argument 0), or `nil`
+    /// when the command has fewer arguments: read in place, for routing a command by its key.
+    public func argument(_ argument: Int, of index: Int) -> ArraySlice<UInt8>? {
+        guard argument < counts[index] else { return nil }
+        var found: Range<Int>?
+        walkArguments(of: index) { k, range in
+            if k == argument { found = range }
+            return k < argument
+        }
+        return found.map { bytes[$0] }
     }
 
     /// Adds command `index` of another pipeline, as it is.

@@ -22,49 +22,9 @@ import redis
 
 sys.path.insert(0, os.environ.get("SHARED_BENCH", os.path.join(os.path.dirname(__file__), "../../../shared/bench")))
 from workload import patch, task  # noqa: E402
+from cluster_faults import cluster_port as free_port, key_slot  # noqa: E402 (one CRC16, one port picker)
 
 P = "taskstatus"
-
-
-def crc16(data):
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
-def key_slot(key):
-    """Redis Cluster's KEYSLOT, as redis-py's redis.crc.key_slot computes it."""
-    b = key.encode()
-    s = b.find(b"{")
-    if s != -1:
-        e = b.find(b"}", s + 1)
-        if e > s + 1:
-            b = b[s + 1:e]
-    return crc16(b) % 16384
-
-
-def free_port():
-    # Redis Cluster's bus listens on port + 10000: both must be free.
-    for _ in range(200):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port + 10000 > 65535:
-            continue
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-    raise RuntimeError("no free port pair")
 
 
 class Servers:

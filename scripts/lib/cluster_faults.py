@@ -15,6 +15,7 @@ tasks), or one (id, rev) of the change feeds under two request ids.
 import copy, json, os, random, shutil, signal, socket, subprocess, tempfile, threading, time
 
 from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, pairs, text, task_document
+from failover import Published, judge, verdict
 
 SHARDS = 8
 
@@ -372,51 +373,16 @@ def listen(port, sharded, sink, stop):
 
 
 def check(cluster, producer, replies, updates):
-    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0, "failed": 0}
-    problems = []
-
-    def note(kind, message):
-        counts[kind] += 1
-        if counts[kind] <= 3:
-            problems.append(message)
-
-    published, bodies = {}, {}
-    for rid, payloads in replies.items():
-        for payload in payloads:
-            reply = json.loads(payload)
-            if reply.get("status") != 200:
-                # Every request of the load is valid: anything but 200 is the bridge's failure.
-                note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
-            if reply.get("status") == 200:
-                published.setdefault(rid, set()).add(reply.get("rev"))
-                bodies.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
-    for rid, revs in published.items():
-        if len(revs) > 1:
-            note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
-        elif len(bodies[rid]) > 1:
-            note("doubled", "%s was answered 200 twice at revision %s with different tasks" % (rid, sorted(revs)[0]))
-    for (tid, rev), tasks in updates.items():
-        if len(tasks) > 1:
-            note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
-    markers = {}
+    """The failover checker (failover.judge) over what the cluster holds at the end."""
+    hashes = {}
     for tid in sorted(set(producer.task_of.values())):
-        fields = pairs(cluster.call("%s:task:{%s}" % (PREFIX, tid), "HGETALL", "%s:task:{%s}" % (PREFIX, tid)))
-        keys = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
-        for key in keys:
-            markers[key] = markers.get(key, 0) + 1
-        if int(fields.get("_rev", b"0")) != 1 + len(keys):
-            note("inconsistent", "%s: _rev %s with %d markers" % (tid, text(fields.get("_rev")), len(keys)))
-    for key, n in markers.items():
-        if n > 1:
-            note("doubled", "the marker of %s is in its task %d times" % (key, n))
-    for rid in published:
-        if rid not in markers:
-            note("lost", "%s was answered 200 (rev %s) but its marker is not in %s" % (rid, sorted(published[rid]), producer.task_of.get(rid)))
+        key = "%s:task:{%s}" % (PREFIX, tid)
+        hashes[tid] = cluster.call(key, "HGETALL", key)
+    stored = {}
     for rid, tid in producer.task_of.items():
         if rid not in replies:
             key = "%s:reply:{%s}:%s" % (PREFIX, tid, rid)
-            if cluster.call(key, "GET", key) is None:
-                note("unanswered", "%s has no reply, published or stored" % rid)
+            stored[rid] = cluster.call(key, "GET", key)
     feed = {}
     for k in range(SHARDS):
         stream, cursor = "%s:events:{s%d}" % (PREFIX, k), "-"
@@ -428,16 +394,7 @@ def check(cluster, producer, replies, updates):
                 f = pairs(flat)
                 feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
             cursor = "(" + text(chunk[-1][0])
-    revs_of = {}
-    for (tid, rev), rids in feed.items():
-        if len(rids) > 1:
-            note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
-        for rid in rids:
-            revs_of.setdefault(rid, set()).add(rev)
-    for rid, revs in revs_of.items():
-        if len(revs) > 1:
-            note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
-    return counts, problems
+    return judge(producer, replies, updates, hashes, stored, feed)
 
 
 def drained(cluster):
@@ -478,25 +435,10 @@ def _run_cluster_scenario(name, spec, args, seed):
             cluster.call(stream, "XGROUP", "CREATE", stream, PREFIX + "-bridge", "0", "MKSTREAM")
         for master in nodes.masters():
             Redis(master)("WAIT", 1, 2000)
-        replies, updates, first_reply = {}, {}, {}
-        lock = threading.Lock()
-
-        def sink(channel, payload):
-            now = time.monotonic()
-            try:
-                message = json.loads(payload)
-            except ValueError:
-                return
-            with lock:
-                if channel == REPLIES:
-                    rid = message.get("requestId")
-                    replies.setdefault(rid, set()).add(payload)
-                    first_reply.setdefault(rid, now)
-                else:
-                    updates.setdefault((message.get("id"), message.get("rev")), set()).add(json.dumps(message.get("task"), sort_keys=True))
+        published = Published()
 
         for port in nodes.ports:
-            threading.Thread(target=listen, args=(port, pubsub == "sharded", sink, stop), daemon=True).start()
+            threading.Thread(target=listen, args=(port, pubsub == "sharded", published.sink, stop), daemon=True).start()
         time.sleep(0.3)
         seeds = ",".join("127.0.0.1:%d" % p for p in nodes.ports[:3])
         bridge = Bridge(args.bridge, 1, os.path.join(directory, "bridge.log"), "cluster-faults",
@@ -517,49 +459,19 @@ def _run_cluster_scenario(name, spec, args, seed):
             except (OSError, ConnectionError, RedisError, StopIteration, TypeError):
                 check_cluster = Cluster(nodes)
             time.sleep(0.2)
-        problems = list(outcome.get("problems", []))
         if not done:
-            problems.append("not drained within 60 s (requests no replica confirmed: %d)" % len(producer.unconfirmed))
+            outcome.setdefault("problems", []).append(
+                "not drained within 60 s (requests no replica confirmed: %d)" % len(producer.unconfirmed))
+        problems = list(outcome.get("problems", []))
         time.sleep(1.0)
         alive = bridge.alive()
         status = bridge.stop()
         stop.set()
-        elapsed = time.monotonic() - started
-        with open(os.path.join(directory, "bridge.log"), errors="replace") as log:
-            retries = sum(1 for line in log if "trying the same entries again" in line)
-        counts, found = check(check_cluster, producer, replies, updates)
-        problems = found + problems
-        latencies = [first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in first_reply]
-        slowest = max(latencies) if latencies else float("nan")
-        bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
-        if not expect_loss and latencies and slowest > bound:
-            problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
-        saw_loss = counts["lost"] + counts["doubled"] > 0
-        if expect_loss:
-            ok = saw_loss
-        else:
-            ok = not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0 and counts["failed"] == 0 \
-                and not outcome.get("problems") and done \
-                and not (latencies and slowest > bound)
-        # The consumers back off while the cluster fails: thousands of retries mean they do not.
-        busy = retries > 10 * SHARDS * elapsed
-        passed = ok and alive and status == 0 and not busy
-        if busy:
-            problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
-        if not alive:
-            problems.append("the bridge exited during the run (see %s)" % directory)
-        if status != 0:
-            problems.append("the bridge stopped with status %s on SIGTERM" % status)
-        label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
-        print("%-16s %s  %d requests at %d/s over %.0f s, 3 masters, --shards %d --pubsub %s --min-replicas %d; %s; lost %d doubled %d "
-              "unanswered %d inconsistent %d failed %d; slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
-              % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, elapsed, SHARDS, pubsub, min_replicas,
-                 outcome.get("what", "no fault"), counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"],
-                 counts["failed"], slowest, producer.errors, retries), flush=True)
-        for problem in problems[:12]:
-            print("    " + problem, flush=True)
-        if not passed or args.keep:
-            print("    logs and data: %s" % directory, flush=True)
+        counts, found = check(check_cluster, producer, published.replies, published.updates)
+        # The consumers (one per shard) back off while the cluster fails: thousands of retries mean they do not.
+        passed = verdict(name, ", 3 masters, --shards %d --pubsub %s --min-replicas %d" % (SHARDS, pubsub, min_replicas), expect_loss,
+                         counts, found + problems, outcome, producer, published, os.path.join(directory, "bridge.log"), alive, status,
+                         time.monotonic() - started, 10 * SHARDS, directory, args)
         return passed
     finally:
         stop.set()

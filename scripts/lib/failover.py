@@ -367,7 +367,19 @@ class NodeListener(threading.Thread):
 
 def check(topology, producer, replies, updates, feed_master):
     """Loss and doubling, from what was published and what the final master holds."""
-    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0}
+    r = Redis(feed_master)
+    tasks = sorted(set(producer.task_of.values()))
+    hashes = dict(zip(tasks, r.pipeline([["HGETALL", "%s:task:{%s}" % (PREFIX, t)] for t in tasks])))
+    stored = dict(zip(producer.sent, r.pipeline([["GET", "%s:reply:{%s}:%s" % (PREFIX, producer.task_of[rid], rid)] for rid in producer.sent])))
+    return judge(producer, replies, updates, hashes, stored, change_feed(r))
+
+
+def judge(producer, replies, updates, hashes, stored, feed):
+    """The marker checker, over what was published (`replies`: request id -> payloads; `updates`:
+    (id, rev) -> tasks announced) and what Redis holds at the end (`hashes`: task id -> HGETALL;
+    `stored`: request id -> stored reply; `feed`: (id, rev) -> request ids of the change feed).
+    Every request of the load is valid: an answer but 200 is the bridge's failure."""
+    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0, "failed": 0}
     problems = []
 
     def note(kind, message):
@@ -375,14 +387,15 @@ def check(topology, producer, replies, updates, feed_master):
         if counts[kind] <= 3:
             problems.append(message)
 
-    r = Redis(feed_master)
     published_200, bodies_200 = {}, {}
     for rid, payloads in replies.items():
         for payload in payloads:
             reply = json.loads(payload)
-            if reply.get("status") == 200:
-                published_200.setdefault(rid, set()).add(reply.get("rev"))
-                bodies_200.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
+            if reply.get("status") != 200:
+                note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
+                continue
+            published_200.setdefault(rid, set()).add(reply.get("rev"))
+            bodies_200.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
     for rid, revs in published_200.items():
         if len(revs) > 1:
             note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
@@ -393,11 +406,9 @@ def check(topology, producer, replies, updates, feed_master):
     for (tid, rev), tasks in updates.items():
         if len(tasks) > 1:
             note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
-    tasks = sorted(set(producer.task_of.values()))
-    hashes = dict(zip(tasks, r.pipeline([["HGETALL", "%s:task:{%s}" % (PREFIX, t)] for t in tasks])))
     markers = {}
-    for tid in tasks:
-        fields = pairs(hashes[tid])
+    for tid, flat in hashes.items():
+        fields = pairs(flat)
         keys = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
         for key in keys:
             markers[key] = markers.get(key, 0) + 1
@@ -409,12 +420,11 @@ def check(topology, producer, replies, updates, feed_master):
     for rid in published_200:
         if rid not in markers:
             note("lost", "%s was answered 200 (rev %s) but its marker is not in %s" % (rid, sorted(published_200[rid]), producer.task_of.get(rid)))
-    stored = dict(zip(producer.sent, r.pipeline([["GET", "%s:reply:{%s}:%s" % (PREFIX, producer.task_of[rid], rid)] for rid in producer.sent])))
     for rid in producer.sent:
         if rid not in replies and stored.get(rid) is None:
             note("unanswered", "%s has no reply, published or stored" % rid)
     revs_of = {}
-    for (tid, rev), rids in change_feed(r).items():
+    for (tid, rev), rids in feed.items():
         if len(rids) > 1:
             note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
         for rid in rids:
@@ -423,6 +433,70 @@ def check(topology, producer, replies, updates, feed_master):
         if len(revs) > 1:
             note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
     return counts, problems
+
+
+class Published:
+    """What the listeners heard: every reply payload by request id (and when the first came), and
+    every task announced under an (id, rev)."""
+
+    def __init__(self):
+        self.replies, self.updates, self.first_reply, self.reply_times = {}, {}, {}, []
+        self.lock = threading.Lock()
+
+    def sink(self, channel, payload):
+        now = time.monotonic()
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        with self.lock:
+            if channel == REPLIES:
+                rid = message.get("requestId")
+                self.replies.setdefault(rid, set()).add(payload)
+                self.first_reply.setdefault(rid, now)
+                self.reply_times.append(now)
+            else:
+                task = json.dumps(message.get("task"), sort_keys=True)
+                self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(task)
+
+
+def verdict(name, headline, expect_loss, counts, problems, outcome, producer, published, bridge_log, alive, status, elapsed,
+            retry_limit, directory, args):
+    """Judges a load-and-fault scenario and prints its line: the checker's counts (loss expected or
+    none of any kind), the slowest answer within the outcome's bound, the bridge alive, stopped
+    with 0, and backing off (no more than `retry_limit` retries a second)."""
+    with open(bridge_log, errors="replace") as log:
+        retries = sum(1 for line in log if "trying the same entries again" in line)
+    latencies = [published.first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in published.first_reply]
+    slowest = max(latencies) if latencies else float("nan")
+    # The bound the issues set for a killed master; after a graceful failover the replicas
+    # resynchronise first, and nothing is answered before one confirms.
+    bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
+    too_slow = not expect_loss and latencies and slowest > bound
+    if too_slow:
+        problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
+    saw_loss = counts["lost"] + counts["doubled"] > 0
+    ok = saw_loss if expect_loss else (not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0
+                                       and counts["failed"] == 0 and not too_slow and not outcome.get("problems"))
+    busy = retries > retry_limit * elapsed
+    passed = ok and alive and status == 0 and not busy
+    if busy:
+        problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
+    if not alive:
+        problems.append("the bridge exited during the run (see %s)" % directory)
+    if status != 0:
+        problems.append("the bridge stopped with status %s on SIGTERM" % status)
+    label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
+    print("%-16s %s  %d requests at %d/s over %.0f s%s; %s; lost %d doubled %d unanswered %d inconsistent %d failed %d; "
+          "slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
+          % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, elapsed, headline, outcome.get("what", "no fault"),
+             counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"], counts["failed"], slowest,
+             producer.errors, retries), flush=True)
+    for problem in problems[:12]:
+        print("    " + problem, flush=True)
+    if not passed or args.keep:
+        print("    logs and data: %s" % directory, flush=True)
+    return passed
 
 
 def run_sentinel_scenario(name, spec, args, seed):
@@ -441,26 +515,8 @@ def run_sentinel_scenario(name, spec, args, seed):
                          for i in range(args.tasks)]))
         r("XGROUP", "CREATE", PREFIX + ":requests", PREFIX + "-bridge", "0", "MKSTREAM")
         r("WAIT", 2, 2000)
-        replies, updates, first_reply, reply_times = {}, {}, {}, []
-        lock = threading.Lock()
-
-        def sink(channel, payload):
-            now = time.monotonic()
-            try:
-                message = json.loads(payload)
-            except ValueError:
-                return
-            with lock:
-                if channel == REPLIES:
-                    rid = message.get("requestId")
-                    replies.setdefault(rid, set()).add(payload)
-                    first_reply.setdefault(rid, now)
-                    reply_times.append(now)
-                else:
-                    task = json.dumps(message.get("task"), sort_keys=True)
-                    updates.setdefault((message.get("id"), message.get("rev")), set()).add(task)
-
-        listeners = [NodeListener(port, sink) for port in topology.data_ports]
+        published = Published()
+        listeners = [NodeListener(port, published.sink) for port in topology.data_ports]
         for listener in listeners:
             listener.start()
         time.sleep(0.3)
@@ -498,48 +554,18 @@ def run_sentinel_scenario(name, spec, args, seed):
         status = bridge.stop()
         for listener in listeners:
             listener.stop.set()
-        # The consumer backs off (100 ms doubling to 5 s) while Redis fails; thousands of retries
-        # mean it does not, and hammers the sentinels while the master is down.
-        elapsed = time.monotonic() - started
-        with open(os.path.join(directory, "bridge.log"), errors="replace") as log:
-            retries = sum(1 for line in log if "trying the same entries again" in line)
-        busy = retries > 10 * elapsed
-        counts, problems = check(topology, producer, replies, updates, final)
-        latencies = [first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in first_reply]
-        slowest = max(latencies) if latencies else float("nan")
-        # The bound the issue sets for a killed master; after a graceful failover the replicas
-        # resynchronise first, and nothing is answered before one confirms.
-        bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
-        if not expect_loss and latencies and slowest > bound:
-            problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
-        for problem in outcome.get("problems", []):
-            problems.append(problem)
+        counts, problems = check(topology, producer, published.replies, published.updates, final)
+        problems += outcome.get("problems", [])
         if "quiet" in outcome:
             start, end = outcome["quiet"]
-            seen = sum(1 for t in reply_times if start <= t <= end)
+            seen = sum(1 for t in published.reply_times if start <= t <= end)
             if seen:
                 outcome.setdefault("problems", []).append("%d replies were published while no replica could confirm them" % seen)
                 problems.append("%d replies were published while no replica could confirm them" % seen)
-        saw_loss = counts["lost"] + counts["doubled"] > 0
-        ok_figures = (saw_loss if expect_loss else (not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0
-                                                   and not (latencies and slowest > bound) and not outcome.get("problems")))
-        passed = ok_figures and alive and status == 0 and not busy
-        if busy:
-            problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
-        if not alive:
-            problems.append("the bridge exited during the run (see %s)" % directory)
-        if status != 0:
-            problems.append("the bridge stopped with status %s on SIGTERM" % status)
-        label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
-        print("%-16s %s  %d requests at %d/s over %.0f s with --min-replicas %d; %s; lost %d doubled %d unanswered %d "
-              "inconsistent %d; slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
-              % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, time.monotonic() - started, min_replicas,
-                 outcome.get("what", "no fault"), counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"],
-                 slowest, producer.errors, retries), flush=True)
-        for problem in problems[:12]:
-            print("    " + problem, flush=True)
-        if not passed or args.keep:
-            print("    logs and data: %s" % directory, flush=True)
+        # The consumer backs off (100 ms doubling to 5 s) while Redis fails; thousands of retries
+        # mean it does not, and hammers the sentinels while the master is down.
+        passed = verdict(name, " with --min-replicas %d" % min_replicas, expect_loss, counts, problems, outcome, producer, published,
+                         os.path.join(directory, "bridge.log"), alive, status, time.monotonic() - started, 10, directory, args)
         return passed
     finally:
         if bridge and bridge.alive():
