@@ -52,6 +52,10 @@ public final class ClusterLink {
     public var markerPrefix = "taskstatus:replication"
     public private(set) var slotMap: ClusterSlotMap?
     private var refreshed = ContinuousClock.now
+    /// The map may be out of date (a node failed or said it is not a master): read it again
+    /// before the next call, asking the masters it names first. A seed first could be an old
+    /// master just restarted, which names itself until the cluster tells it otherwise.
+    private var stale = false
     private var connections: [RedisConfiguration.Endpoint: (connection: RedisConnection, epoch: UInt64)] = [:]
     /// Lost connections anywhere in the process: a failover, a restart or `CLIENT KILL` breaks
     /// the connections of every link at once, and each link would otherwise find out one node at
@@ -79,6 +83,7 @@ public final class ClusterLink {
                 guard !map.ranges.isEmpty else { throw RedisError(code: .serverError, message: "CLUSTERDOWN it serves no slots") }
                 slotMap = map
                 refreshed = ContinuousClock.now
+                stale = false
                 // Connections to nodes that no longer serve slots are closed.
                 let masters = Set(map.masters)
                 connections = connections.filter { masters.contains($0.key) }
@@ -88,7 +93,8 @@ public final class ClusterLink {
                 failures.append("\(node): \(error.message)")
             }
         }
-        slotMap = nil
+        // The old map stays, marked stale: its masters are asked first next time.
+        stale = true
         throw RedisError(code: .connectionFailed, message: "no cluster node gave its slots: \(failures.joined(separator: "; "))")
     }
 
@@ -152,7 +158,7 @@ public final class ClusterLink {
     // MARK: - The engine
 
     private func run(_ pipeline: RedisPipeline, units: [ClusterRoute.Unit]) throws(RedisError) -> RedisReplies {
-        if slotMap == nil || ContinuousClock.now - refreshed > refreshInterval { try refresh() }
+        if slotMap == nil || stale || ContinuousClock.now - refreshed > refreshInterval { try refresh() }
         var answers = [RedisValue?](repeating: nil, count: pipeline.count)
         // Scripts first, on every master: what follows may run them.
         for unit in units where unit.route == .everyMaster {
@@ -278,8 +284,8 @@ public final class ClusterLink {
 
     private func fail(_ node: RedisConfiguration.Endpoint, _ error: RedisError, _ first: inout RedisError?) {
         drop(node)
+        stale = true
         if error.code == .connectionLost || error.code == .connectionFailed { Self.losses.add(1, ordering: .relaxed) }
-        slotMap = nil
         if first == nil { first = error }
     }
 
@@ -319,7 +325,16 @@ public final class ClusterLink {
         let received = try roundTrip(work)
         for (k, c) in unit.commands.enumerated() {
             // A node that no longer serves slots got no marker write: each node's answers are its last.
-            let all = received.map { $0[$0.count - unit.commands.count + k] }
+            var all = received.map { $0[$0.count - unit.commands.count + k] }
+            for (n, answer) in all.enumerated() where answer.errorMessage?.contains("replica") == true {
+                // Written to before a failover made it a replica: nothing it took is confirmed,
+                // and the map is old. Said as what it is, a shortfall of replicas (tried again
+                // soon, on the new master), not as the command's error.
+                stale = true
+                let text =
+                    "-NOREPLICAS \(RedisConfiguration.describe(nodes[n])) is a replica now (a failover): what was written there is confirmed again on its new master\r\n"
+                if let replaced = try? RedisReplies(parsing: Array(text.utf8)) { all[n] = replaced[0] }
+            }
             answers[c] = all.first { $0.errorMessage != nil } ?? all.min { ($0.int ?? 0) < ($1.int ?? 0) }
         }
         if received.isEmpty { throw RedisError(code: .serverError, message: "CLUSTERDOWN the cluster has no master") }

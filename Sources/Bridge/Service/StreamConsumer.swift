@@ -102,7 +102,11 @@ actor StreamConsumer {
             case .processed:
                 backoff.reset()
             case .failed(let error):
-                let delay = backoff.next()
+                // Replicas that did not confirm in time were already waited for (`WAIT` takes
+                // up to --replica-timeout-ms): try again soon, so that a shard whose master just
+                // got its replica back (after a failover) resumes within a second, not after the
+                // back-off's 5 s.
+                let delay = error.serverErrorPrefix == "NOREPLICAS" ? Backoff.first : backoff.next()
                 logger.warning("redis refused or failed; trying the same entries again", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
                 var left = delay
                 // A failover the sentinels announce ends the wait: the new master is ready. (Not
