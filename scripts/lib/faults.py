@@ -537,6 +537,14 @@ def run_scenario(name, args, seed):
 
 
 def main():
+    # Stopped (scripts/faults interrupted): the scenario's `finally` stops its bridge and servers,
+    # and a second signal (timeout(1) signals the whole group, the wrapper forwards one too) must
+    # not cut that short.
+    def stop(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, stop)
     from failover import SENTINEL_SCENARIOS, run_sentinel_scenario
     from cluster_faults import CLUSTER_SCENARIOS, run_cluster_scenario
     every = list(SCENARIOS) + list(SENTINEL_SCENARIOS) + list(CLUSTER_SCENARIOS)
