@@ -24,10 +24,7 @@ struct StreamLoadDriver: Sendable {
     init(redis: RedisConfiguration, keys: Keys, shards: Int, workload: Workload, options: LoadOptions, recorder: LoadRecorder) {
         self.redis = redis
         self.keys = keys
-        self.streams = (0..<workload.taskCount).map { index in
-            let id = workload.taskId(index)
-            return keys.forShard(keys.shard(ofTask: id, count: shards), of: shards).requests
-        }
+        self.streams = (0..<workload.taskCount).map { keys.forTask(workload.taskId($0), of: shards).requests }
         self.workload = workload
         self.options = options
         self.recorder = recorder

@@ -141,10 +141,7 @@ public final class ClusterLink {
         guard let node = slot.flatMap({ slotMap?.master(of: $0) }) ?? slotMap?.masters.first else {
             throw RedisError(code: .serverError, message: "CLUSTERDOWN no master serves slot \(slot ?? -1)")
         }
-        var target = configuration
-        target.endpoint = node
-        target.cluster = nil
-        return try RedisConnection(configuration: target)
+        return try RedisConnection(configuration: nodeConfiguration(node))
     }
 
     /// Closes every connection; the next call opens them again.
@@ -370,13 +367,18 @@ public final class ClusterLink {
     private func connection(to node: RedisConfiguration.Endpoint) throws(RedisError) -> RedisConnection {
         let epoch = Self.losses.load(ordering: .relaxed)
         if let open = connections[node], !open.connection.isBroken, open.epoch == epoch { return open.connection }
-        var target = configuration
-        target.endpoint = node
-        // Errors name the node, not the cluster.
-        target.cluster = nil
-        let fresh = try RedisConnection(configuration: target)
+        let fresh = try RedisConnection(configuration: nodeConfiguration(node))
         connections[node] = (fresh, epoch)
         return fresh
+    }
+
+    /// The settings of a connection to one node: the link's, at that address (errors then name
+    /// the node, not the cluster).
+    private func nodeConfiguration(_ node: RedisConfiguration.Endpoint) -> RedisConfiguration {
+        var target = configuration
+        target.endpoint = node
+        target.cluster = nil
+        return target
     }
 
     private func drop(_ node: RedisConfiguration.Endpoint) {

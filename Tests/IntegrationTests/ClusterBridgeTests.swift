@@ -29,7 +29,7 @@ struct ClusterSpace {
     /// The keys of shard `k`.
     func shard(_ k: Int) -> Keys { keys.forShard(k, of: shards) }
     /// The keys of the shard a task's requests go to.
-    func shard(ofTask id: String) -> Keys { shard(keys.shard(ofTask: id, count: shards)) }
+    func shard(ofTask id: String) -> Keys { keys.forTask(id, of: shards) }
 
     static func with<T>(shards: Int, pubsub: PubSubMode = .classic, _ body: (ClusterSpace) async throws -> T) async throws -> T {
         let seeds = TestCluster.seeds.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
@@ -43,13 +43,10 @@ struct ClusterSpace {
             configuration: configuration,
             redis: RedisClient(configuration: configuration, name: "cluster-space")
         )
-        do {
-            let result = try await body(space)
+        return try await withCleanUp {
+            try await body(space)
+        } cleanUp: {
             try await space.cleanUp()
-            return result
-        } catch {
-            try? await space.cleanUp()
-            throw error
         }
     }
 

@@ -15,7 +15,7 @@ tasks), or one (id, rev) of the change feeds under two request ids.
 import copy, json, os, random, shutil, signal, socket, subprocess, tempfile, threading, time
 
 from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, pairs, text, task_document
-from failover import Published, judge, verdict
+from failover import Published, judge, subscribe_until, verdict
 
 SHARDS = 8
 
@@ -345,31 +345,10 @@ class Producer(threading.Thread):
 def listen(port, sharded, sink, stop):
     """Subscribes to the reply channel on one node (a classic message reaches every node; a shard
     channel's, the nodes of its shard), again whenever the connection fails, until `stop`."""
-    while not stop.is_set():
-        try:
-            r = Redis(port, timeout=0.5)
-            if sharded:
-                r.sock.sendall(Redis.encode(["SSUBSCRIBE", REPLIES]))
-            else:
-                r.sock.sendall(Redis.encode(["SUBSCRIBE", REPLIES, PREFIX + ":updates"]))
-            first = r.read()
-            if isinstance(first, RedisError):
-                raise first  # another shard's node: MOVED
-            if not sharded:
-                r.read()
-            while not stop.is_set():
-                try:
-                    m = r.read()
-                except OSError as error:
-                    if "timed out" in str(error):
-                        continue
-                    raise
-                if isinstance(m, list) and len(m) == 3 and m[0] in (b"message", b"smessage"):
-                    sink(text(m[1]), m[2])
-                elif isinstance(m, list) and m and m[0] == b"sunsubscribe":
-                    break
-        except (OSError, ConnectionError, RedisError):
-            time.sleep(0.2)
+    if sharded:
+        subscribe_until(port, (REPLIES,), sink, stop, command="SSUBSCRIBE", pause=0.2)
+    else:
+        subscribe_until(port, (REPLIES, PREFIX + ":updates"), sink, stop, pause=0.2)
 
 
 def check(cluster, producer, replies, updates):

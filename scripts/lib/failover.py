@@ -156,15 +156,19 @@ def wait_for(check, seconds, what):
     raise RuntimeError("%s did not get ready within %d s" % (what, seconds))
 
 
-def subscribe_until(port, channels, on_message, stop, on_lost=None):
+def subscribe_until(port, channels, on_message, stop, on_lost=None, command="SUBSCRIBE", pause=0.05):
     """Subscribes to `channels` on `port` and calls on_message(channel, payload) for each message
-    until `stop` is set, subscribing again (after on_lost()) whenever the connection fails."""
+    until `stop` is set, subscribing again (after on_lost()) whenever the connection fails. With
+    `command` SSUBSCRIBE, to shard channels: a node of another shard refuses (MOVED), and a
+    subscription ends when its slot moves; both are tried again after `pause`."""
     while not stop.is_set():
         try:
             r = Redis(port, timeout=0.5)
-            r.sock.sendall(Redis.encode(["SUBSCRIBE", *channels]))
+            r.sock.sendall(Redis.encode([command, *channels]))
             for _ in channels:
-                r.read()
+                confirmation = r.read()
+                if isinstance(confirmation, RedisError):
+                    raise confirmation
             while not stop.is_set():
                 try:
                     m = r.read()
@@ -172,12 +176,14 @@ def subscribe_until(port, channels, on_message, stop, on_lost=None):
                     if "timed out" in str(error):
                         continue
                     raise
-                if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
+                if isinstance(m, list) and len(m) == 3 and m[0] in (b"message", b"smessage"):
                     on_message(text(m[1]), m[2])
+                elif isinstance(m, list) and m and m[0] == b"sunsubscribe":
+                    raise ConnectionError("the shard channel moved")
         except (OSError, ConnectionError, RedisError):
             if on_lost:
                 on_lost()
-            time.sleep(0.05)
+            time.sleep(pause)
 
 
 class FailoverWatch(threading.Thread):

@@ -28,7 +28,7 @@ public struct TaskStatusClient: Sendable {
 
     /// The request stream of a task's shard (contract section 7).
     public func requestStream(forTask id: String) -> String {
-        keys.forShard(keys.shard(ofTask: id, count: shards), of: shards).requests
+        keys.forTask(id, of: shards).requests
     }
 
     /// A failure the caller can act on.

@@ -246,6 +246,11 @@ public struct Keys: Sendable, Equatable {
     public func forShard(_ k: Int, of count: Int) -> Keys {
         Keys(prefix: prefix, shard: count > 1 ? k : nil, shardedPubSub: shardedPubSub)
     }
+
+    /// The names of the shard a task's requests go to, among `count`.
+    public func forTask(_ id: String, of count: Int) -> Keys {
+        forShard(shard(ofTask: id, count: count), of: count)
+    }
 }
 
 /// How notifications and replies are published.

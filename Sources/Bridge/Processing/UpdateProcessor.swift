@@ -452,9 +452,12 @@ final class UpdateProcessor {
         // On a cluster, shard channels are not in the transaction's slot: their messages go
         // first, on their own nodes, and the transaction (the acknowledgements) only once they
         // went out. One Redis takes them inside the transaction.
-        let sharded = context.updatesChannel.isEmpty
+        let sharded = keys.shardedPubSub
         let apart = sharded && transaction && link.cluster != nil
         var publications = RedisPipeline()
+        func addMessage(_ body: (inout RedisPipeline) -> Void) {
+            if apart { body(&publications) } else { body(&pipeline) }
+        }
         if transaction { pipeline.begin(Words.multi) }
         let header = pipeline.count
         if !transaction { for command in owedAnnouncements { pipeline.append(command) } }
@@ -475,14 +478,10 @@ final class UpdateProcessor {
                         pipeline.add(words.updates)
                         CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
                     }
-                    if apart {
-                        publications.begin(publish)
-                        publications.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
-                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &publications)
-                    } else {
-                        pipeline.begin(publish)
-                        pipeline.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
-                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                    addMessage { messages in
+                        messages.begin(publish)
+                        messages.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &messages)
                     }
                 }
                 pipeline.begin(Words.xadd)
@@ -505,14 +504,10 @@ final class UpdateProcessor {
                 CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
             }
             if let replyTo = batch.requests[i].replyTo {
-                if apart {
-                    publications.begin(publish)
-                    publications.add(replyTo)
-                    batch.answers[i].reply.add(to: &publications)
-                } else {
-                    pipeline.begin(publish)
-                    pipeline.add(replyTo)
-                    batch.answers[i].reply.add(to: &pipeline)
+                addMessage { messages in
+                    messages.begin(publish)
+                    messages.add(replyTo)
+                    batch.answers[i].reply.add(to: &messages)
                 }
             }
             if let entryId = batch.requests[i].entryId {

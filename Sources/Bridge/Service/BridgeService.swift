@@ -44,16 +44,17 @@ public struct BridgeService: Service, CustomStringConvertible {
         }
     }
 
-    public var description: String {
-        "BridgeService(consumer: \(configuration.consumer), streams: \(consumers.map(\.keys.requests).joined(separator: ",")))"
-    }
+    public var description: String { "BridgeService(consumer: \(configuration.consumer), streams: \(streams))" }
+
+    /// The request streams the consumers read, for logs.
+    private var streams: String { consumers.map(\.keys.requests).joined(separator: ",") }
 
     public func run() async throws {
         let stop = StopSignal()
         logger.info(
             "bridge starting",
             metadata: [
-                "consumer": "\(configuration.consumer)", "streams": "\(consumers.map(\.keys.requests).joined(separator: ","))",
+                "consumer": "\(configuration.consumer)", "streams": "\(streams)",
                 "redis": "\(configuration.redis)",
             ]
         )

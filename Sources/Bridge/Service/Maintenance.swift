@@ -111,14 +111,9 @@ extension StreamConsumer {
         for group in reply.array ?? [] {
             let info = group.map
             guard info["name"]?.string == keys.group else { continue }
-            if configuration.shards > 1 {
-                let shard = metrics.shard(self.shard)
-                if let pending = info["pending"]?.int { shard.pending.record(pending) }
-                if let lag = info["lag"]?.int { shard.lag.record(lag) }
-            } else {
-                if let pending = info["pending"]?.int { metrics.pending.record(pending) }
-                if let lag = info["lag"]?.int { metrics.lag.record(lag) }
-            }
+            let gauges = configuration.shards > 1 ? (metrics.shard(shard).pending, metrics.shard(shard).lag) : (metrics.pending, metrics.lag)
+            if let pending = info["pending"]?.int { gauges.0.record(pending) }
+            if let lag = info["lag"]?.int { gauges.1.record(lag) }
         }
     }
 

@@ -46,13 +46,10 @@ struct TestSpace {
             redis: RedisClient(configuration: configuration, name: "test-redis"),
             configuration: configuration
         )
-        do {
-            let result = try await body(space)
+        return try await withCleanUp {
+            try await body(space)
+        } cleanUp: {
             try await space.cleanUp()
-            return result
-        } catch {
-            try? await space.cleanUp()
-            throw error
         }
     }
 
@@ -60,13 +57,10 @@ struct TestSpace {
     /// change server-wide state (`SCRIPT FLUSH`).
     static func withPrivateServer<T>(_ body: (TestSpace) async throws -> T) async throws -> T {
         let server = try PrivateRedis()
-        do {
-            let result = try await with(on: try RedisConfiguration(url: server.url), body)
+        return try await withCleanUp {
+            try await with(on: try RedisConfiguration(url: server.url), body)
+        } cleanUp: {
             await server.stop()
-            return result
-        } catch {
-            await server.stop()
-            throw error
         }
     }
 
@@ -131,6 +125,19 @@ struct TestSpace {
             return try JSONValue(parsing: bytes)
         }
         return try #require(found, "no reply stored at \(key) within \(timeout)")
+    }
+}
+
+/// Runs `body`, then `cleanUp` on every path; after `body` threw, a failing clean-up is not
+/// reported (the first error is the one to see).
+func withCleanUp<T>(_ body: () async throws -> T, cleanUp: () async throws -> Void) async throws -> T {
+    do {
+        let result = try await body()
+        try await cleanUp()
+        return result
+    } catch {
+        try? await cleanUp()
+        throw error
     }
 }
 
