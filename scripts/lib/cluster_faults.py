@@ -15,7 +15,7 @@ tasks), or one (id, rev) of the change feeds under two request ids.
 import copy, json, os, random, shutil, signal, socket, subprocess, tempfile, threading, time
 
 from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, pairs, text, task_document
-from failover import Published, judge, subscribe_until, verdict
+from failover import Published, Servers, judge, subscribe_until, verdict, wait_for
 
 SHARDS = 8
 
@@ -74,23 +74,12 @@ def cluster_port():
     raise RuntimeError("no free port pair")
 
 
-def wait_for(check, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, ConnectionError, RedisError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("%s did not happen within %d s" % (what, seconds))
-
-
-class ClusterNodes:
+class ClusterNodes(Servers):
     """Six nodes: three masters, a replica each (AOF everysec, the bridge's ACL user)."""
 
     def __init__(self, directory):
-        self.dir, self.ports, self.procs = directory, cluster_ports(6), {}
+        super().__init__()
+        self.dir, self.ports = directory, cluster_ports(6)
 
     def _args(self, port):
         d = os.path.join(self.dir, "n%d" % port)
@@ -159,21 +148,6 @@ class ClusterNodes:
         that the shard has a replica again (a master without one confirms nothing)."""
         self.procs[port] = subprocess.Popen(self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: Redis(port, timeout=1)("PING") == "PONG", 20, "redis-server on %d" % port)
-
-    def signal(self, port, sig):
-        proc = self.procs.get(port)
-        if proc and proc.poll() is None:
-            proc.send_signal(sig)
-            if sig == signal.SIGKILL:
-                proc.wait(timeout=30)
-
-    def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-                proc.wait()
-
 
 class Cluster:
     """A small cluster client: the slot map, one connection per node, MOVED, ASK and TRYAGAIN."""

@@ -19,14 +19,35 @@ from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisEr
 MASTER_NAME = "faultsmaster"
 
 
-class Topology:
+class Servers:
+    """The redis-server processes of a topology, by port."""
+
+    def __init__(self):
+        self.procs = {}
+
+    def signal(self, port, sig):
+        proc = self.procs.get(port)
+        if proc and proc.poll() is None:
+            proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                proc.wait(timeout=30)
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+
+
+class Topology(Servers):
     """Three data nodes (the first the master, the others its replicas) and three sentinels."""
 
     def __init__(self, directory):
         self.dir = directory
         self.data_ports = [free_port() for _ in range(3)]
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.procs = {}
+        super().__init__()
 
     def _data_args(self, port, replica_of=None):
         d = os.path.join(self.dir, "n%d" % port)
@@ -86,24 +107,11 @@ class Topology:
         m = self.master()
         return [p for p in self.data_ports if p != m]
 
-    def signal(self, port, sig):
-        proc = self.procs.get(port)
-        if proc and proc.poll() is None:
-            proc.send_signal(sig)
-            if sig == signal.SIGKILL:
-                proc.wait(timeout=30)
-
     def restart_as_was(self, port):
         """Starts a killed node again as it was first started: the old master believes it is one."""
         self.procs[port] = subprocess.Popen(self._data_args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: ping(port), 20, "redis-server on %d" % port)
 
-    def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-                proc.wait()
 
 
 def ping(port):
@@ -150,8 +158,11 @@ def unread(r):
 def wait_for(check, seconds, what):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except (OSError, ConnectionError, RedisError):
+            pass  # not up yet
         time.sleep(0.05)
     raise RuntimeError("%s did not get ready within %d s" % (what, seconds))
 
