@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1
-# The task-status bridge: built with Swift, run on slim Debian with hiredis, as a non-root user.
+# The task-status bridge: built with Swift, run on slim Debian with hiredis and OpenSSL, as a non-root user.
 #   docker build -t task-status-bridge .
 #   docker run --rm -e REDIS_URL=redis://redis:6379/0 -e TASKSTATUS_JWT_SECRET_FILE=/run/secrets/jwt_secret ... task-status-bridge
 
 # ---- build ----------------------------------------------------------------------------------
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis-dev pkg-config \
+    && apt-get install -y --no-install-recommends libhiredis-dev libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that a change in the sources does not fetch them again.
@@ -18,9 +18,10 @@ RUN swift build -c release --product task-status-bridge --static-swift-stdlib \
 
 # ---- run ------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
-# libhiredis0.14: the C client the bridge links; curl: the health check.
+# libhiredis0.14: the C client the bridge links; libssl3: TLS to Redis (rediss://), verified
+# against ca-certificates unless a CA file is given; curl: the health check.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis0.14 curl ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libhiredis0.14 libssl3 curl ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin bridge
 COPY --from=build /out/task-status-bridge /usr/local/bin/task-status-bridge

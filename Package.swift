@@ -41,10 +41,13 @@ let package = Package(
         .target(name: "TaskStatus", dependencies: ["JSONPatch"], swiftSettings: swiftSettings),
         // hiredis, Debian's libhiredis-dev: the module map and a shim header, nothing else.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // OpenSSL, Debian's libssl-dev: TLS under hiredis's reader (hiredis 0.14 has none). The
+        // module map, and a shim of inline functions for OpenSSL's macros and a SIGPIPE-free BIO.
+        .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
         // A thread of its own that runs the jobs given to it: for blocking C calls, off the cooperative pool.
         .target(name: "WorkerThreads", swiftSettings: swiftSettings),
         // Redis access: the only module with unsafe pointers.
-        .target(name: "Redis", dependencies: ["CHiredis", "WorkerThreads"], swiftSettings: swiftSettings),
+        .target(name: "Redis", dependencies: ["CHiredis", "COpenSSL", "WorkerThreads"], swiftSettings: swiftSettings),
         // The bridge: the consumer loop, the atomic commit, claiming, dead letters, trimming.
         .target(
             name: "Bridge",

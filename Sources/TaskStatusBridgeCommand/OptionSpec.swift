@@ -74,6 +74,7 @@ extension DocumentedOption {
 /// The tables of docs/configuration.md, in order.
 enum OptionSection: String, CaseIterable {
     case redis = "Redis and naming"
+    case redisConnections = "Redis connections: TLS and timeouts"
     case consumer = "The consumer loop"
     case requests = "What requests may do"
     case http = "HTTP"

@@ -197,6 +197,7 @@ struct ServeCommand: AsyncParsableCommand {
         if !settings.bridge.auth.isEnabled {
             logger.warning("authentication is off (--no-auth): any producer can update any task")
         }
+        try await checkRedisAtStart(settings.bridge.redis, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
@@ -215,4 +216,34 @@ struct ServeCommand: AsyncParsableCommand {
         )
         try await group.run()
     }
+}
+
+/// The first connection, made before anything else starts: a certificate refused (ours or the
+/// server's) is a configuration error that stops the process with the reason. Anything else (a
+/// server not up yet, a protocol mismatch) is logged, and the bridge starts and keeps trying,
+/// not ready until it connects.
+func checkRedisAtStart(_ redis: RedisConfiguration, logger: Logger) async throws {
+    if let tls = redis.tls {
+        if tls.verifiesPeer {
+            logger.info("TLS to Redis", metadata: ["tls": "\(tls)"])
+        } else {
+            logger.warning(
+                "TLS to Redis WITHOUT verifying the server's certificate (--redis-tls-insecure): anyone on the path can read and change what the bridge sends"
+            )
+        }
+    }
+    let probe = RedisClient(configuration: redis, name: "redis-start")
+    do {
+        try await probe.connect()
+    } catch  where error.code == .certificateRejected || error.code == .invalidConfiguration {
+        throw StartFailure(description: "cannot start: \(error.message)")
+    } catch {
+        logger.warning("Redis cannot be reached yet; the bridge keeps trying", metadata: ["redis.error": "\(error.message)"])
+    }
+    await probe.disconnect()
+}
+
+/// A reason the process does not start, printed as `Error: <description>`, exit status 1.
+struct StartFailure: Error, CustomStringConvertible {
+    let description: String
 }

@@ -28,7 +28,7 @@ enum ServeOptions {
         "REDIS_URL",
         .redis,
         default: RedisConfiguration.defaultURL,
-        "`redis://[user[:password]@]host:port/db` or `unix://[user[:password]@]/path/to/socket?db=N`. `redis://bridge@host` names a user whose password comes from the file below. TLS (`rediss://`) is not supported: run the bridge next to Redis."
+        "`redis://[user[:password]@]host:port/db`, `rediss://...` for TLS (see below), or `unix://[user[:password]@]/path/to/socket?db=N`. `redis://bridge@host` names a user whose password comes from the file below. With `--sentinel` or `--redis-cluster` its scheme, user and password still apply"
     )
     static let redisPasswordFile = OptionSpec<String>.text(
         "--redis-password-file",
@@ -94,6 +94,71 @@ enum ServeOptions {
         default: nil,
         defaultText: "host name and process id",
         "this process's consumer name in the group (1 to 200 bytes); must be unique per running process"
+    )
+
+    // MARK: Redis connections: TLS and timeouts
+
+    static let redisTLSCAFile = OptionSpec<String>.text(
+        "--redis-tls-ca-file",
+        "TASKSTATUS_REDIS_TLS_CA_FILE",
+        .redisConnections,
+        default: nil,
+        defaultText: "the system's trust store",
+        "PEM file of the certificate authorities that sign Redis's certificates. Any `--redis-tls-*` setting turns TLS on, as `rediss://` does, for every connection: nodes, replicas, sentinels (see `--sentinel-tls`), cluster nodes"
+    )
+    static let redisTLSCertFile = OptionSpec<String>.text(
+        "--redis-tls-cert-file",
+        "TASKSTATUS_REDIS_TLS_CERT_FILE",
+        .redisConnections,
+        default: nil,
+        "PEM file of the client certificate (its chain may follow it), for servers that require one (`tls-auth-clients yes`, mutual TLS); needs `--redis-tls-key-file`"
+    )
+    static let redisTLSKeyFile = OptionSpec<String>.text(
+        "--redis-tls-key-file",
+        "TASKSTATUS_REDIS_TLS_KEY_FILE",
+        .redisConnections,
+        default: nil,
+        "PEM file of the client certificate's private key"
+    )
+    static let redisTLSServerName = OptionSpec<String>.text(
+        "--redis-tls-server-name",
+        "TASKSTATUS_REDIS_TLS_SERVER_NAME",
+        .redisConnections,
+        default: nil,
+        defaultText: "the host connected to",
+        "the name sent as SNI and required in every server's certificate: for nodes reached by IP address whose certificate names the service. Without it, a node reported by IP address is verified against that address, or against the URL's (or the first cluster seed's) DNS name when it has one"
+    )
+    static let redisTLSInsecure = OptionSpec<Bool>.boolean(
+        "--redis-tls-insecure",
+        "TASKSTATUS_REDIS_TLS_INSECURE",
+        .redisConnections,
+        default: false,
+        defaultText: "off",
+        "TLS without verifying the server's certificate or name (the variable takes `true`): for tests only; a warning is logged at start"
+    )
+    static let sentinelTLS = OptionSpec<Bool>.boolean(
+        "--sentinel-tls",
+        "TASKSTATUS_SENTINEL_TLS",
+        .redisConnections,
+        default: nil,
+        defaultText: "as the data nodes",
+        "whether the sentinels are reached in TLS (their `tls-port`); `false` reaches plain sentinels in front of TLS data nodes"
+    )
+    static let redisCommandTimeout = OptionSpec<Int>.integer(
+        "--redis-command-timeout",
+        "TASKSTATUS_REDIS_COMMAND_TIMEOUT",
+        .redisConnections,
+        default: Int(RedisConfiguration.Defaults.commandTimeout.components.seconds),
+        in: 1...3600,
+        "seconds a connection may wait for Redis's answer before it is given up as dead (no FIN, no RST); the other connections to that server that wait are cut with it, so the bridge resumes within about this time plus a reconnect. Blocking reads wait `--block-ms` more, `WAIT` `--replica-timeout-ms` more"
+    )
+    static let redisKeepalive = OptionSpec<Int>.integer(
+        "--redis-keepalive",
+        "TASKSTATUS_REDIS_KEEPALIVE",
+        .redisConnections,
+        default: Int(RedisConfiguration.Defaults.keepalive.components.seconds),
+        in: 2...7200,
+        "seconds within which TCP keepalive finds an idle connection whose server vanished (probes from half of it on, three over the rest)"
     )
 
     // MARK: The consumer loop
@@ -388,6 +453,7 @@ enum ServeOptions {
     /// Every setting, in the docs' order.
     static let all: [any DocumentedOption] = [
         redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, redisCluster, shards, pubsub, prefix, consumer,
+        redisTLSCAFile, redisTLSCertFile, redisTLSKeyFile, redisTLSServerName, redisTLSInsecure, sentinelTLS, redisCommandTimeout, redisKeepalive,
         batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,

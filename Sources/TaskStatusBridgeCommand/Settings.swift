@@ -75,6 +75,30 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ServeOptions.prefix.help)
     var prefix: String?
 
+    @Option(help: ServeOptions.redisTLSCAFile.help)
+    var redisTlsCaFile: String?
+
+    @Option(help: ServeOptions.redisTLSCertFile.help)
+    var redisTlsCertFile: String?
+
+    @Option(help: ServeOptions.redisTLSKeyFile.help)
+    var redisTlsKeyFile: String?
+
+    @Option(help: ServeOptions.redisTLSServerName.help)
+    var redisTlsServerName: String?
+
+    @Flag(help: ServeOptions.redisTLSInsecure.help)
+    var redisTlsInsecure = false
+
+    @Option(help: ServeOptions.sentinelTLS.help)
+    var sentinelTls: String?
+
+    @Option(help: ServeOptions.redisCommandTimeout.help)
+    var redisCommandTimeout: String?
+
+    @Option(help: ServeOptions.redisKeepalive.help)
+    var redisKeepalive: String?
+
     var resolvedURL: String { (try? ServeOptions.redisURL.resolve(redisURL)) ?? RedisConfiguration.defaultURL }
 
     /// The Redis URL with the password from the password file, if one is given.
@@ -88,6 +112,9 @@ struct ConnectionOptions: ParsableArguments {
         if let password = try Setting(ServeOptions.redisPasswordFile.flag, ServeOptions.redisPasswordFile.variable, redisPasswordFile).password() {
             configuration.password = password
         }
+        configuration.commandTimeout = .seconds(try ServeOptions.redisCommandTimeout.resolve(redisCommandTimeout))
+        configuration.keepalive = .seconds(try ServeOptions.redisKeepalive.resolve(redisKeepalive))
+        configuration.tls = try resolvedTLS(urlTLS: configuration.tls)
         if ServeOptions.sentinel.isGiven(sentinel) {
             let list = try ServeOptions.sentinel.resolve(sentinel, default: "")
             let nodes: [SentinelConfiguration.Node]
@@ -99,15 +126,22 @@ struct ConnectionOptions: ParsableArguments {
             configuration.sentinel = SentinelConfiguration(nodes: nodes, masterName: try ServeOptions.sentinelMaster.resolve(sentinelMaster))
             configuration.sentinel?.password =
                 try Setting(ServeOptions.sentinelPasswordFile.flag, ServeOptions.sentinelPasswordFile.variable, sentinelPasswordFile).password()
+            if try ServeOptions.sentinelTLS.resolve(sentinelTls, default: configuration.tls != nil) {
+                guard let tls = configuration.tls else {
+                    throw ValidationError(
+                        "--sentinel-tls (environment TASKSTATUS_SENTINEL_TLS) needs TLS settings: use rediss:// or --redis-tls-ca-file"
+                    )
+                }
+                configuration.sentinel?.tls = tls
+            }
         }
         if ServeOptions.redisCluster.isGiven(redisCluster) {
             guard configuration.sentinel == nil else {
                 throw ValidationError("--redis-cluster and --sentinel cannot be used together: a cluster fails over by itself")
             }
             let list = try ServeOptions.redisCluster.resolve(redisCluster, default: "")
-            let marker = "\(try resolvedPrefix()):replication"
             do throws(RedisError) {
-                configuration.cluster = ClusterConfiguration(seeds: try ClusterConfiguration.seeds(parsing: list), markerPrefix: marker)
+                configuration.cluster = ClusterConfiguration(seeds: try ClusterConfiguration.seeds(parsing: list))
             } catch {
                 throw ValidationError("invalid --redis-cluster (environment TASKSTATUS_REDIS_CLUSTER): \(error.message)")
             }
@@ -116,6 +150,47 @@ struct ConnectionOptions: ParsableArguments {
             }
         }
         return configuration
+    }
+
+    /// TLS as the URL (`rediss://`) and the `--redis-tls-*` settings say: any of them turns it on;
+    /// an explicit `redis://` URL with them is a contradiction, refused. The files are read now,
+    /// so that a bad one stops the start with its name.
+    func resolvedTLS(urlTLS: RedisTLSConfiguration?) throws -> RedisTLSConfiguration? {
+        typealias O = ServeOptions
+        func file(_ option: OptionSpec<String>, _ value: String?) throws -> String? {
+            guard option.isGiven(value) else { return nil }
+            return try option.resolve(value, default: "")
+        }
+        let caFile = try file(O.redisTLSCAFile, redisTlsCaFile)
+        let certificateFile = try file(O.redisTLSCertFile, redisTlsCertFile)
+        let keyFile = try file(O.redisTLSKeyFile, redisTlsKeyFile)
+        let serverName = try file(O.redisTLSServerName, redisTlsServerName)
+        let insecure = try redisTlsInsecure || O.redisTLSInsecure.resolve(nil)
+        let anyGiven = caFile != nil || certificateFile != nil || keyFile != nil || serverName != nil || insecure
+        guard urlTLS != nil || anyGiven else { return nil }
+        if urlTLS == nil, O.redisURL.isGiven(redisURL) {
+            throw ValidationError(
+                "TLS settings (--redis-tls-*) were given with a plain redis:// URL (--redis-url or REDIS_URL): use rediss:// for TLS, or drop the TLS settings"
+            )
+        }
+        if (certificateFile == nil) != (keyFile == nil) {
+            throw ValidationError(
+                "a client certificate needs both --redis-tls-cert-file (TASKSTATUS_REDIS_TLS_CERT_FILE) and --redis-tls-key-file (TASKSTATUS_REDIS_TLS_KEY_FILE)"
+            )
+        }
+        let tls = RedisTLSConfiguration(
+            caFile: caFile,
+            certificateFile: certificateFile,
+            keyFile: keyFile,
+            serverName: serverName,
+            verifiesPeer: !insecure
+        )
+        do throws(RedisError) {
+            try tls.check()
+        } catch {
+            throw ValidationError("the Redis TLS settings cannot be used: \(error.message)")
+        }
+        return tls
     }
 
     func resolvedShards() throws -> Int {

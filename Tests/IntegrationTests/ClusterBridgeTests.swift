@@ -31,11 +31,12 @@ struct ClusterSpace {
     /// The keys of the shard a task's requests go to.
     func shard(ofTask id: String) -> Keys { keys.forTask(id, of: shards) }
 
-    static func with<T>(shards: Int, pubsub: PubSubMode = .classic, _ body: (ClusterSpace) async throws -> T) async throws -> T {
-        let seeds = TestCluster.seeds.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
+    /// - Parameter tls: on the TLS-only cluster (``TestCluster/tlsSeeds``).
+    static func with<T>(shards: Int, pubsub: PubSubMode = .classic, tls: Bool = false, _ body: (ClusterSpace) async throws -> T) async throws -> T {
+        let seeds = (tls ? TestCluster.tlsSeeds : TestCluster.seeds).map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
         let prefix = "ct-\(UUID().uuidString.prefix(8).lowercased())"
-        var configuration = RedisConfiguration(endpoint: seeds[0])
-        configuration.cluster = ClusterConfiguration(seeds: seeds, markerPrefix: "\(prefix):replication")
+        var configuration = RedisConfiguration(endpoint: seeds[0], tls: tls ? TestTLS.settings() : nil)
+        configuration.cluster = ClusterConfiguration(seeds: seeds)
         let space = ClusterSpace(
             prefix: prefix,
             shards: shards,
@@ -52,12 +53,9 @@ struct ClusterSpace {
 
     /// Deletes the prefix's keys on every master (`SCAN` sees one node's keys only).
     func cleanUp() async throws {
-        let map = try await redis.withLink { link throws(RedisError) in
-            try link.cluster?.refresh()
-            return link.cluster?.slotMap
-        }
+        let map = try await redis.withLink { link throws(RedisError) in try link.clusterSlotMap() }
         for master in map?.masters ?? [] {
-            let node = RedisClient(configuration: RedisConfiguration(endpoint: master), name: "cluster-clean")
+            let node = RedisClient(configuration: RedisConfiguration(endpoint: master, tls: configuration.tls), name: "cluster-clean")
             var cursor = "0"
             for _ in 0..<10_000 {
                 let reply = try await node.execute(RedisCommand("SCAN", cursor, "MATCH", "\(prefix)*", "COUNT", 1000))

@@ -17,6 +17,12 @@ enum TestCluster {
         return (try? SentinelConfiguration.nodes(parsing: list)) ?? []
     }()
     static var isAvailable: Bool { !seeds.isEmpty }
+    /// The TLS-only cluster scripts/test runs beside the plain one (``TestTLS``'s certificates).
+    static let tlsSeeds: [SentinelConfiguration.Node] = {
+        guard let list = ProcessInfo.processInfo.environment["TASKSTATUS_TEST_TLS_CLUSTER"] else { return [] }
+        return (try? SentinelConfiguration.nodes(parsing: list)) ?? []
+    }()
+    static var isTLSAvailable: Bool { !tlsSeeds.isEmpty && TestTLS.isAvailable }
 
     static func client(_ endpoint: RedisConfiguration.Endpoint) -> RedisClient {
         RedisClient(configuration: RedisConfiguration(endpoint: endpoint), name: "cluster-test")
@@ -55,21 +61,21 @@ struct ClusterTests {
     }
 
     @Test(
-        "ClusterLink: a pipeline over many slots goes out per master and comes back in order; a moved slot (MOVED) and a migrating one (ASK) are followed",
+        "ClusterTransport: a pipeline over many slots goes out per master and comes back in order; a moved slot (MOVED) and a migrating one (ASK) are followed",
         .enabled(if: TestCluster.isAvailable, "scripts/test starts the loopback cluster (TASKSTATUS_TEST_CLUSTER)")
     )
-    func clusterLink() throws {
-        // Blocking calls on the test's own thread, as RedisLink's tests make them.
+    func clusterTransport() throws {
+        // Blocking calls on the test's own thread, as the transport's users make them.
         let seeds = TestCluster.seeds.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
         let run = "\(UInt32.random(in: 0...UInt32.max))"
         var problems: [String] = []
-        let link = ClusterLink(seeds: seeds, configuration: RedisConfiguration(endpoint: seeds[0]))
+        let link = ClusterTransport(seeds: seeds, configuration: RedisConfiguration(endpoint: seeds[0]))
         // 300 keys over many slots, set and read back in one call.
-        var commands: [ClusterLink.Routed] = []
+        var commands: [(command: RedisCommand, slot: Int)] = []
         for n in 0..<300 {
             let key = "cl:\(run):{task-\(n)}"
-            commands.append(.init(RedisCommand("SET", key, "v\(n)"), key: key))
-            commands.append(.init(RedisCommand("GET", key), key: key))
+            commands.append((RedisCommand("SET", key, "v\(n)"), HashSlot.of(key)))
+            commands.append((RedisCommand("GET", key), HashSlot.of(key)))
         }
         let replies = try link.execute(commands)
         for n in 0..<300 where replies[2 * n] != .status("OK") || replies[2 * n + 1].string != "v\(n)" {
@@ -100,7 +106,7 @@ struct ClusterTests {
         for target in [firstNode, secondNode] {
             _ = try target.execute([RedisCommand("CLUSTER", "SETSLOT", "\(moved.slot)", "NODE", secondId)])[0].get()
         }
-        let afterMove = try link.execute([.init(RedisCommand("SET", moved.key, "moved"), key: moved.key)])
+        let afterMove = try link.execute([(RedisCommand("SET", moved.key, "moved"), HashSlot.of(moved.key))])
         if afterMove != [.status("OK")] { problems.append("SET after MOVED answered \(afterMove)") }
         if try secondNode.execute([RedisCommand("GET", moved.key)])[0].string != "moved" {
             problems.append("the moved key is not on the new master")
@@ -111,14 +117,14 @@ struct ClusterTests {
         // not have is asked for on the second, and the map stays as it was.
         _ = try secondNode.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "IMPORTING", firstId)])[0].get()
         _ = try firstNode.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "MIGRATING", secondId)])[0].get()
-        let duringMigration = try link.execute([.init(RedisCommand("SET", migrating.key, "asked"), key: migrating.key)])
+        let duringMigration = try link.execute([(RedisCommand("SET", migrating.key, "asked"), HashSlot.of(migrating.key))])
         if duringMigration != [.status("OK")] { problems.append("SET during migration answered \(duringMigration)") }
         if link.slotMap?.master(of: migrating.slot) != first { problems.append("ASK changed the map") }
         // Finish the migration, as redis-cli --cluster reshard would, and read through MOVED.
         for target in [secondNode, firstNode] {
             _ = try target.execute([RedisCommand("CLUSTER", "SETSLOT", "\(migrating.slot)", "NODE", secondId)])[0].get()
         }
-        let read = try link.execute([.init(RedisCommand("GET", migrating.key), key: migrating.key)])
+        let read = try link.execute([(RedisCommand("GET", migrating.key), HashSlot.of(migrating.key))])
         if read != [.bulk(Array("asked".utf8))] { problems.append("GET after the migration answered \(read)") }
 
         // Give the slots back, so that the cluster is as scripts/test made it.

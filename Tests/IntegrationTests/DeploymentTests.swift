@@ -186,6 +186,63 @@ struct DeploymentTests {
     }
 
     @Test(
+        "docker-compose.tls.yml as local processes: Redis in TLS only with make-secrets' certificates and the ACL file, the bridge on rediss:// with its client certificate, a producer in TLS",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not installed"),
+        .enabled(if: BridgeProcess.isAvailable, "the task-status-bridge executable is not built"),
+        .timeLimit(.minutes(2))
+    )
+    func tlsOverride() async throws {
+        let secrets = try await Deployment.makeSecrets()
+        defer { try? FileManager.default.removeItem(at: secrets) }
+        func path(_ name: String) -> String { secrets.appendingPathComponent(name).path }
+        func secret(_ name: String) throws -> String {
+            try String(contentsOf: secrets.appendingPathComponent(name), encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        // As docker-compose.tls.yml starts it (the secrets at their local paths).
+        let port = PrivateRedis.freePort()
+        let redis = try PrivateRedis([
+            "--port", "0", "--tls-port", String(port), "--tls-cert-file", path("tls/redis.crt"), "--tls-key-file", path("tls/redis.key"),
+            "--tls-ca-cert-file", path("tls/ca.crt"), "--tls-auth-clients", "yes", "--aclfile", path("users.acl"), "--appendonly", "yes",
+        ])
+        let tls = RedisTLSConfiguration(caFile: path("tls/ca.crt"), certificateFile: path("tls/client.crt"), keyFile: path("tls/client.key"))
+        var bridgeUser = try RedisConfiguration(url: "rediss://bridge@localhost:\(port)/0")
+        bridgeUser.password = try secret("bridge_redis_password")
+        bridgeUser.tls = tls
+        var producerUser = try RedisConfiguration(url: "rediss://producer@localhost:\(port)/0")
+        producerUser.password = try secret("producer_redis_password")
+        producerUser.tls = tls
+        let tasks = TaskStatusClient(configuration: bridgeUser, prefix: "taskstatus")
+        _ = try await eventually(timeout: .seconds(10)) { try? await tasks.put(Fixtures.task("tls-0")) }
+
+        let bridge = try BridgeProcess(
+            ["serve", "--http-port", "0", "--block-ms", "100", "--log-level", "warning"],
+            environment: [
+                "REDIS_URL": "rediss://bridge@localhost:\(port)/0",
+                "TASKSTATUS_REDIS_PASSWORD_FILE": path("bridge_redis_password"), "TASKSTATUS_JWT_SECRET_FILE": path("jwt_secret"),
+                "TASKSTATUS_REDIS_TLS_CA_FILE": path("tls/ca.crt"), "TASKSTATUS_REDIS_TLS_CERT_FILE": path("tls/client.crt"),
+                "TASKSTATUS_REDIS_TLS_KEY_FILE": path("tls/client.key"),
+            ]
+        )
+        let token = try await Tokens.sign(secret: Array(try secret("jwt_secret").utf8))
+        let producer = TaskStatusClient(configuration: producerUser, prefix: "taskstatus")
+        let reply = try JSONValue(
+            parsing: try await producer.send(
+                TaskStatusClient.Request(
+                    taskId: "tls-0",
+                    patch: Array(#"[{"op":"replace","path":"/percentComplete","value":50}]"#.utf8),
+                    authorization: "Bearer \(token)"
+                ),
+                timeout: .seconds(20)
+            )
+        )
+        #expect(reply["status"] == 200, "\(reply.jsonText)")
+        bridge.kill(SIGTERM)
+        #expect(await bridge.waitForExit() == 0)
+        #expect(!bridge.output.contains("NOPERM"), "\(bridge.output)")
+        await redis.stop()
+    }
+
+    @Test(
         "the sentinel profile as local processes: replicas and sentinels authenticate as the ACL file's users, the bridge goes through the sentinels with --min-replicas 1, follows a SENTINEL FAILOVER and meets no NOPERM",
         .enabled(if: PrivateRedis.isAvailable, "redis-server is not installed"),
         .enabled(if: BridgeProcess.isAvailable, "the task-status-bridge executable is not built"),

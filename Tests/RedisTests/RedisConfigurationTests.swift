@@ -37,7 +37,7 @@ struct RedisConfigurationTests {
         "bad URLs are refused with a reason, and never echo the password",
         arguments: [
             ("127.0.0.1:6379", "expected redis://"), ("http://h", "unknown scheme"), ("redis://h:port", "the port must be a number"),
-            ("redis://h:70000", "between 1 and 65535"), ("redis://h/x", "database number"), ("rediss://h", "TLS"),
+            ("redis://h:70000", "between 1 and 65535"), ("redis://h/x", "database number"), ("rediss://h:x", "the port must be a number"),
             ("unix://relative", "absolute"), ("redis://:secret@:1", "the host is missing"),
         ]
     )
@@ -50,6 +50,34 @@ struct RedisConfigurationTests {
             #expect(error.message.contains(reason), "\(error.message)")
             #expect(!error.message.contains("secret"))
         }
+    }
+
+    @Test("rediss:// turns TLS on with the system's trust store and full verification; redis:// leaves it off")
+    func tlsScheme() throws {
+        let secure = try RedisConfiguration(url: "rediss://bridge:pw@redis.example.com:6380/1")
+        #expect(secure.tls == RedisTLSConfiguration())
+        #expect(secure.tls?.verifiesPeer == true)
+        #expect(secure.tls?.caFile == nil)
+        #expect(secure.endpoint == .tcp(host: "redis.example.com", port: 6380))
+        #expect(secure.description == "rediss://bridge:***@redis.example.com:6380/1")
+        #expect(try RedisConfiguration(url: "redis://h").tls == nil)
+    }
+
+    @Test(
+        "the name verified: the configured server name, else a DNS host, else the seed's DNS name for a node reported by IP, else the IP",
+        arguments: [
+            (nil as String?, "redis.example.com", nil as String?, "redis.example.com"),
+            ("cache.windows.net", "10.0.0.5", nil, "cache.windows.net"),
+            (nil, "10.0.0.5", "cluster.example.com", "cluster.example.com"),
+            (nil, "10.0.0.5", "10.0.0.1", "10.0.0.5"),
+            (nil, "::1", nil, "::1"),
+            (nil, "node-1.internal", "seed.example.com", "node-1.internal"),
+        ]
+    )
+    func verifiedName(serverName: String?, host: String, seed: String?, expected: String) {
+        var tls = RedisTLSConfiguration(serverName: serverName)
+        tls.seedName = seed
+        #expect(tls.verifiedName(forHost: host, seedName: tls.seedName) == expected)
     }
 
     @Test("the description hides the password")

@@ -9,14 +9,18 @@ build_release() {
 }
 
 # Installs the Debian packages the project needs when they are missing: libhiredis-dev (the C
-# client the Redis module wraps), redis-server (for the bridge and the integration tests), and
-# python3 with venv (helper scripts, and SailPoint's Python SDK for the client test).
+# client the Redis module wraps), libssl-dev and openssl (TLS to Redis, and the test
+# certificates), redis-server (for the bridge and the integration tests), and python3 with venv
+# (helper scripts, and SailPoint's Python SDK for the client test).
 ensure_system_packages() {
     local missing=()
     pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    # OpenSSL: the Redis module's TLS (libssl-dev to build), and the test certificates (openssl).
+    pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     # python3 finds free ports; its venv module installs SailPoint's SDK for the client test.
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -84,28 +88,41 @@ PY
 
 # Starts a loopback Redis Cluster in DIR: three masters and a replica each (`redis-cli --cluster
 # create`), on free ports, AOF off; waits until every node says cluster_state:ok and knows the
-# three replicas. Sets CLUSTER_PIDS and CLUSTER_SEEDS (host:port,...). Stop it with stop_cluster.
+# three replicas. With a second argument, a directory of certificates (scripts/lib/make-certs):
+# TLS only (`port 0`, `tls-cluster yes`, `tls-replication yes`, client certificates required).
+# Sets CLUSTER_PIDS and CLUSTER_SEEDS (host:port,...). Stop it with stop_cluster.
 start_cluster() {
-    local dir=$1 port i nodes=()
+    local dir=$1 certs=${2:-} port i nodes=() tls=() cli=()
     CLUSTER_PIDS=() CLUSTER_SEEDS=""
+    if [ -n "$certs" ]; then
+        tls=(--tls-cluster yes --tls-replication yes --tls-cert-file "$certs/redis.crt" --tls-key-file "$certs/redis.key"
+            --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients yes)
+        cli=(--tls --cacert "$certs/ca.crt" --cert "$certs/client.crt" --key "$certs/client.key")
+    fi
     for i in 1 2 3 4 5 6; do
         port=$(free_cluster_port)
         mkdir -p "$dir/$port"
-        (cd "$dir/$port" && exec redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
-            --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
-            --dir "$dir/$port" --logfile "$dir/$port/redis.log") >/dev/null 2>&1 &
+        if [ -n "$certs" ]; then
+            (cd "$dir/$port" && exec redis-server --port 0 --tls-port "$port" "${tls[@]}" --bind 127.0.0.1 --cluster-enabled yes \
+                --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
+                --dir "$dir/$port" --logfile "$dir/$port/redis.log") >/dev/null 2>&1 &
+        else
+            (cd "$dir/$port" && exec redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+                --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
+                --dir "$dir/$port" --logfile "$dir/$port/redis.log") >/dev/null 2>&1 &
+        fi
         CLUSTER_PIDS+=($!)
         nodes+=("127.0.0.1:$port")
-        wait_until_up $! "cluster node on port $port (see $dir/$port/redis.log)" 100 redis_answers "$port" || return 1
+        wait_until_up $! "cluster node on port $port (see $dir/$port/redis.log)" 100 redis_answers "$port" ${cli[@]+"${cli[@]}"} || return 1
     done
-    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
+    redis-cli ${cli[@]+"${cli[@]}"} --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
         { echo "error: redis-cli --cluster create failed (see $dir/create.log)" >&2; return 1; }
     cluster_ok() {
         local node
         for node in "${nodes[@]}"; do
-            redis-cli -p "${node##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
+            redis-cli ${cli[@]+"${cli[@]}"} -p "${node##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
             # and it knows all three replicas
-            [ "$(redis-cli -p "${node##*:}" cluster nodes 2>/dev/null | awk '$3 ~ /slave/' | wc -l)" = 3 ] || return 1
+            [ "$(redis-cli ${cli[@]+"${cli[@]}"} -p "${node##*:}" cluster nodes 2>/dev/null | awk '$3 ~ /slave/' | wc -l)" = 3 ] || return 1
         done
     }
     wait_until_up "${CLUSTER_PIDS[0]}" "the cluster (see $dir)" 400 cluster_ok || return 1
@@ -129,7 +146,12 @@ kill_servers_under() {
     done
 }
 
-redis_answers() { redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
+# redis_answers PORT [redis-cli options...]: whether the server on PORT answers PING.
+redis_answers() {
+    local port=$1
+    shift
+    redis-cli "$@" -p "$port" ping 2>/dev/null | grep -q PONG
+}
 
 # Runs the command after the first three arguments every 50 ms, up to $3 times, until it succeeds,
 # while process $1 lives; $2 names the process in errors.

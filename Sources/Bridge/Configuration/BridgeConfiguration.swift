@@ -130,6 +130,14 @@ public struct BridgeConfiguration: Sendable {
         return keys.forShard(shard, of: shards)
     }
 
+    /// The Redis settings of the links that commit: with `--min-replicas`, their `WAIT` may block
+    /// for ``replicaTimeout`` before Redis answers, so the socket timeout covers it too.
+    public var committingRedis: RedisConfiguration {
+        var redis = self.redis
+        if minReplicas > 0 { redis.commandTimeout += replicaTimeout }
+        return redis
+    }
+
     /// The same configuration for the consumer of shard `k`.
     public func forShard(_ k: Int) -> BridgeConfiguration {
         var copy = self

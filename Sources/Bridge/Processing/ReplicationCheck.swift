@@ -10,35 +10,74 @@ import Redis
 
 /// `--min-replicas` above 0: how many replicas must confirm what a connection wrote before any of
 /// it becomes visible, and the `WAIT` that asks them, written once for the commits and the dead
-/// letters alike.
+/// letters alike. The marker it writes first is the bridge's own key; the Redis module only says
+/// which nodes a link wrote to.
 struct ReplicationCheck {
     let minimum: Int
-    let marker: [UInt8]
+    let marker: String
     let timeoutMilliseconds: Int64
     /// With Sentinel: whether a failover is under way.
     let router: SentinelRouter?
-    /// On a cluster the link writes a marker on each node before its `WAIT` (a `PUBLISH` there
-    /// reaches the other nodes over the cluster bus, not the replicas).
-    let onCluster: Bool
 
     /// `nil` when no replica needs to confirm anything.
     init?(configuration: BridgeConfiguration) {
         guard configuration.minReplicas > 0 else { return nil }
         minimum = configuration.minReplicas
-        marker = Array(configuration.keys.replicationMarker.utf8)
+        marker = configuration.keys.replicationMarker
         timeoutMilliseconds = max(1, configuration.replicaTimeout.milliseconds)
         router = configuration.redis.sentinel.map(SentinelRouter.shared(for:))
-        onCluster = configuration.redis.cluster != nil
     }
 
-    /// A write every replica receives (so that `WAIT` covers the replies this connection found
-    /// stored too, written by others), then `WAIT`: its answer is the pipeline's last.
-    func add(to pipeline: inout RedisPipeline) {
-        if !onCluster {
+    /// Runs `pipeline`, then has the replicas of every node it wrote to confirm it, and says
+    /// whether they did (`nil`) or why not (a `NOREPLICAS` text). On one node the confirmation
+    /// rides in the same round trip: the pipeline's replies come first.
+    func execute(
+        _ pipeline: RedisPipeline,
+        on link: RedisLink,
+        confirming what: String
+    ) throws(RedisError) -> (replies: RedisReplies, shortfall: String?) {
+        guard link.routesBySlot else {
+            var pipeline = pipeline
+            // A write every replica receives (so that `WAIT` covers the replies this connection
+            // found stored too, written by others), then `WAIT`: its answer is the last.
             pipeline.begin("PUBLISH")
             pipeline.add(marker)
             pipeline.add("")
+            addWait(to: &pipeline)
+            let replies = try link.execute(pipeline)
+            _ = link.takeNodesWritten()
+            return (replies, shortfall(replies[replies.count - 1], confirming: what))
         }
+        let replies = pipeline.isEmpty ? RedisReplies(assembling: []) : try link.execute(pipeline)
+        // On a cluster, each node's own replicas confirm what went to it, after a marker write
+        // there (a `PUBLISH` reaches the other nodes over the cluster bus, not the replicas).
+        let nodes = link.takeNodesWritten()
+        guard !nodes.isEmpty else { return (replies, nil) }
+        let work = nodes.map { node in
+            var confirm = RedisPipeline()
+            if let slot = node.slot {
+                confirm.begin("SET")
+                confirm.add(joining: marker, "{", HashSlot.tag(forSlot: slot), "}")
+                confirm.add("1")
+            }
+            addWait(to: &confirm)
+            return (node: node, pipeline: confirm)
+        }
+        let answers = try link.execute(onEach: work)
+        for (node, answer) in zip(nodes, answers) {
+            let wait = answer[answer.count - 1]
+            if let message = wait.errorMessage, message.contains("replica") {
+                // Written to before a failover made it a replica: nothing it took is confirmed.
+                // Said as what it is, a shortfall of replicas (tried again soon, on the new
+                // master), not as the commands' error.
+                return (replies, "NOREPLICAS \(node) is a replica now (a failover): \(what) will be confirmed on its new master")
+            }
+            if let shortfall = shortfall(wait, confirming: what) { return (replies, shortfall) }
+        }
+        return (replies, nil)
+    }
+
+    private func addWait(to pipeline: inout RedisPipeline) {
         pipeline.begin("WAIT")
         pipeline.add(minimum)
         pipeline.add(timeoutMilliseconds)
@@ -46,7 +85,7 @@ struct ReplicationCheck {
 
     /// Why a `WAIT` reply does not confirm `what` was written ("the commits", "the dead letter");
     /// `nil` when it does.
-    func shortfall(_ reply: RedisValue, confirming what: String) -> String? {
+    private func shortfall(_ reply: RedisValue, confirming what: String) -> String? {
         if let message = reply.errorMessage { return message }
         let confirmed = reply.int ?? 0
         guard confirmed >= Int64(minimum) else {

@@ -92,7 +92,13 @@ final class UpdateProcessor {
 
     /// A processor on a connection of its own.
     convenience init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
-        self.init(link: RedisLink(configuration: configuration.redis), configuration: configuration, logger: logger, metrics: metrics, path: path)
+        self.init(
+            link: RedisLink(configuration: configuration.committingRedis),
+            configuration: configuration,
+            logger: logger,
+            metrics: metrics,
+            path: path
+        )
     }
 
     /// Processes requests (in order per task), then acknowledges the stream entries of those
@@ -287,10 +293,15 @@ final class UpdateProcessor {
             decided.append(decision)
         }
         guard !pipeline.isEmpty else { return }
-        replication?.add(to: &pipeline)
-        let replies = try link.execute(pipeline)
+        let replies: RedisReplies
+        var shortfall: String?
+        if let replication {
+            (replies, shortfall) = try replication.execute(pipeline, on: link, confirming: "the commits")
+        } else {
+            replies = try link.execute(pipeline)
+        }
         // Nothing of the batch becomes visible unless the replicas confirmed this round.
-        if let replication, let shortfall = replication.shortfall(replies[replies.count - 1], confirming: "the commits") {
+        if let shortfall {
             for group in batch.groups { cache.remove(group.taskId) }
             batch.deferEverything(reason: shortfall)
             return
@@ -453,7 +464,7 @@ final class UpdateProcessor {
         // first, on their own nodes, and the transaction (the acknowledgements) only once they
         // went out. One Redis takes them inside the transaction.
         let sharded = keys.shardedPubSub
-        let apart = sharded && transaction && link.cluster != nil
+        let apart = sharded && transaction && link.routesBySlot
         var publications = RedisPipeline()
         func addMessage(_ body: (inout RedisPipeline) -> Void) {
             if apart { body(&publications) } else { body(&pipeline) }

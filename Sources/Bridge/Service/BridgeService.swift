@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 public import Logging
+import Redis
 public import ServiceLifecycle
 import Synchronization
 
@@ -58,6 +59,10 @@ public struct BridgeService: Service, CustomStringConvertible {
                 "redis": "\(configuration.redis)",
             ]
         )
+        // With Sentinel, the failover events (see ReplicationCheck and the consumer's back-off)
+        // come from watchers that run as long as the service does.
+        let watch = configuration.redis.sentinel.map { SentinelRouter.shared(for: $0).startWatching() }
+        defer { watch?.stop() }
         // The loop runs on the consumer's own thread: no hop out and back per batch.
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in

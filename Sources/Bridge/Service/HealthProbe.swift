@@ -25,7 +25,9 @@ public struct HealthProbe: Sendable {
         var redisConfiguration = configuration.redis
         redisConfiguration.commandTimeout = .seconds(2)
         redisConfiguration.connectTimeout = .seconds(2)
-        self.redis = RedisClient(configuration: redisConfiguration, name: "redis-health")
+        // Its short timeout says "not ready", not "the path is dead": its connections are a group
+        // of their own, which does not cut the bridge's others (see ConnectionLosses).
+        self.redis = RedisClient(configuration: redisConfiguration, name: "redis-health", losses: ConnectionLosses())
         self.keys = configuration.keys
         self.shardKeys = (0..<configuration.shards).map { configuration.keys.forShard($0, of: configuration.shards) }
         self.onCluster = configuration.redis.cluster != nil

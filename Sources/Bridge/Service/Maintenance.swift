@@ -191,10 +191,7 @@ extension StreamConsumer {
     /// they do not confirm in time, leaving the entry pending.
     private func confirmReplicated() throws(RedisError) {
         guard let replication else { return }
-        var pipeline = RedisPipeline()
-        replication.add(to: &pipeline)
-        let replies = try commands.execute(pipeline)
-        if let shortfall = replication.shortfall(replies[replies.count - 1], confirming: "the dead letter") {
+        if let shortfall = try replication.execute(RedisPipeline(), on: commands, confirming: "the dead letter").shortfall {
             throw RedisError(code: .serverError, message: shortfall)
         }
     }

@@ -66,9 +66,9 @@ actor StreamConsumer {
         self.replication = ReplicationCheck(configuration: configuration)
         var readerConfiguration = configuration.redis
         // A blocking read needs a socket timeout longer than its BLOCK.
-        readerConfiguration.commandTimeout = configuration.blockTimeout + .seconds(10)
+        readerConfiguration.commandTimeout += configuration.blockTimeout
         self.reader = RedisLink(configuration: readerConfiguration)
-        self.commands = RedisLink(configuration: configuration.redis)
+        self.commands = RedisLink(configuration: configuration.committingRedis)
         self.processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .stream)
         self.workers = (1..<max(1, configuration.workers)).map {
             PartWorker(configuration: configuration, name: "bridge-worker\(suffix)-\($0)", logger: logger, metrics: metrics)

@@ -114,6 +114,45 @@ for service in services.values():
     for name in service.get("secrets", []):
         check(name in secrets, f"secret {name} is used but not defined")
 
+# docker-compose.tls.yml, laid over docker-compose.yml: Redis in TLS only with client certificates,
+# and otherwise the same data node; the bridges on rediss:// with the CA and a client certificate.
+tls = yaml.safe_load(open(f"{root}/docker-compose.tls.yml"))
+for error in sorted(validator.iter_errors(tls), key=lambda e: list(e.path)):
+    problems.append(f"compose schema (docker-compose.tls.yml): {'/'.join(map(str, error.path))}: {error.message}")
+tls_services, tls_secrets = tls.get("services", {}), tls.get("secrets", {})
+tls_redis, tls_bridge = tls_services.get("redis", {}), tls_services.get("bridge", {})
+a = args_of(tls_redis)
+
+
+def value(args, flag):
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+check(value(a, "--port") == "0" and value(a, "--tls-port") == "6379", "tls: redis does not speak TLS only on 6379")
+check(value(a, "--tls-auth-clients") == "yes", "tls: redis does not require client certificates")
+for flag in ("--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file"):
+    path = value(a, flag) or ""
+    check(path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in tls_redis.get("secrets", []), f"tls: redis {flag} is not a mounted secret")
+base = args_of(redis)
+for flag in ("--appendonly", "--appendfsync", "--aclfile", "--replica-announce-ip"):
+    check(value(a, flag) == value(base, flag), f"tls: redis {flag} differs from docker-compose.yml's")
+check(set(redis.get("secrets", [])) <= set(tls_redis.get("secrets", [])), "tls: redis loses secrets of docker-compose.yml (lists replace)")
+check("--tls" in args_of({"command": tls_redis.get("healthcheck", {}).get("test", [])}), "tls: the redis health check does not use TLS")
+tls_env = tls_bridge.get("environment", {})
+check(re.match(r"^rediss://bridge@redis:6379/\d+$", tls_env.get("REDIS_URL", "")) is not None, "tls: the bridge's REDIS_URL is not rediss://bridge@redis:6379")
+for variable in ("TASKSTATUS_REDIS_TLS_CA_FILE", "TASKSTATUS_REDIS_TLS_CERT_FILE", "TASKSTATUS_REDIS_TLS_KEY_FILE"):
+    path = tls_env.get(variable, "")
+    check(path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in tls_bridge.get("secrets", []), f"tls: bridge {variable} is not a mounted secret")
+    check(variable in help_text, f"tls: {variable} is not a setting of serve")
+check(set(bridge.get("secrets", [])) <= set(tls_bridge.get("secrets", [])), "tls: the bridge loses secrets of docker-compose.yml (lists replace)")
+for name, secret in tls_secrets.items():
+    path = secret.get("file", "")
+    check(path.startswith("./deploy/secrets/tls/") and path.rsplit("/", 1)[1].split(".")[0] in ("ca", "redis", "client"),
+          f"tls secret {name}: not a file deploy/make-secrets makes under deploy/secrets/tls")
+for service in tls_services.values():
+    for name in service.get("secrets", []):
+        check(name in tls_secrets or name in secrets, f"tls: secret {name} is used but not defined")
+
 # The Dockerfile: multi-stage, hiredis at run time, a non-root user, HEALTHCHECK on /health/ready.
 dockerfile = open(f"{root}/Dockerfile").read()
 stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
@@ -121,6 +160,8 @@ check(len(stages) >= 2 and stages[0].startswith("swift:"), "Dockerfile: not a mu
 check(stages[-1].startswith("debian:") and "slim" in stages[-1], "Dockerfile: the runtime is not slim Debian")
 runtime = dockerfile[dockerfile.rindex("FROM "):]
 check("libhiredis" in runtime, "Dockerfile: the runtime does not install libhiredis")
+check("libssl3" in runtime and "ca-certificates" in runtime, "Dockerfile: the runtime lacks OpenSSL or the system's CAs (TLS to Redis)")
+check("libssl-dev" in dockerfile[:dockerfile.rindex("FROM ")], "Dockerfile: the build stage lacks libssl-dev")
 users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
 check(bool(users) and users[-1].split(":")[0] not in ("root", "0"), "Dockerfile: runs as root")
 check(re.search(r"^HEALTHCHECK .*", dockerfile, re.M) is not None and "/health/ready" in dockerfile, "Dockerfile: no HEALTHCHECK on /health/ready")

@@ -20,10 +20,15 @@ final class PrivateRedis: @unchecked Sendable {
     let directory: URL
     var socket: String { directory.appendingPathComponent("redis.sock").path }
     /// A TCP port on loopback (for replication, which needs one), or 0: the Unix socket only.
+    /// With TLS, the TLS port: the server then has no plain TCP port.
     let port: Int
-    var url: String { port == 0 ? "unix://\(socket)" : "redis://127.0.0.1:\(port)/0" }
+    /// With TLS: the name of the certificate it presents (see ``TestTLS``).
+    var certificate: String?
+    var url: String { port == 0 ? "unix://\(socket)" : "\(certificate == nil ? "redis" : "rediss")://127.0.0.1:\(port)/0" }
+    /// The Unix socket, plain even when TCP is TLS only: for the test's own checks.
+    var adminURL: String { "unix://\(socket)" }
     private var process: Process?
-    private let extraArguments: [String]
+    private var extraArguments: [String]
 
     static var isAvailable: Bool { (try? executable()) != nil }
 
@@ -35,9 +40,13 @@ final class PrivateRedis: @unchecked Sendable {
         throw CocoaError(.fileNoSuchFile)
     }
 
-    /// - Parameter tcp: listen on a free loopback port too (replicas need one).
-    init(_ extraArguments: [String] = [], tcp: Bool = false) throws {
-        port = tcp ? Self.freePort() : 0
+    /// - Parameters:
+    ///   - tcp: listen on a free loopback port too (replicas need one).
+    ///   - tls: listen in TLS only on that port, presenting this certificate of ``TestTLS``, and
+    ///     require client certificates (`tls-auth-clients yes`).
+    init(_ extraArguments: [String] = [], tcp: Bool = false, tls certificate: String? = nil) throws {
+        port = tcp || certificate != nil ? Self.freePort() : 0
+        self.certificate = certificate
         // Unix socket paths are short; keep the folder name short too. Under scripts/test the
         // folder is inside the test run's own, so that the script stops any server a test killed
         // by its time limit left behind.
@@ -51,9 +60,10 @@ final class PrivateRedis: @unchecked Sendable {
     func start() throws {
         let process = Process()
         process.executableURL = try Self.executable()
+        let ports = certificate.map { TestTLS.serverArguments(port: port, certificate: $0) } ?? ["--port", String(port)]
         process.arguments =
-            [
-                "--port", String(port), "--bind", "127.0.0.1", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+            ports + [
+                "--bind", "127.0.0.1", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
                 "--dir", directory.path,
             ] + extraArguments
         process.standardOutput = FileHandle.nullDevice
@@ -62,6 +72,14 @@ final class PrivateRedis: @unchecked Sendable {
         self.process = process
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
         usleep(50_000)
+    }
+
+    /// Starts it again on the same port, presenting another certificate (a server whose
+    /// certificate changed, or expired, while the bridge runs).
+    func restart(presenting certificate: String) async throws {
+        await stop()
+        self.certificate = certificate
+        try start()
     }
 
     /// Stops the process where it is (SIGSTOP), as a stalled server would be; ``resume()`` lets it go on.

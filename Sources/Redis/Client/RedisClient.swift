@@ -22,9 +22,17 @@ public actor RedisClient {
     ///   - configuration: where to connect; its command timeout applies to every command.
     ///   - name: the thread's name, for debuggers and `top -H`.
     public init(configuration: RedisConfiguration, name: String) {
+        self.init(configuration: configuration, name: name, losses: nil)
+    }
+
+    /// - Parameter losses: the group whose losses and silences this client's connections share
+    ///   (see ``ConnectionLosses``; `nil`: its deployment's); a group of its own keeps this
+    ///   client's timeouts from cutting the process's other connections (a probe with a short
+    ///   timeout, a test).
+    package init(configuration: RedisConfiguration, name: String, losses: ConnectionLosses?) {
         self.configuration = configuration
         self.executor = ThreadExecutor(name: name)
-        self.link = RedisLink(configuration: configuration)
+        self.link = RedisLink(configuration: configuration, losses: losses)
     }
 
     deinit {
@@ -67,7 +75,7 @@ public actor RedisClient {
 
     /// Runs `body` on this client's thread with its link, for work that makes several calls in a
     /// row without hopping back to the caller between them.
-    public func withLink<T: Sendable, E: Error>(_ body: (RedisLink) throws(E) -> T) throws(E) -> T {
+    package func withLink<T: Sendable, E: Error>(_ body: (RedisLink) throws(E) -> T) throws(E) -> T {
         try body(link)
     }
 }

@@ -9,70 +9,28 @@
 import Foundation
 import Synchronization
 
-/// Where to find the master through Redis Sentinel: the sentinels to ask, the name they monitor
-/// it under, and their credentials (the master's are the configuration's own).
-public struct SentinelConfiguration: Sendable, Hashable, CustomStringConvertible {
-    public struct Node: Sendable, Hashable, CustomStringConvertible {
-        public var host: String
-        public var port: Int
-
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    }
-
-    public var nodes: [Node]
-    public var masterName: String
-    public var username: String?
-    public var password: String?
-
-    public init(nodes: [Node], masterName: String, username: String? = nil, password: String? = nil) {
-        self.nodes = nodes
-        self.masterName = masterName
-        self.username = username
-        self.password = password
-    }
-
-    /// Reads `host:port[,host:port...]` (port `defaultPort` when left out).
-    public static func nodes(parsing list: String, defaultPort: Int = 26379) throws(RedisError) -> [Node] {
-        var nodes: [Node] = []
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            var host = item
-            var port = defaultPort
-            if let colon = item.lastIndex(of: ":"), !item.hasSuffix("]") {
-                host = String(item[..<colon])
-                guard let p = Int(item[item.index(after: colon)...]), (1...65535).contains(p) else {
-                    throw RedisError(code: .invalidConfiguration, message: "\"\(item)\" is not host:port")
-                }
-                port = p
-            }
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty else { throw RedisError(code: .invalidConfiguration, message: "\"\(item)\" has no host") }
-            nodes.append(Node(host: host, port: port))
-        }
-        guard !nodes.isEmpty else { throw RedisError(code: .invalidConfiguration, message: "no sentinel given") }
-        return nodes
-    }
-
-    public var description: String { "sentinel \(nodes.map(\.description).joined(separator: ",")) master \(masterName)" }
-}
-
 /// The current master of one monitored name, shared by every connection of the process that goes
 /// through the same sentinels: asked of the sentinels in turn when unknown, forgotten (a new
 /// generation) after a lost connection, a `READONLY` or `UNBLOCKED` answer, or a `+switch-master`
 /// event, so that every connection follows a failover at its next call.
-public final class SentinelRouter: Sendable {
-    public let sentinel: SentinelConfiguration
+///
+/// The events come from watchers, a thread per sentinel, that run while someone holds a
+/// ``SentinelWatch`` (the bridge's service, for its life); without one the router still follows
+/// failovers, through lost connections and role answers.
+package final class SentinelRouter: Sendable {
+    package let sentinel: SentinelConfiguration
     private let state = Mutex(State())
     private let generationCounter = Atomic<UInt64>(1)
     private let switchCounter = Atomic<UInt64>(0)
+    /// The watchers' connections, so that stopping them cuts their waiting reads.
+    private let watcherConnections = ConnectionLosses()
 
     private struct State {
         var master: RedisConfiguration.Endpoint?
-        var watching = false
+        /// How many ``SentinelWatch``es are held; the watchers run while it is above 0.
+        var watches = 0
+        /// Moves each time the watchers stop: a watcher of an older round ends.
+        var round: UInt64 = 0
         /// Set from a sentinel's `+try-failover` until `+switch-master`, `+failover-end` or an
         /// abort (or a minute passes): a failover is under way.
         var failoverSince: ContinuousClock.Instant?
@@ -81,7 +39,7 @@ public final class SentinelRouter: Sendable {
     private static let routers = Mutex<[SentinelConfiguration: SentinelRouter]>([:])
 
     /// The process's router for these sentinels and name.
-    public static func shared(for sentinel: SentinelConfiguration) -> SentinelRouter {
+    package static func shared(for sentinel: SentinelConfiguration) -> SentinelRouter {
         routers.withLock { routers in
             if let router = routers[sentinel] { return router }
             let router = SentinelRouter(sentinel: sentinel)
@@ -96,28 +54,27 @@ public final class SentinelRouter: Sendable {
 
     /// Changes whenever the master may have changed; a connection made under an older
     /// generation is dropped at its next call.
-    public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
+    package var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
 
     /// How many `+switch-master` events for this name the watchers have heard. Unlike
     /// ``generation``, which every lost connection moves, only the sentinels move it: a back-off
     /// may end early when it changes, without turning into a busy loop while the old master is
     /// down and not yet replaced.
-    public var switches: UInt64 { switchCounter.load(ordering: .acquiring) }
+    package var switches: UInt64 { switchCounter.load(ordering: .acquiring) }
 
     /// Whether a failover is under way: a sentinel began one (`+try-failover`) and none has
     /// announced its end yet (or a minute passed). Nothing written meanwhile should become
     /// visible: the node that took it may be about to stop being the master, and a replica that
     /// confirmed it may be about to follow another one.
-    public var isFailingOver: Bool {
+    package var isFailingOver: Bool {
         guard let since = state.withLock({ $0.failoverSince }) else { return false }
         return ContinuousClock.now - since < .seconds(60)
     }
 
     /// The master as most of the sentinels that answer name it now (asked when not known), and
     /// the generation it belongs to: during a failover the leader may name the old master for
-    /// seconds after the others name the new one. Starts the watchers on first use.
-    public func master(timeout: Duration) throws(RedisError) -> (endpoint: RedisConfiguration.Endpoint, generation: UInt64) {
-        startWatching()
+    /// seconds after the others name the new one.
+    package func master(timeout: Duration) throws(RedisError) -> (endpoint: RedisConfiguration.Endpoint, generation: UInt64) {
         let generation = self.generation
         if let known = state.withLock({ $0.master }) { return (known, generation) }
         var failures: [String] = []
@@ -157,7 +114,7 @@ public final class SentinelRouter: Sendable {
 
     /// Forgets the master, unless a newer generation already did: the next connection asks the
     /// sentinels again.
-    public func invalidate(generation seen: UInt64) {
+    package func invalidate(generation seen: UInt64) {
         state.withLock { state in
             guard generationCounter.load(ordering: .acquiring) == seen else { return }
             state.master = nil
@@ -183,33 +140,55 @@ public final class SentinelRouter: Sendable {
             username: sentinel.username,
             password: sentinel.password,
             connectTimeout: timeout,
-            commandTimeout: timeout
+            commandTimeout: timeout,
+            tls: sentinel.tls
         )
     }
 
-    /// Listens on every sentinel for a failover's start (only the leader announces it), its end
-    /// and its aborts, each sentinel on a thread of its own, for the life of the process.
-    private func startWatching() {
-        let start = state.withLock { state in
-            defer { state.watching = true }
-            return !state.watching
+    /// Starts the watchers unless they run: they listen on every sentinel for a failover's start
+    /// (only the leader announces it), its end and its aborts, each sentinel on a thread of its
+    /// own, until every watch is stopped.
+    package func startWatching() -> SentinelWatch {
+        let round: UInt64? = state.withLock { state in
+            state.watches += 1
+            return state.watches == 1 ? state.round : nil
         }
-        guard start else { return }
-        for node in sentinel.nodes {
-            let thread = Thread { [self] in watch(node) }
-            thread.name = "sentinel-watch"
-            thread.start()
+        if let round {
+            for node in sentinel.nodes {
+                let thread = Thread { [self] in watch(node, round: round) }
+                thread.name = "sentinel-watch"
+                thread.start()
+            }
         }
+        return SentinelWatch { [self] in stopWatching() }
     }
 
-    private func watch(_ node: SentinelConfiguration.Node) {
-        while true {
+    private func stopWatching() {
+        let last = state.withLock { state in
+            state.watches -= 1
+            guard state.watches == 0 else { return false }
+            state.round += 1
+            return true
+        }
+        guard last else { return }
+        // Each watcher waits in a read: cut it, and the watcher sees its round is over.
+        watcherConnections.cutAll()
+    }
+
+    private func isCurrent(_ round: UInt64) -> Bool {
+        state.withLock { $0.round == round && $0.watches > 0 }
+    }
+
+    private func watch(_ node: SentinelConfiguration.Node, round: UInt64) {
+        // Ends when the round does; each pass waits in a read (cut by stopWatching) or 0.5 s.
+        while isCurrent(round) {
             do {
-                let connection = try RedisConnection(configuration: configuration(of: node, timeout: .seconds(3)))
+                let connection = try RedisConnection(configuration: configuration(of: node, timeout: .seconds(3)), losses: watcherConnections)
                 try connection.send([RedisCommand("PSUBSCRIBE", "+try-failover", "+switch-master", "+failover-end", "-failover-abort-*")])
                 for _ in 0..<4 { _ = try connection.readReply() }
+                // Keepalive finds a sentinel that vanished; the events themselves may be hours apart.
                 connection.setCommandTimeout(.seconds(3600))
-                while true {
+                while isCurrent(round) {
                     // `pmessage <pattern> <event> "<text>"`: the master's name is the first word of
                     // +switch-master's text, the second of the others'.
                     guard case .array(let parts) = try connection.readReply(), parts.count == 4, let event = parts[2].string,
@@ -222,8 +201,28 @@ public final class SentinelRouter: Sendable {
                     note(event)
                 }
             } catch {
-                Thread.sleep(forTimeInterval: 0.5)
+                if isCurrent(round) { Thread.sleep(forTimeInterval: 0.5) }
             }
         }
+    }
+}
+
+/// Keeps a router's Sentinel watchers running until ``stop()`` (or until it is released).
+package final class SentinelWatch: Sendable {
+    private let onStop: @Sendable () -> Void
+    private let stopped = Atomic<Bool>(false)
+
+    init(onStop: @escaping @Sendable () -> Void) {
+        self.onStop = onStop
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Lets the watchers stop unless another watch holds them; their threads end soon after.
+    package func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        onStop()
     }
 }

@@ -19,6 +19,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
             case protocolError = "protocol error"
             case serverError = "server error"
             case unexpectedReply = "unexpected reply"
+            case certificateRejected = "certificate rejected"
+            case tlsFailed = "TLS failed"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -37,6 +39,11 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let serverError = Code(.serverError)
         /// A reply had a shape the caller did not expect.
         public static let unexpectedReply = Code(.unexpectedReply)
+        /// A certificate was refused: the server's by us (unknown CA, wrong name, expired), or
+        /// ours by the server. A configuration matter: at start it stops the process.
+        public static let certificateRejected = Code(.certificateRejected)
+        /// TLS failed otherwise, e.g. a plain port reached with `rediss://` or a TLS port with `redis://`.
+        public static let tlsFailed = Code(.tlsFailed)
 
         public var description: String { base.rawValue }
     }
@@ -51,7 +58,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether retrying on a new connection may succeed (the connection, not the request, failed).
     public var isConnectionFailure: Bool {
-        code == .connectionFailed || code == .timedOut || code == .connectionLost || code == .protocolError
+        code == .connectionFailed || code == .timedOut || code == .connectionLost || code == .protocolError || code == .certificateRejected
+            || code == .tlsFailed
     }
 
     /// For server errors, the error's first word (`NOSCRIPT`, `NOGROUP`, `BUSYGROUP`, `WRONGTYPE`).
@@ -96,6 +104,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         switch code {
         case .timedOut: return "timeout"
         case .connectionFailed, .connectionLost, .protocolError: return "connection"
+        case .certificateRejected, .tlsFailed: return "tls"
         default: return "other"
         }
     }

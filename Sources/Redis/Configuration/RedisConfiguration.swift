@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-/// Where and how to connect: parsed from a URL, `redis://[user:password@]host:port/db` or
-/// `unix://[user:password@]/path/to/redis.sock?db=N`.
+/// Where and how to connect: parsed from a URL, `redis://[user:password@]host:port/db`,
+/// `rediss://...` for TLS, or `unix://[user:password@]/path/to/redis.sock?db=N`.
 public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
@@ -21,8 +21,13 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The database for `SELECT`.
     public var database: Int
     public var connectTimeout: Duration
-    /// The socket timeout for every command on the connection.
+    /// The socket timeout for every command on the connection: how long a silent connection is
+    /// waited for before it is given up (see ``Defaults``).
     public var commandTimeout: Duration
+    /// How long an idle connection whose server vanished may go unnoticed (TCP keepalive).
+    public var keepalive: Duration
+    /// TLS for every connection (`rediss://`); `nil` for plain TCP.
+    public var tls: RedisTLSConfiguration?
     /// When set, the master is found through these sentinels, and `endpoint` is only where the
     /// last one was (the credentials and the database still apply to it).
     public var sentinel: SentinelConfiguration?
@@ -35,8 +40,10 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         username: String? = nil,
         password: String? = nil,
         database: Int = 0,
-        connectTimeout: Duration = .seconds(5),
-        commandTimeout: Duration = .seconds(10)
+        connectTimeout: Duration = Defaults.connectTimeout,
+        commandTimeout: Duration = Defaults.commandTimeout,
+        keepalive: Duration = Defaults.keepalive,
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.endpoint = endpoint
         self.username = username
@@ -44,6 +51,18 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         self.database = database
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.keepalive = keepalive
+        self.tls = tls
+    }
+
+    /// The documented defaults. A connection that goes silent (no FIN, no RST) is given up after
+    /// the command timeout, and the others to its server with it (see ``ConnectionLosses``): the
+    /// bridge resumes within about that time plus a reconnect, well inside 15 s. Long enough for
+    /// Redis's own pauses: `DEBUG SLEEP`, a fork, a `CLIENT PAUSE` of a few seconds.
+    public enum Defaults {
+        public static let connectTimeout: Duration = .seconds(5)
+        public static let commandTimeout: Duration = .seconds(5)
+        public static let keepalive: Duration = .seconds(10)
     }
 
     /// The server when none is configured: a local Redis on its usual port.
@@ -89,7 +108,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             database = n
         }
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
             var hostPort = rest
             if let slash = rest.firstIndex(of: "/") {
                 hostPort = rest[..<slash]
@@ -117,13 +136,12 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             guard !host.isEmpty else { throw invalid("the host is missing") }
             guard (1...65535).contains(port) else { throw invalid("the port must be between 1 and 65535") }
             self.init(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+            if scheme == "rediss" { tls = RedisTLSConfiguration() }
         case "unix":
             guard rest.hasPrefix("/"), rest.count > 1 else { throw invalid("expected unix:///absolute/path/to/redis.sock") }
             self.init(endpoint: .unix(path: String(rest)), username: username, password: password, database: database)
-        case "rediss":
-            throw invalid("TLS (rediss://) is not supported; run the bridge next to Redis or through a TLS tunnel")
         default:
-            throw invalid("unknown scheme \"\(scheme)\"; expected redis:// or unix://")
+            throw invalid("unknown scheme \"\(scheme)\"; expected redis://, rediss:// (TLS) or unix://")
         }
     }
 
@@ -146,7 +164,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         switch endpoint {
         case .tcp(let host, let port):
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(user)\(shownHost):\(port)/\(database)"
+            return "\(tls == nil ? "redis" : "rediss")://\(user)\(shownHost):\(port)/\(database)"
         case .unix(let path):
             return "unix://\(user)\(path)?db=\(database)"
         }
@@ -173,27 +191,5 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-/// A Redis Cluster: where to find it, and what the client writes of its own.
-public struct ClusterConfiguration: Sendable, Hashable {
-    /// Nodes asked for the slot map; any node of the cluster will do.
-    public var seeds: [RedisConfiguration.Endpoint]
-    /// The key (before a hash tag picked per node) written on each node before `WAIT`.
-    public var markerPrefix: String
-
-    public init(seeds: [RedisConfiguration.Endpoint], markerPrefix: String = "taskstatus:replication") {
-        self.seeds = seeds
-        self.markerPrefix = markerPrefix
-    }
-
-    /// Reads `host:port[,host:port...]` (port 6379 when left out).
-    public static func seeds(parsing list: String) throws(RedisError) -> [RedisConfiguration.Endpoint] {
-        let seeds = try SentinelConfiguration.nodes(parsing: list, defaultPort: 6379).map {
-            RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port)
-        }
-        guard !seeds.isEmpty else { throw RedisError(code: .invalidConfiguration, message: "no cluster seed node given") }
-        return seeds
     }
 }

@@ -18,8 +18,6 @@ public enum ClusterRoute: Sendable, Equatable {
     case follow
     /// Every master (`SCRIPT LOAD`, `SCRIPT FLUSH`): a script is loaded on each node.
     case everyMaster
-    /// `WAIT`: on every node the call wrote to, each after a write of its own, answering the least.
-    case wait
 
     /// One unit of a pipeline: commands `commands` (a command, or `MULTI` through `EXEC`).
     public struct Unit: Sendable, Equatable {
@@ -82,12 +80,10 @@ public enum ClusterRoute: Sendable, Equatable {
             return key(at: 2)
         case "SCRIPT":
             return .everyMaster
-        case "WAIT":
-            return .wait
         case "PUBLISH", "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "PING", "ECHO", "INFO", "ROLE", "CLUSTER",
             "CLIENT", "CONFIG", "DBSIZE", "TIME", "ASKING", "READONLY", "READWRITE", "AUTH", "HELLO", "SELECT", "COMMAND",
             "DEBUG", "LASTSAVE", "SAVE", "BGSAVE", "BGREWRITEAOF", "SHUTDOWN", "SLOWLOG", "LATENCY", "ACL", "FLUSHALL",
-            "FLUSHDB", "SCAN", "KEYS", "RANDOMKEY", "MULTI", "EXEC", "DISCARD", "FUNCTION", "QUIT":
+            "FLUSHDB", "SCAN", "KEYS", "RANDOMKEY", "MULTI", "EXEC", "DISCARD", "FUNCTION", "QUIT", "WAIT":
             return .follow
         default:
             // GET, SET, HGETALL, XADD, XACK, XPENDING, XAUTOCLAIM, XTRIM, DEL, SPUBLISH, ...: the key first.
