@@ -289,6 +289,7 @@ struct TLSTests {
                 try await space.enqueue(task: "t1", patch: "[]", requestId: "before")
                 #expect(try await space.reply(task: "t1", requestId: "before")["status"] == 200)
                 #expect(try await HTTP.request("GET", base + "/health/ready").status == 200)
+                #expect(SentinelRouter.shared(for: try #require(configuration.sentinel)).runningWatchers == 3, "a watcher per sentinel")
                 // The replica has the task (it follows the master over TLS) before it is promoted.
                 let onReplica = RedisClient(configuration: try RedisConfiguration(url: replica.adminURL), name: "tls-replica")
                 let synced = await eventually(timeout: .seconds(20)) { () async -> Bool? in
@@ -314,6 +315,9 @@ struct TLSTests {
                 #expect(status == 200)
             }
         }
+        // The watchers (a thread per sentinel) ended with the service.
+        let router = SentinelRouter.shared(for: try #require(configuration.sentinel))
+        #expect(await eventually(timeout: .seconds(5)) { router.runningWatchers == 0 ? true : nil } == true, "\(router.runningWatchers) watchers left")
         for sentinel in sentinels { #expect(!sentinel.log.contains("-failover-abort"), "\(sentinel.log)") }
         await master.stop()
         await replica.stop()

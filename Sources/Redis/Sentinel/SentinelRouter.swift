@@ -24,6 +24,7 @@ package final class SentinelRouter: Sendable {
     private let switchCounter = Atomic<UInt64>(0)
     /// The watchers' connections, so that stopping them cuts their waiting reads.
     private let watcherConnections = ConnectionLosses()
+    private let watcherThreads = Atomic<Int>(0)
 
     private struct State {
         var master: RedisConfiguration.Endpoint?
@@ -179,7 +180,12 @@ package final class SentinelRouter: Sendable {
         state.withLock { $0.round == round && $0.watches > 0 }
     }
 
+    /// How many watcher threads run now.
+    package var runningWatchers: Int { watcherThreads.load(ordering: .acquiring) }
+
     private func watch(_ node: SentinelConfiguration.Node, round: UInt64) {
+        watcherThreads.add(1, ordering: .releasing)
+        defer { watcherThreads.subtract(1, ordering: .releasing) }
         // Ends when the round does; each pass waits in a read (cut by stopWatching) or 0.5 s.
         while isCurrent(round) {
             do {
