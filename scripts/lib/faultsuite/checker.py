@@ -351,18 +351,28 @@ class DrainWatch(threading.Thread):
             value = n
         return value
 
-    def resumed(self, since, by, total):
-        """Seconds from `since` until `by` more entries than at `since` were acknowledged (or all
-        `total` were), None if that has not happened yet. `by` above one batch, so that
-        acknowledgements sent before a fault and delivered after it do not count as the drain
-        going on."""
-        goal = min(self.acked(since) + by, total)
+    def recovered(self, since, until, total, still=1.0, grace=0.1):
+        """Seconds from `since` until the drain went on for good: the first rise of the count
+        after the last time, in [since, until], that it stood still `still` seconds or more. So a
+        drain that goes on, then stops again on the next silent connection, has recovered only
+        when it goes on the second time; and the acknowledgement of a batch sent before a pause
+        and delivered as it ends is no recovery if nothing follows it. What is acknowledged in the
+        first `grace` seconds was sent before the fault (the bridge backs off at least 100 ms
+        after a failure): a rise counts from then on. None if the count never rose after
+        `since`, or stood still at `until` (or now) without having reached `total`."""
         with self.lock:
-            samples = list(self.samples)
+            samples = [(t, n) for t, n in self.samples if t > since + grace and (until is None or t <= until)]
+        last_rise, count, recovered = since, self.acked(since + grace), None
         for t, n in samples:
-            if t >= since and n >= goal:
-                return t - since
-        return None
+            if n > count:
+                if recovered is None or t - last_rise >= still:
+                    recovered = t - since
+                last_rise, count = t, n
+            if n >= total:
+                return recovered
+        if not samples or samples[-1][0] - last_rise >= still:
+            return None
+        return recovered
 
     def longest_stall(self, start, end, total):
         """The longest time in [start, end] (or until all `total` were acknowledged) in which the

@@ -1,13 +1,14 @@
 """scripts/faults' command line: the scenarios chosen, one line each, "N passed, M failed"."""
 import argparse, signal, sys
 
-from . import cluster, sentinel, single
+from . import cluster, network, sentinel, single
 
 GROUPS = (
     # (group, {name: spec}, run(name, spec, args, seed))
     ("single", single.SCENARIOS, lambda name, spec, args, seed: single.run_scenario(name, args, seed)),
     ("sentinel", sentinel.SENTINEL_SCENARIOS, sentinel.run_sentinel_scenario),
     ("cluster", cluster.CLUSTER_SCENARIOS, cluster.run_cluster_scenario),
+    ("network", network.NETWORK_SCENARIOS, network.run_network_scenario),
 )
 
 
