@@ -24,16 +24,17 @@ SILENCE = 12.0
 # The bridge's commit (CommitScript): a pause or hold starts as one goes out, so that it is caught.
 COMMIT = "EVALSHA"
 # Per chunk and direction: a round trip of a second, slow but far from any command timeout.
-LATENCY, LATENCY_SECONDS = 0.5, 8.0
+LATENCY, LATENCY_SECONDS = 0.5, 10.0
 
 # The bounds, in seconds. A silent connection and a reset one: the bound. After a pause or
 # hold that ends: twice the back-off's cap (5 s), as the bridge may be waiting out its back-off
-# when the network comes back. Under latency: the longest time the drain may stand still, six
-# round trips (a batch takes three: read, commit, acknowledge), and less than the time the
-# latency lasts, so that a bridge that gets nothing done under it fails.
+# when the network comes back. Under latency: the longest time the drain may stand still, eight
+# round trips (a batch of the baseline build took five one after the other: 5 s between
+# acknowledgements under this latency), and less than the time the latency lasts, so that a
+# bridge that gets nothing done under it fails.
 SILENT_BOUND = RESET_BOUND = 15.0
 AFTER_END_BOUND = 10.0
-STALL_BOUND = 6.0
+STALL_BOUND = 8.0
 
 
 def setup(run):
