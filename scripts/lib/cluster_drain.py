@@ -14,15 +14,16 @@ master carries more than 45% of it.
 
 Usage: cluster_drain.py --bin BRIDGE [--requests N] [--tasks N] [--rounds R] [--shards N]
                         [--modes classic,sharded] [--workdir DIR]
-The workload is ../shared/bench/workload.py's (SHARED_BENCH), as drain.py uses it.
+The workload is the repository's (faultsuite/workload.py: bench_task, bench_patch): the same
+shapes and mix as the reference drain (../shared/bench/drain.py), so that the figures compare.
 """
-import argparse, json, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
 import redis
 
-sys.path.insert(0, os.environ.get("SHARED_BENCH", os.path.join(os.path.dirname(__file__), "../../../shared/bench")))
-from workload import patch, task  # noqa: E402
-from cluster_faults import cluster_port as free_port, key_slot  # noqa: E402 (one CRC16, one port picker)
+from faultsuite.resp import key_slot
+from faultsuite.servers import cluster_port as free_port
+from faultsuite.workload import bench_patch as patch, bench_task as task
 
 P = "taskstatus"
 

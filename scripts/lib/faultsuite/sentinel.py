@@ -1,4 +1,4 @@
-"""The fault suite's failover scenarios (see faults.py and docs/operations.md): one master, two
+"""The fault suite's failover scenarios (see docs/operations.md): one master, two
 replicas and three sentinels on loopback, a steady load while the master fails, and a checker
 that can see loss.
 
@@ -12,189 +12,15 @@ reaches the replicas' subscribers too), so that replies keep coming in through a
 present twice, one request id published at two revisions, or one (id, rev) of the change feed
 under two request ids.
 """
-import copy, json, os, random, shutil, signal, subprocess, tempfile, threading, time
+import copy, os, random, shutil, signal, tempfile, threading, time, urllib.error, urllib.request
 
-from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, change_feed, free_port, pairs, progress, text, task_document
-
-MASTER_NAME = "faultsmaster"
-
-
-class Servers:
-    """The redis-server processes of a topology, by port."""
-
-    def __init__(self):
-        self.procs = {}
-
-    def signal(self, port, sig):
-        proc = self.procs.get(port)
-        if proc and proc.poll() is None:
-            proc.send_signal(sig)
-            if sig == signal.SIGKILL:
-                proc.wait(timeout=30)
-
-    def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-                proc.wait()
-
-
-class Topology(Servers):
-    """Three data nodes (the first the master, the others its replicas) and three sentinels."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.data_ports = [free_port() for _ in range(3)]
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        super().__init__()
-
-    def _data_args(self, port, replica_of=None):
-        d = os.path.join(self.dir, "n%d" % port)
-        os.makedirs(d, exist_ok=True)
-        args = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--logfile", os.path.join(d, "redis.log"),
-                "--user", BRIDGE_USER, "on", ">" + BRIDGE_PASSWORD, "~*", "&*", "+@all"]
-        if replica_of:
-            args += ["--replicaof", "127.0.0.1", str(replica_of)]
-        return args
-
-    def start_data(self, port, replica_of=None):
-        self.procs[port] = subprocess.Popen(self._data_args(port, replica_of), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: ping(port), 20, "redis-server on %d" % port)
-
-    def start(self):
-        master = self.data_ports[0]
-        self.start_data(master)
-        for port in self.data_ports[1:]:
-            self.start_data(port, replica_of=master)
-        for port in self.sentinel_ports:
-            d = os.path.join(self.dir, "s%d" % port)
-            os.makedirs(d, exist_ok=True)
-            conf = os.path.join(d, "sentinel.conf")
-            with open(conf, "w") as f:
-                f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n" % (port, d, os.path.join(d, "sentinel.log")))
-                f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (MASTER_NAME, master))
-                f.write("sentinel down-after-milliseconds %s 1000\n" % MASTER_NAME)
-                f.write("sentinel failover-timeout %s 5000\n" % MASTER_NAME)
-            self.procs[port] = subprocess.Popen([shutil.which("redis-server") or "redis-server", conf, "--sentinel"],
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: all(self.sentinel_master(p) == master for p in self.sentinel_ports), 20, "the sentinels")
-        wait_for(lambda: replicas_online(master) == 2, 20, "the replicas")
-        # The sentinels know the replicas before a failover can promote one.
-        wait_for(lambda: all(known_replicas(p) == 2 for p in self.sentinel_ports), 20, "the sentinels' view of the replicas")
-
-    def sentinel_master(self, port):
-        try:
-            r = Redis(port, timeout=1)
-            reply = r("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
-            r.close()
-            return int(reply[1]) if reply else None
-        except (OSError, ConnectionError, RedisError, ValueError, TypeError):
-            return None
-
-    def master(self):
-        """The master most of the sentinels that answer name (during a failover the leader may
-        name the old one for seconds after the others name the new one)."""
-        votes = {}
-        for port in self.sentinel_ports:
-            m = self.sentinel_master(port)
-            if m:
-                votes[m] = votes.get(m, 0) + 1
-        return max(votes, key=votes.get) if votes else None
-
-    def replicas(self):
-        m = self.master()
-        return [p for p in self.data_ports if p != m]
-
-    def restart_as_was(self, port):
-        """Starts a killed node again as it was first started: the old master believes it is one."""
-        self.procs[port] = subprocess.Popen(self._data_args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: ping(port), 20, "redis-server on %d" % port)
-
-
-
-def ping(port):
-    try:
-        r = Redis(port, timeout=1)
-        ok = r("PING") == "PONG"
-        r.close()
-        return ok
-    except (OSError, ConnectionError, RedisError):
-        return False
-
-
-def replicas_online(port):
-    try:
-        r = Redis(port, timeout=1)
-        info = text(r("INFO", "replication"))
-        r.close()
-        return info.count("state=online")
-    except (OSError, ConnectionError, RedisError):
-        return 0
-
-
-def known_replicas(sentinel_port):
-    try:
-        r = Redis(sentinel_port, timeout=1)
-        reply = r("SENTINEL", "replicas", MASTER_NAME)
-        r.close()
-        return len(reply or [])
-    except (OSError, ConnectionError, RedisError):
-        return 0
-
-
-def unread(r):
-    """0 when the group has read up to the stream's last entry, else 1: the group's lag counter
-    may not survive a failover."""
-    last = pairs(r("XINFO", "STREAM", PREFIX + ":requests")).get("last-generated-id")
-    for group in r("XINFO", "GROUPS", PREFIX + ":requests"):
-        info = pairs(group)
-        if text(info.get("name")) == PREFIX + "-bridge":
-            return 0 if info.get("last-delivered-id") == last else 1
-    return 1
-
-
-def wait_for(check, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, ConnectionError, RedisError):
-            pass  # not up yet
-        time.sleep(0.05)
-    raise RuntimeError("%s did not get ready within %d s" % (what, seconds))
-
-
-def subscribe_until(port, channels, on_message, stop, on_lost=None, command="SUBSCRIBE", pause=0.05):
-    """Subscribes to `channels` on `port` and calls on_message(channel, payload) for each message
-    until `stop` is set, subscribing again (after on_lost()) whenever the connection fails. With
-    `command` SSUBSCRIBE, to shard channels: a node of another shard refuses (MOVED), and a
-    subscription ends when its slot moves; both are tried again after `pause`."""
-    while not stop.is_set():
-        try:
-            r = Redis(port, timeout=0.5)
-            r.sock.sendall(Redis.encode([command, *channels]))
-            for _ in channels:
-                confirmation = r.read()
-                if isinstance(confirmation, RedisError):
-                    raise confirmation
-            while not stop.is_set():
-                try:
-                    m = r.read()
-                except OSError as error:
-                    if "timed out" in str(error):
-                        continue
-                    raise
-                if isinstance(m, list) and len(m) == 3 and m[0] in (b"message", b"smessage"):
-                    on_message(text(m[1]), m[2])
-                elif isinstance(m, list) and m and m[0] == b"sunsubscribe":
-                    raise ConnectionError("the shard channel moved")
-        except (OSError, ConnectionError, RedisError):
-            if on_lost:
-                on_lost()
-            time.sleep(pause)
+from .bridge import Bridge
+from .checker import check_master, progress, unread, verdict
+from .keys import BRIDGE_USER, GROUP, PREFIX, REQUESTS, bridge_url, task_key
+from .listeners import NodeListener, Published, subscribe_until
+from .resp import Redis, RedisError, text
+from .servers import MASTER_NAME, Topology, wait_for
+from .workload import marker_patch, request_fields, task_fields
 
 
 class FailoverWatch(threading.Thread):
@@ -299,10 +125,10 @@ class Producer(threading.Thread):
                 # What a master that failed since never confirmed goes again first.
                 again = [(r, f) for r, (f, port) in self.unconfirmed.items() if port != self.conn_port]
             for r, f in again:
-                c("XADD", PREFIX + ":requests", "*", *f)
+                c("XADD", REQUESTS, "*", *f)
                 with self.lock:
                     self.unconfirmed[r] = (f, self.conn_port)
-            c("XADD", PREFIX + ":requests", "*", *fields)
+            c("XADD", REQUESTS, "*", *fields)
             with self.lock:
                 self.unconfirmed[rid] = (fields, self.conn_port)
         except (OSError, ConnectionError, RedisError):
@@ -348,8 +174,7 @@ class Producer(threading.Thread):
                 time.sleep(min(0.001, max(0.0, due - time.monotonic())))
             rid = "s%06d" % k
             tid = "f%04d" % self.rng.randrange(self.tasks)
-            patch = json.dumps([{"op": "add", "path": "/messages/-", "value": {"type": "INFO", "key": rid}}], separators=(",", ":"))
-            fields = ["id", tid, "patch", patch, "request-id", rid, "reply-to", REPLIES, "x-sailpoint-experimental", "true"]
+            fields = request_fields(tid, marker_patch(rid), rid)
             self.sent[rid] = time.monotonic()
             self.task_of[rid] = tid
             self.queue(rid, fields)
@@ -371,151 +196,6 @@ class Producer(threading.Thread):
         self.watch.stop.set()
 
 
-class NodeListener(threading.Thread):
-    """Listens on the reply channel and the all-updates channel of one data node, reconnecting."""
-
-    def __init__(self, port, sink):
-        super().__init__(daemon=True)
-        self.port, self.sink, self.stop = port, sink, threading.Event()
-
-    def run(self):
-        subscribe_until(self.port, (REPLIES, PREFIX + ":updates"), self.sink, self.stop)
-
-
-def check(topology, producer, replies, updates, feed_master):
-    """Loss and doubling, from what was published and what the final master holds."""
-    r = Redis(feed_master)
-    tasks = sorted(set(producer.task_of.values()))
-    hashes = dict(zip(tasks, r.pipeline([["HGETALL", "%s:task:{%s}" % (PREFIX, t)] for t in tasks])))
-    stored = dict(zip(producer.sent, r.pipeline([["GET", "%s:reply:{%s}:%s" % (PREFIX, producer.task_of[rid], rid)] for rid in producer.sent])))
-    return judge(producer, replies, updates, hashes, stored, change_feed(r))
-
-
-def judge(producer, replies, updates, hashes, stored, feed):
-    """The marker checker, over what was published (`replies`: request id -> payloads; `updates`:
-    (id, rev) -> tasks announced) and what Redis holds at the end (`hashes`: task id -> HGETALL;
-    `stored`: request id -> stored reply; `feed`: (id, rev) -> request ids of the change feed).
-    Every request of the load is valid: an answer but 200 is the bridge's failure."""
-    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0, "failed": 0}
-    problems = []
-
-    def note(kind, message):
-        counts[kind] += 1
-        if counts[kind] <= 3:
-            problems.append(message)
-
-    published_200, bodies_200 = {}, {}
-    for rid, payloads in replies.items():
-        for payload in payloads:
-            reply = json.loads(payload)
-            if reply.get("status") != 200:
-                note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
-                continue
-            published_200.setdefault(rid, set()).add(reply.get("rev"))
-            bodies_200.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
-    for rid, revs in published_200.items():
-        if len(revs) > 1:
-            note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
-        elif len(bodies_200[rid]) > 1:
-            # Applied twice at the same revision (a failover lost the first commit): the two
-            # answers differ (the time stamped in modified, at least).
-            note("doubled", "%s was answered 200 twice at revision %s with different tasks" % (rid, sorted(revs)[0]))
-    for (tid, rev), tasks in updates.items():
-        if len(tasks) > 1:
-            note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
-    markers = {}
-    for tid, flat in hashes.items():
-        fields = pairs(flat)
-        keys = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
-        for key in keys:
-            markers[key] = markers.get(key, 0) + 1
-        if int(fields.get("_rev", b"0")) != 1 + len(keys):
-            note("inconsistent", "%s: _rev %s with %d markers" % (tid, text(fields.get("_rev")), len(keys)))
-    for key, n in markers.items():
-        if n > 1:
-            note("doubled", "the marker of %s is in its task %d times" % (key, n))
-    for rid in published_200:
-        if rid not in markers:
-            note("lost", "%s was answered 200 (rev %s) but its marker is not in %s" % (rid, sorted(published_200[rid]), producer.task_of.get(rid)))
-    for rid in producer.sent:
-        if rid not in replies and stored.get(rid) is None:
-            note("unanswered", "%s has no reply, published or stored" % rid)
-    revs_of = {}
-    for (tid, rev), rids in feed.items():
-        if len(rids) > 1:
-            note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
-        for rid in rids:
-            revs_of.setdefault(rid, set()).add(rev)
-    for rid, revs in revs_of.items():
-        if len(revs) > 1:
-            note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
-    return counts, problems
-
-
-class Published:
-    """What the listeners heard: every reply payload by request id (and when the first came), and
-    every task announced under an (id, rev)."""
-
-    def __init__(self):
-        self.replies, self.updates, self.first_reply, self.reply_times = {}, {}, {}, []
-        self.lock = threading.Lock()
-
-    def sink(self, channel, payload):
-        now = time.monotonic()
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            return
-        with self.lock:
-            if channel == REPLIES:
-                rid = message.get("requestId")
-                self.replies.setdefault(rid, set()).add(payload)
-                self.first_reply.setdefault(rid, now)
-                self.reply_times.append(now)
-            else:
-                task = json.dumps(message.get("task"), sort_keys=True)
-                self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(task)
-
-
-def verdict(name, headline, expect_loss, counts, problems, outcome, producer, published, bridge_log, alive, status, elapsed,
-            retry_limit, directory, args):
-    """Judges a load-and-fault scenario and prints its line: the checker's counts (loss expected or
-    none of any kind), the slowest answer within the outcome's bound, the bridge alive, stopped
-    with 0, and backing off (no more than `retry_limit` retries a second)."""
-    with open(bridge_log, errors="replace") as log:
-        retries = sum(1 for line in log if "trying the same entries again" in line)
-    latencies = [published.first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in published.first_reply]
-    slowest = max(latencies) if latencies else float("nan")
-    # The bound the issues set for a killed master; after a graceful failover the replicas
-    # resynchronise first, and nothing is answered before one confirms.
-    bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
-    too_slow = not expect_loss and latencies and slowest > bound
-    if too_slow:
-        problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
-    saw_loss = counts["lost"] + counts["doubled"] > 0
-    ok = saw_loss if expect_loss else (not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0
-                                       and counts["failed"] == 0 and not too_slow and not outcome.get("problems"))
-    busy = retries > retry_limit * elapsed
-    passed = ok and alive and status == 0 and not busy
-    if busy:
-        problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
-    if not alive:
-        problems.append("the bridge exited during the run (see %s)" % directory)
-    if status != 0:
-        problems.append("the bridge stopped with status %s on SIGTERM" % status)
-    label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
-    print("%-16s %s  %d requests at %d/s over %.0f s%s; %s; lost %d doubled %d unanswered %d inconsistent %d failed %d; "
-          "slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
-          % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, elapsed, headline, outcome.get("what", "no fault"),
-             counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"], counts["failed"], slowest,
-             producer.errors, retries), flush=True)
-    for problem in problems[:12]:
-        print("    " + problem, flush=True)
-    if not passed or args.keep:
-        print("    logs and data: %s" % directory, flush=True)
-    return passed
-
-
 def run_sentinel_scenario(name, spec, args, seed):
     min_replicas, fault, expect_loss, min_seconds = spec
     if args.seconds < min_seconds:
@@ -528,9 +208,8 @@ def run_sentinel_scenario(name, spec, args, seed):
         topology.start()
         master = topology.master()
         r = Redis(master)
-        list(r.pipeline([["HSET", "%s:task:{f%04d}" % (PREFIX, i)] + [x for kv in task_document(i).items() for x in kv]
-                         for i in range(args.tasks)]))
-        r("XGROUP", "CREATE", PREFIX + ":requests", PREFIX + "-bridge", "0", "MKSTREAM")
+        list(r.pipeline([["HSET", task_key("f%04d" % i)] + task_fields(i) for i in range(args.tasks)]))
+        r("XGROUP", "CREATE", REQUESTS, GROUP, "0", "MKSTREAM")
         r("WAIT", 2, 2000)
         published = Published()
         listeners = [NodeListener(port, published.sink) for port in topology.data_ports]
@@ -538,7 +217,7 @@ def run_sentinel_scenario(name, spec, args, seed):
             listener.start()
         time.sleep(0.3)
         sentinels = ",".join("127.0.0.1:%d" % p for p in topology.sentinel_ports)
-        env_url = "redis://%s:%s@127.0.0.1:1/0" % (BRIDGE_USER, BRIDGE_PASSWORD)
+        env_url = bridge_url(1)  # the sentinels name the host and port; the URL gives the user
         bridge = Bridge(args.bridge, 1, os.path.join(directory, "bridge.log"), "failover",
                         extra=["--sentinel", sentinels, "--sentinel-master", MASTER_NAME, "--min-replicas", str(min_replicas)],
                         url=env_url)
@@ -571,7 +250,7 @@ def run_sentinel_scenario(name, spec, args, seed):
         status = bridge.stop()
         for listener in listeners:
             listener.stop.set()
-        counts, problems = check(topology, producer, published.replies, published.updates, final)
+        counts, problems = check_master(final, producer, published.replies, published.updates)
         problems += outcome.get("problems", [])
         if "quiet" in outcome:
             start, end = outcome["quiet"]
@@ -629,7 +308,6 @@ def lagging_then_kill(topology, producer, bridge, args):
 
 def too_few_replicas(topology, producer, bridge, args):
     """Both replicas stalled: with --min-replicas 1 nothing may become visible meanwhile."""
-    import urllib.request
     after(0.33, args)
     replicas = topology.replicas()
     for port in replicas:

@@ -1,4 +1,4 @@
-"""The fault suite's Redis Cluster scenarios (see faults.py and docs/operations.md): three masters
+"""The fault suite's Redis Cluster scenarios (see docs/operations.md): three masters
 with a replica each on loopback, a bridge with `--redis-cluster --shards 8 --min-replicas 1`, a
 steady load while the cluster misbehaves, and the marker checker of the failover scenarios.
 
@@ -12,209 +12,22 @@ moment, as a careful producer would.
 present twice, one request id answered 200 at two revisions (or twice at one with different
 tasks), or one (id, rev) of the change feeds under two request ids.
 """
-import copy, json, os, random, shutil, signal, socket, subprocess, tempfile, threading, time
+import copy, os, random, shutil, signal, subprocess, tempfile, threading, time
 
-from faults import PREFIX, BRIDGE_USER, BRIDGE_PASSWORD, REPLIES, Redis, RedisError, Bridge, pairs, text, task_document
-from failover import Published, Servers, judge, subscribe_until, verdict, wait_for
+from .bridge import Bridge
+from .checker import check_cluster, cluster_drained, verdict
+from .keys import BRIDGE_USER, BRIDGE_PASSWORD, GROUP, bridge_url, shard_stream, task_key
+from .listeners import Published, listen
+from .resp import ClusterClient, Redis, RedisError, key_slot, text
+from .servers import ClusterNodes, wait_for
+from .workload import marker_patch, request_fields, task_fields
 
 SHARDS = 8
 
 
-def crc16(data):
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
-def key_slot(key):
-    b = key.encode() if isinstance(key, str) else key
-    s = b.find(b"{")
-    if s != -1:
-        e = b.find(b"}", s + 1)
-        if e > s + 1:
-            b = b[s + 1:e]
-    return crc16(b) % 16384
-
-
 def stream_of(tid):
-    return "%s:requests:{s%d}" % (PREFIX, key_slot("%s:task:{%s}" % (PREFIX, tid)) % SHARDS)
-
-
-def cluster_ports(count):
-    """Free ports whose cluster bus ports (port + 10000) are free too, none another's bus port."""
-    ports = []
-    while len(ports) < count:
-        port = cluster_port()
-        if port not in ports and all(abs(port - p) != 10000 for p in ports):
-            ports.append(port)
-    return ports
-
-
-def cluster_port():
-    """A free port whose cluster bus port (port + 10000) is free too."""
-    for _ in range(200):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port + 10000 > 65535:
-            continue
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-    raise RuntimeError("no free port pair")
-
-
-class ClusterNodes(Servers):
-    """Six nodes: three masters, a replica each (AOF everysec, the bridge's ACL user)."""
-
-    def __init__(self, directory):
-        super().__init__()
-        self.dir, self.ports = directory, cluster_ports(6)
-
-    def _args(self, port):
-        d = os.path.join(self.dir, "n%d" % port)
-        os.makedirs(d, exist_ok=True)
-        return [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--logfile", os.path.join(d, "redis.log"),
-                "--user", BRIDGE_USER, "on", ">" + BRIDGE_PASSWORD, "~*", "&*", "+@all"]
-
-    def start(self):
-        for port in self.ports:
-            self.procs[port] = subprocess.Popen(self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in self.ports:
-            wait_for(lambda: Redis(port, timeout=1)("PING") == "PONG", 20, "redis-server on %d" % port)
-        subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
-                       ["--cluster-replicas", "1", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def ready():
-            for port in self.ports:
-                r = Redis(port, timeout=1)
-                ok = "cluster_state:ok" in text(r("CLUSTER", "INFO")) and len(self.roles(port, r)[1]) == 3
-                r.close()
-                if not ok:
-                    return False
-            return all(self.replica_online(m) for m in self.masters())
-        wait_for(ready, 40, "the cluster")
-
-    def roles(self, port=None, conn=None):
-        """(masters, replicas) as the node on `port` (any live one) sees them, by port."""
-        for p in ([port] if port else []) + self.ports:
-            try:
-                r = conn or Redis(p, timeout=1)
-                nodes = text(r("CLUSTER", "NODES"))
-                masters, replicas = [], []
-                for line in nodes.splitlines():
-                    parts = line.split()
-                    node_port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
-                    if "fail" in parts[2] or "noaddr" in parts[2]:
-                        continue
-                    (masters if "master" in parts[2] else replicas).append(node_port)
-                return masters, replicas
-            except (OSError, ConnectionError, RedisError, ValueError, IndexError):
-                continue
-        return [], []
-
-    def masters(self):
-        return self.roles()[0]
-
-    def replica_online(self, master):
-        try:
-            info = text(Redis(master, timeout=1)("INFO", "replication"))
-            return "state=online" in info
-        except (OSError, ConnectionError, RedisError):
-            return False
-
-    def replica_of(self, master):
-        r = Redis(master, timeout=1)
-        info = text(r("INFO", "replication"))
-        for line in info.splitlines():
-            if line.startswith("slave0:"):
-                return int(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))["port"])
-        return None
-
-    def restart(self, port):
-        """Starts a killed node again: it rejoins as a replica of the master that replaced it, so
-        that the shard has a replica again (a master without one confirms nothing)."""
-        self.procs[port] = subprocess.Popen(self._args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: Redis(port, timeout=1)("PING") == "PONG", 20, "redis-server on %d" % port)
-
-class Cluster:
-    """A small cluster client: the slot map, one connection per node, MOVED, ASK and TRYAGAIN."""
-
-    def __init__(self, nodes):
-        self.nodes, self.map, self.conns = nodes, [], {}
-
-    def refresh(self):
-        for port in self.nodes.ports:
-            try:
-                slots = self.conn(port)("CLUSTER", "SLOTS")
-                self.map = [(s, e, int(m[1])) for s, e, m, *_ in slots]
-                return
-            except (OSError, ConnectionError, RedisError):
-                self.drop(port)
-        raise ConnectionError("no node gave the slot map")
-
-    def conn(self, port):
-        if port not in self.conns:
-            self.conns[port] = Redis(port, timeout=3)
-        return self.conns[port]
-
-    def drop(self, port):
-        c = self.conns.pop(port, None)
-        if c:
-            c.close()
-
-    def port_of(self, key):
-        if not self.map:
-            self.refresh()
-        slot = key_slot(key)
-        return next(p for s, e, p in self.map if s <= slot <= e)
-
-    def call(self, key, *args, attempts=50):
-        asking = None
-        for _ in range(attempts):
-            port = asking or self.port_of(key)
-            try:
-                c = self.conn(port)
-                if asking:
-                    c.sock.sendall(Redis.encode(["ASKING"]) + Redis.encode(list(args)))
-                    c.read()
-                    reply = c.read()
-                    if isinstance(reply, RedisError):
-                        raise reply
-                    return reply
-                return c(*args)
-            except RedisError as error:
-                message = str(error)
-                asking = None
-                if message.startswith("MOVED"):
-                    self.refresh()
-                elif message.startswith("ASK"):
-                    asking = int(message.split()[2].rsplit(":", 1)[1])
-                elif message.split()[0] in ("TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN"):
-                    time.sleep(0.1)
-                else:
-                    raise
-            except (OSError, ConnectionError):
-                self.drop(port)
-                self.map = []
-                time.sleep(0.1)
-        raise ConnectionError("%s: no answer after %d attempts" % (args[0], attempts))
-
-    def close(self):
-        for port in list(self.conns):
-            self.drop(port)
+    """The shard stream a task's requests go to (contract section 8)."""
+    return shard_stream(key_slot(task_key(tid)) % SHARDS)
 
 
 class Producer(threading.Thread):
@@ -225,7 +38,7 @@ class Producer(threading.Thread):
     def __init__(self, nodes, rate, seconds, tasks, seed):
         super().__init__(daemon=True)
         self.nodes, self.rate, self.seconds, self.tasks = nodes, rate, seconds, tasks
-        self.cluster = Cluster(nodes)
+        self.cluster = ClusterClient(nodes.ports)
         self.rng = random.Random(seed)
         self.sent, self.task_of = {}, {}
         self.lock = threading.Lock()
@@ -305,60 +118,14 @@ class Producer(threading.Thread):
                 time.sleep(min(0.001, max(0.0, due - time.monotonic())))
             rid = "c%06d" % k
             tid = "f%04d" % self.rng.randrange(self.tasks)
-            patch = json.dumps([{"op": "add", "path": "/messages/-", "value": {"type": "INFO", "key": rid}}], separators=(",", ":"))
             self.sent[rid] = time.monotonic()
             self.task_of[rid] = tid
-            self.queue(rid, ["id", tid, "patch", patch, "request-id", rid, "reply-to", REPLIES, "x-sailpoint-experimental", "true"])
+            self.queue(rid, request_fields(tid, marker_patch(rid), rid))
         deadline = time.monotonic() + 60
         while self.unconfirmed and time.monotonic() < deadline:
             time.sleep(0.05)
         self.done.set()
         confirmer.join(5)
-
-
-def listen(port, sharded, sink, stop):
-    """Subscribes to the reply channel on one node (a classic message reaches every node; a shard
-    channel's, the nodes of its shard), again whenever the connection fails, until `stop`."""
-    if sharded:
-        subscribe_until(port, (REPLIES,), sink, stop, command="SSUBSCRIBE", pause=0.2)
-    else:
-        subscribe_until(port, (REPLIES, PREFIX + ":updates"), sink, stop, pause=0.2)
-
-
-def check(cluster, producer, replies, updates):
-    """The failover checker (failover.judge) over what the cluster holds at the end."""
-    hashes = {}
-    for tid in sorted(set(producer.task_of.values())):
-        key = "%s:task:{%s}" % (PREFIX, tid)
-        hashes[tid] = cluster.call(key, "HGETALL", key)
-    stored = {}
-    for rid, tid in producer.task_of.items():
-        if rid not in replies:
-            key = "%s:reply:{%s}:%s" % (PREFIX, tid, rid)
-            stored[rid] = cluster.call(key, "GET", key)
-    feed = {}
-    for k in range(SHARDS):
-        stream, cursor = "%s:events:{s%d}" % (PREFIX, k), "-"
-        while True:
-            chunk = cluster.call(stream, "XRANGE", stream, cursor, "+", "COUNT", 5000)
-            if not chunk:
-                break
-            for _, flat in chunk:
-                f = pairs(flat)
-                feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
-            cursor = "(" + text(chunk[-1][0])
-    return judge(producer, replies, updates, hashes, stored, feed)
-
-
-def drained(cluster):
-    for k in range(SHARDS):
-        stream = "%s:requests:{s%d}" % (PREFIX, k)
-        last = pairs(cluster.call(stream, "XINFO", "STREAM", stream)).get("last-generated-id")
-        groups = cluster.call(stream, "XINFO", "GROUPS", stream)
-        info = next((pairs(g) for g in groups if text(pairs(g).get("name")) == PREFIX + "-bridge"), None)
-        if info is None or info.get("pending") != 0 or info.get("last-delivered-id") != last:
-            return False
-    return True
 
 
 def run_cluster_scenario(name, spec, args, seed):
@@ -379,13 +146,13 @@ def _run_cluster_scenario(name, spec, args, seed):
     bridge, stop, passed = None, threading.Event(), False
     try:
         nodes.start()
-        cluster = Cluster(nodes)
+        cluster = ClusterClient(nodes.ports)
         for i in range(args.tasks):
-            key = "%s:task:{f%04d}" % (PREFIX, i)
-            cluster.call(key, "HSET", key, *[x for kv in task_document(i).items() for x in kv])
+            key = task_key("f%04d" % i)
+            cluster.call(key, "HSET", key, *task_fields(i))
         for k in range(SHARDS):
-            stream = "%s:requests:{s%d}" % (PREFIX, k)
-            cluster.call(stream, "XGROUP", "CREATE", stream, PREFIX + "-bridge", "0", "MKSTREAM")
+            stream = shard_stream(k)
+            cluster.call(stream, "XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
         for master in nodes.masters():
             Redis(master)("WAIT", 1, 2000)
         published = Published()
@@ -396,21 +163,21 @@ def _run_cluster_scenario(name, spec, args, seed):
         seeds = ",".join("127.0.0.1:%d" % p for p in nodes.ports[:3])
         bridge = Bridge(args.bridge, 1, os.path.join(directory, "bridge.log"), "cluster-faults",
                         extra=["--redis-cluster", seeds, "--shards", str(SHARDS), "--pubsub", pubsub, "--min-replicas", str(min_replicas)],
-                        url="redis://%s:%s@127.0.0.1:1/0" % (BRIDGE_USER, BRIDGE_PASSWORD))
+                        url=bridge_url(1))  # the seeds name the nodes; the URL gives the user
         producer = Producer(nodes, args.rate, args.seconds, args.tasks, seed)
         started = time.monotonic()
         producer.start()
         outcome = fault(nodes, cluster, args)
         producer.join(args.seconds + 90)
-        check_cluster = Cluster(nodes)
+        reader = ClusterClient(nodes.ports)
         deadline, done = time.monotonic() + 60, False
         while time.monotonic() < deadline:
             try:
-                if not producer.unconfirmed and drained(check_cluster):
+                if not producer.unconfirmed and cluster_drained(reader, SHARDS):
                     done = True
                     break
             except (OSError, ConnectionError, RedisError, StopIteration, TypeError):
-                check_cluster = Cluster(nodes)
+                reader = ClusterClient(nodes.ports)
             time.sleep(0.2)
         if not done:
             outcome.setdefault("problems", []).append(
@@ -420,7 +187,7 @@ def _run_cluster_scenario(name, spec, args, seed):
         alive = bridge.alive()
         status = bridge.stop()
         stop.set()
-        counts, found = check(check_cluster, producer, published.replies, published.updates)
+        counts, found = check_cluster(reader, SHARDS, producer, published.replies, published.updates)
         # The consumers (one per shard) back off while the cluster fails: thousands of retries mean they do not.
         passed = verdict(name, ", 3 masters, --shards %d --pubsub %s --min-replicas %d" % (SHARDS, pubsub, min_replicas), expect_loss,
                          counts, found + problems, outcome, producer, published, os.path.join(directory, "bridge.log"), alive, status,
@@ -439,7 +206,7 @@ def busiest_master(nodes, cluster):
     """The master holding the most shard streams."""
     counts = {}
     for k in range(SHARDS):
-        port = cluster.port_of("%s:requests:{s%d}" % (PREFIX, k))
+        port = cluster.port_of(shard_stream(k))
         counts[port] = counts.get(port, 0) + 1
     return max(counts, key=counts.get)
 
@@ -530,8 +297,8 @@ def migrate_slot(nodes, slot, source, target, pause):
 def migrations(nodes, cluster, args):
     """A shard stream's slot, then a busy task's slot, moved to another master mid-load."""
     time.sleep(args.seconds * 0.25)
-    stream = "%s:requests:{s0}" % PREFIX
-    task = "%s:task:{f0000}" % PREFIX
+    stream = shard_stream(0)
+    task = task_key("f0000")
     done = []
     for key in (stream, task):
         cluster.refresh()
@@ -565,3 +332,4 @@ CLUSTER_SCENARIOS = {
     "cluster-migrate": (1, "sharded", migrations, False, 0),
     "cluster-client-kill": (1, "classic", client_kills, False, 0),
 }
+

@@ -1,0 +1,390 @@
+"""The checkers: what Redis holds and what was published, compared with what was sent.
+
+Two checkers. `check_backlog` for a backlog queued before the bridge starts (the single-node and
+network scenarios): every request id is known up front, with the status it deserves. `judge` for
+a load queued while the fault happens (Sentinel and Cluster): markers counted from what was
+published and what the final master holds. Both count a marker missing from its task as *lost*
+and a marker present twice as *doubled*.
+
+And `DrainWatch`: the drain's progress over time, for the recovery times of the network scenarios.
+"""
+import json, threading, time
+
+from .keys import DEAD, EVENTS, GROUP, REQUESTS, reply_key, shard_events, shard_stream, task_key
+from .resp import Redis, RedisError, pairs, text
+
+
+def change_feed(call, feed=None):
+    """The change feed as {(task id, rev): {request ids}}, read in chunks. `call` runs one command
+    (a Redis, or a cluster client bound to the feed's key); `feed` collects several feeds."""
+    feed = {} if feed is None else feed
+    cursor = "-"
+    for _ in range(100000):
+        chunk = call("XRANGE", cursor, "+", "COUNT", 5000)
+        if not chunk:
+            break
+        for _, flat in chunk:
+            f = pairs(flat)
+            feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
+        cursor = "(" + text(chunk[-1][0])
+    return feed
+
+
+def events_of(r, stream=EVENTS):
+    return lambda *args: r(args[0], stream, *args[1:])
+
+
+def progress(r):
+    """(entries read by the group, pending, lag)."""
+    try:
+        for group in r("XINFO", "GROUPS", REQUESTS):
+            info = pairs(group)
+            if text(info.get("name")) == GROUP:
+                return info.get("entries-read") or 0, info.get("pending") or 0, info.get("lag")
+    except (RedisError, OSError, ConnectionError):
+        pass
+    return 0, None, None
+
+
+def unread(r):
+    """0 when the group has read up to the stream's last entry, else 1: the group's lag counter
+    may not survive a failover."""
+    last = pairs(r("XINFO", "STREAM", REQUESTS)).get("last-generated-id")
+    for group in r("XINFO", "GROUPS", REQUESTS):
+        info = pairs(group)
+        if text(info.get("name")) == GROUP:
+            return 0 if info.get("last-delivered-id") == last else 1
+    return 1
+
+
+# ---------------------------------------------------------------------------------------------
+# A backlog queued up front
+
+
+def check_backlog(r, queued, subscriber_messages):
+    """Every reply and every task against the backlog `queued` (see workload.backlog):
+    (ok, counts, problems, updates applied)."""
+    problems = []
+    copies, expected, task_of = {}, {}, {}
+    for rid, tid, _, status in queued:
+        copies[rid] = copies.get(rid, 0) + 1
+        expected[rid], task_of[rid] = status, tid
+    rids = list(expected)
+    stored = dict(zip(rids, r.pipeline([["GET", reply_key(task_of[rid], rid)] for rid in rids])))
+    counts = {"missing": 0, "wrong": 0, "lost": 0, "doubled": 0, "published_missing": 0, "published_extra": 0,
+              "published_mismatch": 0, "feed_missing": 0, "feed_doubled": 0, "bad_revision": 0, "bad_body": 0}
+
+    def note(kind, message):
+        counts[kind] += 1
+        if counts[kind] <= 3:
+            problems.append(message)
+
+    replies, successes = {}, {}
+    for rid in rids:
+        raw = stored[rid]
+        if raw is None or isinstance(raw, RedisError):
+            note("missing", "no stored reply for %s" % rid)
+            continue
+        reply = json.loads(raw)
+        replies[rid] = reply
+        if reply.get("status") != expected[rid]:
+            note("wrong", "%s: status %s, expected %s (%s)" % (rid, reply.get("status"), expected[rid],
+                                                            json.dumps(reply.get("body"))[:200]))
+        elif expected[rid] == 200:
+            successes.setdefault(task_of[rid], []).append((reply.get("rev"), rid))
+
+    # Published: each copy once, byte for byte the stored reply.
+    published = {}
+    for payload in subscriber_messages:
+        try:
+            rid = json.loads(payload)["requestId"]
+        except (ValueError, KeyError):
+            continue
+        published.setdefault(rid, []).append(payload)
+    for rid in rids:
+        got = published.get(rid, [])
+        if len(got) < copies[rid]:
+            note("published_missing", "%s: published %d times for %d copies" % (rid, len(got), copies[rid]))
+        elif len(got) > copies[rid]:
+            note("published_extra", "%s: published %d times for %d copies" % (rid, len(got), copies[rid]))
+        if stored.get(rid) is not None and any(p != stored[rid] for p in got):
+            note("published_mismatch", "%s: a published reply differs from the stored one" % rid)
+
+    # Tasks: revisions 2..n+1 once each, every reply showing exactly the markers before it.
+    tids = sorted({tid for tid in task_of.values() if tid.startswith("f")})
+    hashes = dict(zip(tids, r.pipeline([["HGETALL", task_key(tid)] for tid in tids])))
+    for tid in tids:
+        done = sorted(successes.get(tid, []), key=lambda x: (x[0] or 0))
+        revs = [rev for rev, _ in done]
+        if revs != list(range(2, 2 + len(done))):
+            note("bad_revision", "%s: revisions of its 200s are %s..., expected 2..%d once each" % (tid, revs[:8], 1 + len(done)))
+        fields = pairs(hashes[tid])
+        if int(fields.get("_rev", b"0")) != 1 + len(done):
+            note("bad_revision", "%s: _rev %s, expected %d" % (tid, text(fields.get("_rev")), 1 + len(done)))
+        markers = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
+        order = [rid for _, rid in done]
+        for rid in order:
+            n = markers.count(rid)
+            if n == 0:
+                note("lost", "%s: the marker of %s (answered 200) is not in the task" % (tid, rid))
+            elif n > 1:
+                note("doubled", "%s: the marker of %s is in the task %d times" % (tid, rid, n))
+        extra = [m for m in markers if m not in set(order)]
+        for m in extra:
+            note("doubled" if m in expected else "lost", "%s: the task holds the marker of %s, which was not answered 200" % (tid, m))
+        for position, (rev, rid) in enumerate(done):
+            body_markers = [m["key"] for m in replies[rid]["body"].get("messages", [])]
+            if body_markers != order[:position + 1]:
+                note("bad_body", "%s at rev %s: the reply shows %d markers, not the %d before it in order" %
+                     (rid, rev, len(body_markers), position + 1))
+
+    # The change feed.
+    feed = change_feed(events_of(r))
+    for tid, done in successes.items():
+        for rev, rid in done:
+            if (tid, rev) not in feed:
+                note("feed_missing", "the change feed lacks %s rev %s (%s)" % (tid, rev, rid))
+    for key, ids in feed.items():
+        if len(ids) > 1:
+            note("feed_doubled", "the change feed has %s rev %d under %s" % (key[0], key[1], sorted(ids)))
+
+    read, pending, lag = progress(r)
+    dead = r("XLEN", DEAD)
+    if pending or lag or dead:
+        problems.append("pending %s, lag %s, dead letters %s" % (pending, lag, dead))
+    ok = all(v == 0 for v in counts.values()) and not pending and not lag and not dead
+    return ok, counts, problems, sum(len(v) for v in successes.values())
+
+
+def summary(counts):
+    """The backlog checker's counts, as the scenario's line shows them."""
+    return ("replies missing %d wrong %d; published missing %d extra %d differing %d; lost %d doubled %d; "
+            "revisions %d bodies %d; feed missing %d doubled %d"
+            % (counts["missing"], counts["wrong"], counts["published_missing"], counts["published_extra"],
+               counts["published_mismatch"], counts["lost"], counts["doubled"], counts["bad_revision"],
+               counts["bad_body"], counts["feed_missing"], counts["feed_doubled"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# A load queued while the fault happens (Sentinel, Cluster)
+
+
+def judge(producer, replies, updates, hashes, stored, feed):
+    """The marker checker, over what was published (`replies`: request id -> payloads; `updates`:
+    (id, rev) -> tasks announced) and what Redis holds at the end (`hashes`: task id -> HGETALL;
+    `stored`: request id -> stored reply; `feed`: (id, rev) -> request ids of the change feed).
+    Every request of the load is valid: an answer but 200 is the bridge's failure."""
+    counts = {"lost": 0, "doubled": 0, "unanswered": 0, "inconsistent": 0, "failed": 0}
+    problems = []
+
+    def note(kind, message):
+        counts[kind] += 1
+        if counts[kind] <= 3:
+            problems.append(message)
+
+    published_200, bodies_200 = {}, {}
+    for rid, payloads in replies.items():
+        for payload in payloads:
+            reply = json.loads(payload)
+            if reply.get("status") != 200:
+                note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
+                continue
+            published_200.setdefault(rid, set()).add(reply.get("rev"))
+            bodies_200.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
+    for rid, revs in published_200.items():
+        if len(revs) > 1:
+            note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
+        elif len(bodies_200[rid]) > 1:
+            # Applied twice at the same revision (a failover lost the first commit): the two
+            # answers differ (the time stamped in modified, at least).
+            note("doubled", "%s was answered 200 twice at revision %s with different tasks" % (rid, sorted(revs)[0]))
+    for (tid, rev), tasks in updates.items():
+        if len(tasks) > 1:
+            note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
+    markers = {}
+    for tid, flat in hashes.items():
+        fields = pairs(flat)
+        keys = [m["key"] for m in json.loads(fields.get("messages", b"[]"))]
+        for key in keys:
+            markers[key] = markers.get(key, 0) + 1
+        if int(fields.get("_rev", b"0")) != 1 + len(keys):
+            note("inconsistent", "%s: _rev %s with %d markers" % (tid, text(fields.get("_rev")), len(keys)))
+    for key, n in markers.items():
+        if n > 1:
+            note("doubled", "the marker of %s is in its task %d times" % (key, n))
+    for rid in published_200:
+        if rid not in markers:
+            note("lost", "%s was answered 200 (rev %s) but its marker is not in %s" % (rid, sorted(published_200[rid]), producer.task_of.get(rid)))
+    for rid in producer.sent:
+        if rid not in replies and stored.get(rid) is None:
+            note("unanswered", "%s has no reply, published or stored" % rid)
+    revs_of = {}
+    for (tid, rev), rids in feed.items():
+        if len(rids) > 1:
+            note("doubled", "the change feed has %s rev %s under %s" % (tid, rev, sorted(rids)))
+        for rid in rids:
+            revs_of.setdefault(rid, set()).add(rev)
+    for rid, revs in revs_of.items():
+        if len(revs) > 1:
+            note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
+    return counts, problems
+
+
+def check_master(port, producer, replies, updates):
+    """The marker checker over what the master on `port` holds at the end."""
+    r = Redis(port)
+    tasks = sorted(set(producer.task_of.values()))
+    hashes = dict(zip(tasks, r.pipeline([["HGETALL", task_key(t)] for t in tasks])))
+    stored = dict(zip(producer.sent, r.pipeline([["GET", reply_key(producer.task_of[rid], rid)] for rid in producer.sent])))
+    return judge(producer, replies, updates, hashes, stored, change_feed(events_of(r)))
+
+
+def check_cluster(cluster, shards, producer, replies, updates):
+    """The marker checker over what a cluster holds at the end, every shard's change feed read."""
+    hashes = {}
+    for tid in sorted(set(producer.task_of.values())):
+        key = task_key(tid)
+        hashes[tid] = cluster.call(key, "HGETALL", key)
+    stored = {}
+    for rid, tid in producer.task_of.items():
+        if rid not in replies:
+            key = reply_key(tid, rid)
+            stored[rid] = cluster.call(key, "GET", key)
+    feed = {}
+    for k in range(shards):
+        stream = shard_events(k)
+        change_feed(lambda *args, s=stream: cluster.call(s, args[0], s, *args[1:]), feed)
+    return judge(producer, replies, updates, hashes, stored, feed)
+
+
+def cluster_drained(cluster, shards):
+    """Every shard stream read to its end by the group, nothing pending."""
+    for k in range(shards):
+        stream = shard_stream(k)
+        last = pairs(cluster.call(stream, "XINFO", "STREAM", stream)).get("last-generated-id")
+        groups = cluster.call(stream, "XINFO", "GROUPS", stream)
+        info = next((pairs(g) for g in groups if text(pairs(g).get("name")) == GROUP), None)
+        if info is None or info.get("pending") != 0 or info.get("last-delivered-id") != last:
+            return False
+    return True
+
+
+def verdict(name, headline, expect_loss, counts, problems, outcome, producer, published, bridge_log, alive, status, elapsed,
+            retry_limit, directory, args):
+    """Judges a load-and-fault scenario and prints its line: the checker's counts (loss expected or
+    none of any kind), the slowest answer within the outcome's bound, the bridge alive, stopped
+    with 0, and backing off (no more than `retry_limit` retries a second)."""
+    with open(bridge_log, errors="replace") as log:
+        retries = sum(1 for line in log if "trying the same entries again" in line)
+    latencies = [published.first_reply[rid] - producer.sent[rid] for rid in producer.sent if rid in published.first_reply]
+    slowest = max(latencies) if latencies else float("nan")
+    # The bound the issues set for a killed master; after a graceful failover the replicas
+    # resynchronise first, and nothing is answered before one confirms.
+    bound = outcome.get("failover_seconds", 0) + 5 if outcome.get("bounded") else float("inf")
+    too_slow = not expect_loss and latencies and slowest > bound
+    if too_slow:
+        problems.append("the slowest answer took %.1f s, more than the failover (%.1f s) plus 5 s" % (slowest, bound - 5))
+    saw_loss = counts["lost"] + counts["doubled"] > 0
+    ok = saw_loss if expect_loss else (not saw_loss and counts["unanswered"] == 0 and counts["inconsistent"] == 0
+                                       and counts["failed"] == 0 and not too_slow and not outcome.get("problems"))
+    busy = retries > retry_limit * elapsed
+    passed = ok and alive and status == 0 and not busy
+    if busy:
+        problems.append("the bridge retried %d times in %.0f s: its back-off does not hold" % (retries, elapsed))
+    if not alive:
+        problems.append("the bridge exited during the run (see %s)" % directory)
+    if status != 0:
+        problems.append("the bridge stopped with status %s on SIGTERM" % status)
+    label = "%s%s" % (name, " (the checker must see loss)" if expect_loss else "")
+    print("%-16s %s  %d requests at %d/s over %.0f s%s; %s; lost %d doubled %d unanswered %d inconsistent %d failed %d; "
+          "slowest answer %.2f s; producer re-queued after %d failures; bridge retries %d"
+          % (label, "PASS" if passed else "FAIL", len(producer.sent), args.rate, elapsed, headline, outcome.get("what", "no fault"),
+             counts["lost"], counts["doubled"], counts["unanswered"], counts["inconsistent"], counts["failed"], slowest,
+             producer.errors, retries), flush=True)
+    for problem in problems[:12]:
+        print("    " + problem, flush=True)
+    if not passed or args.keep:
+        print("    logs and data: %s" % directory, flush=True)
+    return passed
+
+
+# ---------------------------------------------------------------------------------------------
+# The drain over time
+
+
+class DrainWatch(threading.Thread):
+    """Samples, every `every` seconds on a connection of its own, how many entries the group has
+    acknowledged (read minus pending): when the drain stopped and when it went on."""
+
+    def __init__(self, port, every=0.05):
+        super().__init__(daemon=True)
+        self.port, self.every = port, every
+        self.samples = []  # (monotonic time, acknowledged)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def run(self):
+        r = None
+        while not self.stop.is_set():
+            try:
+                r = r or Redis(self.port, timeout=2)
+                read, pending, _ = progress(r)
+                if pending is not None:
+                    with self.lock:
+                        self.samples.append((time.monotonic(), read - pending))
+            except (OSError, ConnectionError, RedisError):
+                if r:
+                    r.close()
+                r = None
+            self.stop.wait(self.every)
+        if r:
+            r.close()
+
+    def acked(self, at=None):
+        """Entries acknowledged at time `at` (the last sample before it), or now."""
+        with self.lock:
+            samples = list(self.samples)
+        value = 0
+        for t, n in samples:
+            if at is not None and t > at:
+                break
+            value = n
+        return value
+
+    def recovered(self, since, until, total, still=1.0, grace=0.1):
+        """Seconds from `since` until the drain went on for good: the first rise of the count
+        after the last time, in [since, until], that it stood still `still` seconds or more. So a
+        drain that goes on, then stops again on the next silent connection, has recovered only
+        when it goes on the second time; and the acknowledgement of a batch sent before a pause
+        and delivered as it ends is no recovery if nothing follows it. What is acknowledged in the
+        first `grace` seconds was sent before the fault (the bridge backs off at least 100 ms
+        after a failure): a rise counts from then on. None if the count never rose after
+        `since`, or stood still at `until` (or now) without having reached `total`."""
+        with self.lock:
+            samples = [(t, n) for t, n in self.samples if t > since + grace and (until is None or t <= until)]
+        last_rise, count, recovered = since, self.acked(since + grace), None
+        for t, n in samples:
+            if n > count:
+                if recovered is None or t - last_rise >= still:
+                    recovered = t - since
+                last_rise, count = t, n
+            if n >= total:
+                return recovered
+        if not samples or samples[-1][0] - last_rise >= still:
+            return None
+        return recovered
+
+    def longest_stall(self, start, end, total):
+        """The longest time in [start, end] (or until all `total` were acknowledged) in which the
+        count did not rise."""
+        with self.lock:
+            samples = [(t, n) for t, n in self.samples if start <= t <= end]
+        if not samples:
+            return end - start
+        longest, last_rise, last = 0.0, start, samples[0][1]
+        for t, n in samples:
+            if n > last:
+                longest, last_rise, last = max(longest, t - last_rise), t, n
+            if n >= total:
+                return longest
+        return max(longest, samples[-1][0] - last_rise)
