@@ -317,7 +317,10 @@ struct TLSTests {
         }
         // The watchers (a thread per sentinel) ended with the service.
         let router = SentinelRouter.shared(for: try #require(configuration.sentinel))
-        #expect(await eventually(timeout: .seconds(5)) { router.runningWatchers == 0 ? true : nil } == true, "\(router.runningWatchers) watchers left")
+        #expect(
+            await eventually(timeout: .seconds(5)) { router.runningWatchers == 0 ? true : nil } == true,
+            "\(router.runningWatchers) watchers left"
+        )
         for sentinel in sentinels { #expect(!sentinel.log.contains("-failover-abort"), "\(sentinel.log)") }
         await master.stop()
         await replica.stop()

@@ -13,10 +13,23 @@ import Glibc
 #endif
 
 /// One TLS session on a connected, blocking socket that the caller keeps owning: the handshake
-/// (with the server's name or address verified), then encrypted reads and writes. The socket's
-/// own timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`) bound every call, as they do without TLS.
+/// (with the server's name or address verified), then encrypted reads and writes.
+///
+/// OpenSSL works on one end of a BIO pair, and the socket is read and written here, straight
+/// from and into the pair's buffers: a pipeline is encrypted and sent with one `send` per
+/// ``pairBuffer`` (OpenSSL's socket BIO would make a system call per 16 KB record, and raise
+/// `SIGPIPE` on a reset connection, which `MSG_NOSIGNAL` does not), and one `recv` takes whatever
+/// ciphertext has arrived. The socket's own timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`) bound every
+/// call, as they do without TLS.
 final class TLSSession {
+    /// The ciphertext each direction of the pair holds at most.
+    static let pairBuffer = 256 << 10
+
     private let ssl: OpaquePointer
+    /// Our end of the pair: ciphertext for the socket is read from it, ciphertext from the
+    /// socket written to it (OpenSSL's end is owned by `ssl`).
+    private let network: OpaquePointer
+    private let socket: Int32
     private let verifies: Bool
     /// Whether the session may still say goodbye (`close_notify`): not after any failure.
     private var healthy = true
@@ -25,12 +38,20 @@ final class TLSSession {
     /// address checked against the IP entries), sending `name` as SNI unless it is an address.
     init(context: TLSContext, socket: Int32, name: String) throws(SocketFailure) {
         ERR_clear_error()
-        guard let ssl = SSL_new(context.context), let bio = tsb_bio_new_socket(TLSContext.socketMethod, socket) else {
+        var inner: OpaquePointer?
+        var outer: OpaquePointer?
+        guard let ssl = SSL_new(context.context) else { throw .tls("cannot start a TLS session: \(TLSContext.errorQueueText())") }
+        guard BIO_new_bio_pair(&inner, Self.pairBuffer, &outer, Self.pairBuffer) == 1, let inner, let outer else {
+            SSL_free(ssl)
             throw .tls("cannot start a TLS session: \(TLSContext.errorQueueText())")
         }
         self.ssl = ssl
+        self.network = outer
+        self.socket = socket
         self.verifies = context.configuration.verifiesPeer
-        SSL_set_bio(ssl, bio, bio)
+        SSL_set_bio(ssl, inner, inner)
+        // A write fills the pair, is sent, and goes on where it stopped.
+        _ = tsb_ssl_set_mode_partial_write(ssl)
         let isAddress = RedisTLSConfiguration.isIPAddress(name)
         if !isAddress { _ = tsb_ssl_set_sni(ssl, name) }
         if verifies {
@@ -46,11 +67,21 @@ final class TLSSession {
                 throw .tls("cannot verify the name \(name): \(TLSContext.errorQueueText())")
             }
         }
-        ERR_clear_error()
-        let result = SSL_connect(ssl)
-        guard result == 1 else {
-            healthy = false
-            throw failure(result)
+        // Bounded by the handshake's round trips, each by the socket's timeout.
+        while true {
+            ERR_clear_error()
+            let result = SSL_connect(ssl)
+            do throws(SocketFailure) {
+                try flush()
+                if result == 1 { break }
+                let kind = SSL_get_error(ssl, result)
+                if kind == SSL_ERROR_WANT_WRITE { continue }
+                guard kind == SSL_ERROR_WANT_READ else { throw failure(result) }
+                try receive()
+            } catch {
+                healthy = false
+                throw error
+            }
         }
     }
 
@@ -58,9 +89,10 @@ final class TLSSession {
         if healthy {
             ERR_clear_error()
             // One close_notify, without waiting for the server's.
-            _ = SSL_shutdown(ssl)
+            if SSL_shutdown(ssl) >= 0 { try? flush() }
         }
         SSL_free(ssl)
+        BIO_free(network)
     }
 
     /// The protocol and cipher agreed, for logs.
@@ -70,36 +102,93 @@ final class TLSSession {
         return "\(version) \(cipher)"
     }
 
-    /// Writes all of `bytes`.
+    /// Encrypts all of `bytes` and sends the ciphertext.
     func write(_ bytes: UnsafeRawBufferPointer) throws(SocketFailure) {
         var offset = 0
-        while offset < bytes.count {
-            let chunk = Int32(min(bytes.count - offset, Int(Int32.max)))
-            ERR_clear_error()
-            let written = SSL_write(ssl, bytes.baseAddress! + offset, chunk)
-            guard written > 0 else {
-                healthy = false
-                throw failure(written)
+        do throws(SocketFailure) {
+            // Bounded by the bytes: each pass encrypts what the pair takes, or sends it.
+            while offset < bytes.count {
+                let chunk = Int32(min(bytes.count - offset, Int(Int32.max)))
+                ERR_clear_error()
+                let written = SSL_write(ssl, bytes.baseAddress! + offset, chunk)
+                if written > 0 {
+                    offset += Int(written)
+                } else if SSL_get_error(ssl, written) == SSL_ERROR_WANT_WRITE {
+                    try flush()
+                } else {
+                    throw failure(written)
+                }
             }
-            offset += Int(written)
-        }
-    }
-
-    /// Reads what is there (at least one byte) into `buffer`.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SocketFailure) -> Int {
-        ERR_clear_error()
-        let received = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
-        guard received > 0 else {
+            try flush()
+        } catch {
             healthy = false
-            throw failure(received)
+            throw error
         }
-        return Int(received)
     }
 
-    /// What a failed call means: a lost connection, a timeout, a certificate refused (by us or
-    /// by the server), a server that does not speak TLS, or another TLS error.
+    /// Reads what is there (at least one byte) into `buffer`, receiving more ciphertext when
+    /// OpenSSL holds no whole record.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SocketFailure) -> Int {
+        // Bounded by the socket's timeout per receive, and by the record's size.
+        while true {
+            ERR_clear_error()
+            let received = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
+            if received > 0 { return Int(received) }
+            do throws(SocketFailure) {
+                guard SSL_get_error(ssl, received) == SSL_ERROR_WANT_READ else { throw failure(received) }
+                // A record may have asked for an answer of OpenSSL's own (a key update).
+                try flush()
+                try receive()
+            } catch {
+                healthy = false
+                throw error
+            }
+        }
+    }
+
+    /// Sends the ciphertext OpenSSL has written, straight from the pair's buffer.
+    private func flush() throws(SocketFailure) {
+        // Bounded by the pending bytes (the pair's buffer is a ring: at most two pieces per fill).
+        while true {
+            var data: UnsafeMutablePointer<CChar>?
+            let count = Int(BIO_nread0(network, &data))
+            guard count > 0, let pending = data else { return }
+            var offset = 0
+            while offset < count {
+                let sent = Glibc.send(socket, pending + offset, count - offset, Int32(MSG_NOSIGNAL))
+                if sent > 0 {
+                    offset += sent
+                } else if sent < 0, errno == EINTR {
+                    continue
+                } else if sent < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                    throw .timedOut
+                } else {
+                    throw .closed(String(cString: strerror(sent < 0 ? errno : EPIPE)))
+                }
+            }
+            _ = BIO_nread(network, &data, Int32(count))
+        }
+    }
+
+    /// Receives what ciphertext has arrived (waiting up to the socket's timeout), straight into
+    /// the pair's buffer.
+    private func receive() throws(SocketFailure) {
+        var space: UnsafeMutablePointer<CChar>?
+        let room = Int(BIO_nwrite0(network, &space))
+        guard room > 0, let free = space else { throw .tls("OpenSSL took none of the data received") }
+        let count = recv(socket, free, room, 0)
+        if count == 0 { throw .closed("the server closed the connection") }
+        if count < 0 {
+            if errno == EINTR { return }
+            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+            throw .closed(String(cString: strerror(errno)))
+        }
+        _ = BIO_nwrite(network, &space, Int32(count))
+    }
+
+    /// What a failed call means: a certificate refused (by us or by the server), a server that
+    /// does not speak TLS, a close, or another TLS error.
     private func failure(_ result: Int32) -> SocketFailure {
-        let savedErrno = errno
         let kind = SSL_get_error(ssl, result)
         if verifies {
             let verdict = SSL_get_verify_result(ssl)
@@ -109,39 +198,21 @@ final class TLSSession {
                 return .certificate("the server's certificate was refused: \(reason)")
             }
         }
-        switch kind {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            return .timedOut
-        case SSL_ERROR_ZERO_RETURN:
-            return .closed("the server closed the TLS session")
-        case SSL_ERROR_SYSCALL where ERR_peek_error() == 0:
-            if result == 0 || savedErrno == 0 { return .closed("the server closed the connection") }
-            if savedErrno == EAGAIN || savedErrno == EWOULDBLOCK { return .timedOut }
-            return .closed(String(cString: strerror(savedErrno)))
-        default:
-            break
-        }
-        var certificateAlert = false
-        var notTLS = false
-        var eof = false
+        if kind == SSL_ERROR_ZERO_RETURN { return .closed("the server closed the TLS session") }
         let first = ERR_peek_error()
         let text = TLSContext.errorQueueText()
         switch ERR_GET_REASON(first) {
         case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-            eof = true
+            return .closed("the server closed the connection (\(text))")
         case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE, SSL_R_TLSV1_ALERT_UNKNOWN_CA,
             SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN, SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED, SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE,
             SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED, SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-            certificateAlert = true
+            return .certificate("the server refused our client certificate: \(text)")
         case SSL_R_WRONG_VERSION_NUMBER, SSL_R_PACKET_LENGTH_TOO_LONG, SSL_R_HTTP_REQUEST:
-            notTLS = true
+            return .notTLS("the server does not answer in TLS (\(text)): is this a plain port? use redis:// for it")
         default:
-            break
+            return .tls(text)
         }
-        if eof { return .closed("the server closed the connection (\(text))") }
-        if certificateAlert { return .certificate("the server refused our client certificate: \(text)") }
-        if notTLS { return .notTLS("the server does not answer in TLS (\(text)): is this a plain port? use redis:// for it") }
-        return .tls(text)
     }
 }
 
