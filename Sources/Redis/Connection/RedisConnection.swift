@@ -29,8 +29,8 @@ package final class RedisConnection {
     package let epoch: UInt64
     private let losses: ConnectionLosses
     private let handle: SocketHandle
-    /// The TLS session on the socket, when the configuration asks for TLS.
-    private var tls: TLSSession?
+    /// What reads and writes the socket: itself, or a TLS session on it.
+    private var socket: SocketLayer
     /// Where socket reads land before hiredis's reader takes them.
     private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 << 10, alignment: 8)
     /// Whether the server has sent anything yet: a plain connection that a server closes before
@@ -78,6 +78,7 @@ package final class RedisConnection {
             throw RedisError(code: code, message: "cannot connect to \(configuration): \(text)")
         }
         context = connected
+        socket = .plain(connected.pointee.fd)
         handle = SocketHandle(node: configuration.endpoint, descriptor: connected.pointee.fd)
         // Keep the reply buffer between replies instead of freeing it past 16 KiB: a busy
         // connection would otherwise map and fault in a new one for every large reply.
@@ -96,10 +97,12 @@ package final class RedisConnection {
                     throw error
                 }
                 do throws(SocketFailure) {
-                    tls = try TLSSession(
-                        context: tlsContext,
-                        socket: connected.pointee.fd,
-                        name: settings.verifiedName(forHost: host, seedName: settings.seedName)
+                    socket = .tls(
+                        try TLSSession(
+                            context: tlsContext,
+                            socket: connected.pointee.fd,
+                            name: settings.verifiedName(forHost: host, seedName: settings.seedName)
+                        )
                     )
                 } catch {
                     isBroken = true
@@ -120,12 +123,12 @@ package final class RedisConnection {
         if configuration.database != 0 { setup.append(RedisCommand("SELECT", configuration.database)) }
         // In TLS 1.3 a server refuses our certificate after the handshake: a first round trip
         // makes the refusal a connect failure rather than the first command's.
-        if setup.isEmpty && tls != nil { setup.append(RedisCommand("PING")) }
+        if setup.isEmpty && socket.isTLS { setup.append(RedisCommand("PING")) }
         if !setup.isEmpty {
             let replies: [RedisReply]
             do {
                 replies = try execute(setup)
-            } catch  where error.code == .connectionLost && tls != nil && !receivedAny && error.message.contains("reset") {
+            } catch  where error.code == .connectionLost && socket.isTLS && !receivedAny && error.message.contains("reset") {
                 // A server that refuses a client certificate in TLS 1.3 sends its alert after the
                 // handshake and closes; our first command then meets a reset that loses the alert.
                 let given = configuration.tls?.certificateFile.map { "the client certificate \($0)" } ?? "a client certificate (none was given)"
@@ -147,13 +150,16 @@ package final class RedisConnection {
         handle.close()
         losses.unregister(handle)
         // The session says goodbye on the socket before hiredis closes it.
-        tls = nil
+        socket = .plain(-1)
         redisFree(context)
         readBuffer.deallocate()
     }
 
     /// The TLS protocol and cipher agreed, or `nil` for a plain connection.
-    package var tlsAgreed: String? { tls?.agreed }
+    package var tlsAgreed: String? {
+        guard case .tls(let session) = socket else { return nil }
+        return session.agreed
+    }
 
     /// Whether a reply read so far said this node is no longer the master (`READONLY`,
     /// `UNBLOCKED`); forgotten once taken.
@@ -229,32 +235,14 @@ package final class RedisConnection {
         wire.removeAll(keepingCapacity: true)
         pipeline.write(to: &wire)
         sentBytes = wire.count
-        let fd = context.pointee.fd
-        let tls = self.tls
+        let socket = self.socket
         let failure: SocketFailure? = wire.withUnsafeBytes { bytes -> SocketFailure? in
-            if let tls {
-                do throws(SocketFailure) {
-                    try tls.write(bytes)
-                    return nil
-                } catch {
-                    return error
-                }
+            do throws(SocketFailure) {
+                try socket.write(bytes)
+                return nil
+            } catch {
+                return error
             }
-            var offset = 0
-            while offset < bytes.count {
-                // MSG_NOSIGNAL: a closed connection is an error to report, not a SIGPIPE.
-                let written = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-                if written > 0 {
-                    offset += written
-                } else if written < 0, errno == EINTR {
-                    continue
-                } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                    return .timedOut
-                } else {
-                    return .closed(String(cString: strerror(written < 0 ? errno : EPIPE)))
-                }
-            }
-            return nil
         }
         // A huge round trip should not pin its buffer for the life of the connection.
         if wire.capacity > 8 << 20 { wire = [] }
@@ -325,25 +313,10 @@ package final class RedisConnection {
         defer { handle.setWaiting(false) }
         var count = 0
         do throws(SocketFailure) {
-            if let tls {
-                count = try tls.read(into: readBuffer)
-            } else {
-                let fd = context.pointee.fd
-                while true {
-                    let received = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
-                    if received > 0 {
-                        count = received
-                        break
-                    }
-                    if received == 0 { throw SocketFailure.closed("the server closed the connection") }
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN || errno == EWOULDBLOCK { throw SocketFailure.timedOut }
-                    throw SocketFailure.closed(String(cString: strerror(errno)))
-                }
-                // A TLS record (handshake 0x16, alert 0x15) where RESP was expected.
-                if !receivedAny, readBuffer[0] == 0x15 || readBuffer[0] == 0x16 {
-                    throw SocketFailure.notTLS("the server answered in TLS: use rediss:// for this port")
-                }
+            count = try socket.read(into: readBuffer)
+            // A TLS record (handshake 0x16, alert 0x15) where RESP was expected.
+            if !receivedAny, !socket.isTLS, readBuffer[0] == 0x15 || readBuffer[0] == 0x16 {
+                throw SocketFailure.notTLS("the server answered in TLS: use rediss:// for this port")
             }
         } catch {
             isBroken = true

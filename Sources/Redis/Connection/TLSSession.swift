@@ -153,19 +153,7 @@ final class TLSSession {
             var data: UnsafeMutablePointer<CChar>?
             let count = Int(BIO_nread0(network, &data))
             guard count > 0, let pending = data else { return }
-            var offset = 0
-            while offset < count {
-                let sent = Glibc.send(socket, pending + offset, count - offset, Int32(MSG_NOSIGNAL))
-                if sent > 0 {
-                    offset += sent
-                } else if sent < 0, errno == EINTR {
-                    continue
-                } else if sent < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                    throw .timedOut
-                } else {
-                    throw .closed(String(cString: strerror(sent < 0 ? errno : EPIPE)))
-                }
-            }
+            try SocketLayer.send(UnsafeRawBufferPointer(start: pending, count: count), on: socket)
             _ = BIO_nread(network, &data, Int32(count))
         }
     }
@@ -176,13 +164,7 @@ final class TLSSession {
         var space: UnsafeMutablePointer<CChar>?
         let room = Int(BIO_nwrite0(network, &space))
         guard room > 0, let free = space else { throw .tls("OpenSSL took none of the data received") }
-        let count = recv(socket, free, room, 0)
-        if count == 0 { throw .closed("the server closed the connection") }
-        if count < 0 {
-            if errno == EINTR { return }
-            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
-            throw .closed(String(cString: strerror(errno)))
-        }
+        let count = try SocketLayer.receive(into: UnsafeMutableRawBufferPointer(start: free, count: room), from: socket)
         _ = BIO_nwrite(network, &space, Int32(count))
     }
 
@@ -214,18 +196,4 @@ final class TLSSession {
             return .tls(text)
         }
     }
-}
-
-/// Why a socket or its TLS session failed, before the connection names its server.
-enum SocketFailure: Error {
-    /// The peer closed the connection or reset it.
-    case closed(String)
-    /// The socket's timeout passed.
-    case timedOut
-    /// A certificate was refused, by us or by the server: a configuration matter.
-    case certificate(String)
-    /// The server answered something that is not TLS.
-    case notTLS(String)
-    /// Any other TLS failure.
-    case tls(String)
 }
