@@ -61,6 +61,21 @@ struct TLSTests {
         }
     }
 
+    @Test("a pipeline larger than the TLS buffers goes out whole, and replies spanning many TLS records come back whole")
+    func largePipelines() async throws {
+        try await withServer { server in
+            let connection = try RedisConnection(configuration: try TestTLS.configuration("rediss://localhost:\(server.port)"))
+            // 4 values of 1 MiB (each 64 TLS records, the pipeline 16 times the BIO pair's buffer).
+            let values = (0..<4).map { k in [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ k) }) }
+            var commands = values.enumerated().map { RedisCommand("SET", "large-\($0.offset)", $0.element) }
+            commands += values.indices.map { RedisCommand("GET", "large-\($0)") }
+            let replies = try connection.execute(commands)
+            #expect(replies.prefix(4).allSatisfy { $0 == .status("OK") })
+            for (k, value) in values.enumerated() { #expect(replies[4 + k].bytes == value, "value \(k) came back changed") }
+            _ = try connection.execute([RedisCommand("DEL", "large-0", "large-1", "large-2", "large-3")])
+        }
+    }
+
     @Test(
         "each refusal is a certificate error that names its reason",
         arguments: [
