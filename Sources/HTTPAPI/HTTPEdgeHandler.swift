@@ -184,14 +184,12 @@ final class HTTPEdgeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Timeouts
 
+    /// Arms the timer for the current deadline. A timer armed for an earlier deadline is kept,
+    /// not cancelled: when it fires it finds the state moved on and arms the next one. So a busy
+    /// keep-alive connection schedules about one task per body timeout, not two per request.
     private func rearm(_ context: ChannelHandlerContext) {
-        guard !closing else { return }
-        guard let (deadline, _) = timeouts.deadline else {
-            timer?.task.cancel()
-            timer = nil
-            return
-        }
-        if let timer, timer.deadline == deadline { return }
+        guard !closing, let (deadline, _) = timeouts.deadline else { return }
+        if let timer, timer.deadline <= deadline { return }
         timer?.task.cancel()
         let task = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: TimeAmount(deadline - .now)) { [self] in
             timer = nil
