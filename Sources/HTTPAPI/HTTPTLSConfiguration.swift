@@ -6,12 +6,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+import NIOCore
 import NIOSSL
 
 /// HTTPS for the API, for deployments with no proxy in front to end TLS: a certificate chain and
 /// its private key, read and checked at start (a bad file stops the start, not the first client).
 public struct HTTPTLSConfiguration: Sendable {
-    /// The server's TLS settings: TLS 1.2 and later, ALPN `http/1.1`.
+    /// The server's TLS settings: TLS 1.2 and later, ALPN `http/1.1`, a 1 s close.
     let server: TLSConfiguration
 
     /// - Parameters:
@@ -34,6 +35,10 @@ public struct HTTPTLSConfiguration: Sendable {
         var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         server.minimumTLSVersion = .tlsv12
         server.applicationProtocols = ["http/1.1"]
+        // How long a close waits for the peer's close_notify (5 s by default): as long as the
+        // edge lingers after its own answers, so that a peer that never answers does not keep its
+        // descriptor well past the timeout that closed it.
+        server.shutdownTimeout = .seconds(1)
         do {
             // Builds what every connection will use, so that a key of another certificate fails here.
             _ = try NIOSSLContext(configuration: server)
