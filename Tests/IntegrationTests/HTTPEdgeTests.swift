@@ -78,7 +78,7 @@ struct HTTPEdgeTests {
     struct Round {
         var silent: [RawConnection] = []
         var slowHeads: [RawConnection] = []
-        var slowBodies: [(connection: RawConnection, headSent: ContinuousClock.Instant)] = []
+        var slowBodies: [RawConnection] = []
         var ordinary: [(status: Int?, seconds: Double)] = []
     }
 
@@ -99,27 +99,25 @@ struct HTTPEdgeTests {
         for index in 0..<max(silent, slowHeads) {
             if index < silent { round.silent.append(try await RawConnection.connect(port: port)) }
             if index < slowHeads {
-                let connection = try await RawConnection.connect(port: port)
-                try? await connection.send("GET /health/live HTTP/1.1\r\nHost: test\r\n")
-                round.slowHeads.append(connection)
+                // Sent from the event loop as the connection opens: when the test's task runs next
+                // does not matter.
+                round.slowHeads.append(try await RawConnection.connect(port: port, sending: "GET /health/live HTTP/1.1\r\nHost: test\r\n"))
             }
         }
         for _ in 0..<slowBodies {
-            let connection = try await RawConnection.connect(port: port)
-            try await connection.send(patchHead + "Transfer-Encoding: chunked\r\n\r\n")
-            round.slowBodies.append((connection, .now))
+            round.slowBodies.append(try await RawConnection.connect(port: port, sending: patchHead + "Transfer-Encoding: chunked\r\n\r\n"))
         }
         let deadline = ContinuousClock.now + .seconds(15)
         var tick = 0
         while ContinuousClock.now < deadline {
             let open =
                 round.silent.filter { !$0.isClosed }.count + round.slowHeads.filter { !$0.isClosed }.count
-                + round.slowBodies.filter { !$0.connection.isClosed }.count
+                + round.slowBodies.filter { !$0.isClosed }.count
             if open == 0 { break }
             if tick % 5 == 0 {
                 for connection in round.slowHeads where !connection.isClosed { try? await connection.send("X-Slow: 1\r\n") }
             }
-            for body in round.slowBodies where !body.connection.isClosed { try? await body.connection.send("1\r\n \r\n") }
+            for body in round.slowBodies where !body.isClosed { try? await body.send("1\r\n \r\n") }
             tick += 1
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -127,8 +125,7 @@ struct HTTPEdgeTests {
         try await Task.sleep(for: .milliseconds(500))
         ordinaryTask.cancel()
         round.ordinary = await ordinaryTask.value
-        for connection in round.silent + round.slowHeads { await connection.close() }
-        for body in round.slowBodies { await body.connection.close() }
+        for connection in round.silent + round.slowHeads + round.slowBodies { await connection.close() }
         return round
     }
 
@@ -153,20 +150,22 @@ struct HTTPEdgeTests {
             #expect(round.ordinary.allSatisfy { $0.status == 200 }, "\(round.ordinary.map(\.status))")
             #expect((latencies.max() ?? 99) < 1.0, "slowest ordinary request: \(latencies.max() ?? 99) s")
 
+            // The margins (2 s over the timeout) are for scripts/test, which runs every suite at once.
             for connection in round.silent {
                 let after = Self.seconds(connection.openedAt, connection.closedAt)
-                #expect(after >= 0.9 && after < 2.5, "a silent connection closed after \(after) s")
+                #expect(after >= 0.9 && after < 3.0, "a silent connection closed after \(after) s")
                 #expect(connection.received.isEmpty)
             }
             for connection in round.slowHeads {
                 let after = Self.seconds(connection.openedAt, connection.closedAt)
-                #expect(after >= 0.9 && after < 2.5, "a slow head closed after \(after) s")
+                #expect(after >= 0.9 && after < 3.0, "a slow head closed after \(after) s")
                 #expect(RawResponse(parsing: connection.received)?.status == 408)
             }
             for body in round.slowBodies {
-                let after = Self.seconds(body.headSent, body.connection.closedAt)
-                #expect(after >= 1.9 && after < 3.5, "a slow body closed after \(after) s")
-                #expect(RawResponse(parsing: body.connection.received)?.status == 408)
+                // The body's clock starts when the bridge has the head, just after the connection opened.
+                let after = Self.seconds(body.openedAt, body.closedAt)
+                #expect(after >= 1.9 && after < 4.0, "a slow body closed after \(after) s")
+                #expect(RawResponse(parsing: body.received)?.status == 408)
             }
 
             let after = await Self.settledResources(pid)
@@ -252,7 +251,7 @@ struct HTTPEdgeTests {
             let silent = try await RawConnection.connect(port: port)
             #expect(await silent.waitForClose(timeout: .seconds(5)))
             let after = Self.seconds(silent.openedAt, silent.closedAt)
-            #expect(after >= 0.9 && after < 2.5, "a silent connection closed after \(after) s")
+            #expect(after >= 0.9 && after < 3.0, "a silent connection closed after \(after) s")
             bridge.kill(SIGTERM)
             #expect(await bridge.waitForExit() == 0, "\(bridge.output)")
         }

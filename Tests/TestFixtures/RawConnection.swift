@@ -28,14 +28,17 @@ public final class RawConnection: Sendable {
     }
 
     /// Connects to `port` on 127.0.0.1; over TLS when `tls` is given (`serverHostname` checked
-    /// against the certificate).
+    /// against the certificate). `first` is sent as soon as the connection is up, from the event
+    /// loop: a test's timing then does not depend on when its task runs next.
     public static func connect(
         port: Int,
         tls: TLSConfiguration? = nil,
         serverHostname: String? = nil,
+        sending first: String? = nil,
         timeout: Duration = .seconds(5)
     ) async throws -> RawConnection {
         let collector = Collector()
+        let first = first.map { Array($0.utf8) }
         let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         let openedAt = ContinuousClock.now
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -47,7 +50,7 @@ public final class RawConnection: Sendable {
                             try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         )
                     }
-                    try channel.pipeline.syncOperations.addHandler(CollectingHandler(collector))
+                    try channel.pipeline.syncOperations.addHandler(CollectingHandler(collector, first: first))
                 }
             }
             .connect(host: "127.0.0.1", port: port)
@@ -107,10 +110,18 @@ public final class RawConnection: Sendable {
 
     private final class CollectingHandler: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
         let collector: Collector
+        let first: [UInt8]?
 
-        init(_ collector: Collector) {
+        init(_ collector: Collector, first: [UInt8]?) {
             self.collector = collector
+            self.first = first
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            if let first { context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: first)), promise: nil) }
+            context.fireChannelActive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
