@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
@@ -60,15 +62,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // HTTP: health and readiness (Hummingbird 2).
+        // HTTP: the task-status API, health and metrics (Hummingbird 2), and the connection edge in
+        // front of them (timeouts, limits, TLS) as NIO channel handlers.
         .target(
             name: "HTTPAPI",
             dependencies: [
                 "Bridge", "JSONPatch", "TaskStatus",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -101,8 +109,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Documents and requests the test targets share.
-        .target(name: "TestFixtures", dependencies: ["Bridge", "JSONPatch"], path: "Tests/TestFixtures", swiftSettings: swiftSettings),
+        // Documents and requests the test targets share, and a raw TCP/TLS client for the HTTP edge.
+        .target(
+            name: "TestFixtures",
+            dependencies: [
+                "Bridge", "JSONPatch",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Tests/TestFixtures",
+            swiftSettings: swiftSettings
+        ),
         // The bridge's decisions without Redis: the evaluator, memberwise patches, the commit
         // protocol, batch planning, the task cache, request decoding.
         .testTarget(
@@ -110,19 +128,35 @@ let package = Package(
             dependencies: ["Bridge", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TestFixtures"],
             swiftSettings: swiftSettings
         ),
-        // The command line's settings against their docs; no Redis.
+        // The command line's settings against their docs (and TLS files made by openssl); no Redis.
         .testTarget(
             name: "CommandTests",
-            dependencies: ["TaskStatusBridgeCommand", "Bridge", "HTTPAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TaskStatusBridgeCommand", "Bridge", "HTTPAPI", "TestFixtures", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTest", "JSONPatch"], swiftSettings: swiftSettings),
+        // The HTTP edge without Redis: the timeouts' state machine, and a server of test routes
+        // behind the edge, driven by raw connections.
+        .testTarget(
+            name: "HTTPAPITests",
+            dependencies: [
+                "HTTPAPI", "JSONPatch", "TestFixtures",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Everything that needs a real redis-server (started by scripts/test) or a running bridge.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "Bridge", "HTTPAPI", "JSONPatch", "LoadTest", "TaskStatus", "Redis", "TaskStatusBridgeCommand", "TestFixtures",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -46,7 +46,7 @@ public struct BridgeApplication: Sendable {
             logger: logger,
             onServerRunning: onServerRunning
         )
-        self.services = [bridge, queue, NamedService(server, what: "the HTTP server on \(http.host):\(http.port)")]
+        self.services = [bridge, queue, NamedService(server, what: "the HTTP\(http.tls == nil ? "" : "S") server on \(http.host):\(http.port)")]
         self.status = status
     }
 }

@@ -14,7 +14,9 @@ import JSONPatch
 struct HealthRoutes<Context: RequestContext> {
     let probe: HealthProbe
 
-    func add(to router: Router<Context>) {
+    func add(to router: Router<Context>, recording routes: inout KnownRoutes) {
+        routes.add("health/live", .get)
+        routes.add("health/ready", .get)
         router.get("health/live") { _, _ in
             Response.json(.ok, ["status": "live"])
         }

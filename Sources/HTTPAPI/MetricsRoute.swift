@@ -13,7 +13,8 @@ import Prometheus
 struct MetricsRoute {
     let registry: PrometheusCollectorRegistry
 
-    func add(to router: Router<APIRequestContext>) {
+    func add(to router: Router<APIRequestContext>, recording routes: inout KnownRoutes) {
+        routes.add("metrics", .get)
         router.get("metrics") { _, _ in
             var fields = HTTPFields()
             fields[.contentType] = "text/plain; version=0.0.4; charset=utf-8"

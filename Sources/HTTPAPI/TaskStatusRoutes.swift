@@ -35,12 +35,16 @@ struct TaskStatusRoutes {
         self.duration = Metrics.Timer(label: "taskstatus_request_duration_seconds", dimensions: [("path", "http")])
     }
 
-    func add(to router: Router<APIRequestContext>) {
+    func add(to router: Router<APIRequestContext>, recording routes: inout KnownRoutes) {
         for prefix in Self.prefixes {
             router.patch("\(prefix)/task-status/:id") { request, context in await patch(request, context, experimental: true) }
             router.get("\(prefix)/task-status/:id") { request, context in await get(request, context, experimental: true) }
             router.patch("\(prefix)/task-status/v1/:id") { request, context in await patch(request, context, experimental: false) }
             router.get("\(prefix)/task-status/v1/:id") { request, context in await get(request, context, experimental: false) }
+            for path in ["\(prefix)/task-status/:id", "\(prefix)/task-status/v1/:id"] {
+                routes.add(path, .patch)
+                routes.add(path, .get)
+            }
         }
     }
 
@@ -60,8 +64,14 @@ struct TaskStatusRoutes {
         do {
             var buffer = try await request.body.collect(upTo: configuration.limits.maxPatchBytes)
             bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-        } catch {
+        } catch is NIOTooManyBytesError {
+            // A Content-Length over the limit never gets here (the edge answers it before the
+            // body); a chunked body does, once it has passed the limit.
             return Self.response(.error(413, "the body is over the limit of \(configuration.limits.maxPatchBytes) bytes"))
+        } catch {
+            // The body did not arrive whole (timed out, or the connection failed): the edge has
+            // answered or the peer is gone, so this answer only ends the request.
+            return Self.response(.error(400, "the body did not arrive whole: \(error)"))
         }
         let taskId: String
         switch Self.taskId(in: context) {

@@ -48,6 +48,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeOptions.requireExperimental.help) var requireExperimental: String?
     @Option(help: ServeOptions.httpHost.help) var httpHost: String?
     @Option(help: ServeOptions.httpPort.help) var httpPort: String?
+    @Option(help: ServeOptions.httpTLSCertFile.help) var httpTlsCertFile: String?
+    @Option(help: ServeOptions.httpTLSKeyFile.help) var httpTlsKeyFile: String?
+    @Option(help: ServeOptions.httpHeaderTimeout.help) var httpHeaderTimeout: String?
+    @Option(help: ServeOptions.httpBodyTimeout.help) var httpBodyTimeout: String?
+    @Option(help: ServeOptions.httpIdleTimeout.help) var httpIdleTimeout: String?
+    @Option(help: ServeOptions.httpMaxConnections.help) var httpMaxConnections: String?
     @Option(help: ServeOptions.httpQueueLimit.help) var httpQueueLimit: String?
     @Option(help: ServeOptions.logLevel.help) var logLevel: String?
     @Flag(help: ServeOptions.noAuth.help) var noAuth = false
@@ -124,7 +130,15 @@ struct ServeCommand: AsyncParsableCommand {
             shards: try connection.resolvedShards(),
             pubsub: try connection.resolvedPubSub()
         )
-        let http = HTTPConfiguration(host: try O.httpHost.resolve(httpHost), port: try O.httpPort.resolve(httpPort))
+        let http = HTTPConfiguration(
+            host: try O.httpHost.resolve(httpHost),
+            port: try O.httpPort.resolve(httpPort),
+            headerTimeout: .seconds(try O.httpHeaderTimeout.resolve(httpHeaderTimeout)),
+            bodyTimeout: .seconds(try O.httpBodyTimeout.resolve(httpBodyTimeout)),
+            idleTimeout: .seconds(try O.httpIdleTimeout.resolve(httpIdleTimeout)),
+            maxConnections: try O.httpMaxConnections.resolve(httpMaxConnections, default: HTTPConfiguration.Defaults.maxConnections),
+            tls: try resolveTLS()
+        )
         bridge.auth = try resolveAuth()
         let limit = try O.rateLimitRequests.resolve(rateLimitRequests)
         bridge.rateLimit = RateLimitConfiguration(
@@ -134,6 +148,38 @@ struct ServeCommand: AsyncParsableCommand {
             burst: try O.rateLimitBurst.resolve(rateLimitBurst, default: limit)
         )
         return Resolved(bridge: bridge, http: http, logLevel: level)
+    }
+
+    /// HTTPS from the certificate and key files: both or neither, read and checked now, so that a
+    /// bad file stops the start with the flag and the path that name it.
+    func resolveTLS() throws -> HTTPTLSConfiguration? {
+        typealias O = ServeOptions
+        let certificate = Setting(O.httpTLSCertFile.flag, O.httpTLSCertFile.variable, httpTlsCertFile)
+        let key = Setting(O.httpTLSKeyFile.flag, O.httpTLSKeyFile.variable, httpTlsKeyFile)
+        switch (certificate.value, key.value) {
+        case (nil, nil):
+            return nil
+        case (let certificatePath?, let keyPath?):
+            guard let chain = try certificate.fileContents(), let pem = try key.fileContents() else { return nil }
+            do throws(HTTPTLSError) {
+                return try HTTPTLSConfiguration(certificateChainPEM: chain, privateKeyPEM: pem)
+            } catch {
+                switch error.code {
+                case .certificate:
+                    throw ValidationError("invalid \(certificate.flag) (environment \(certificate.variable)): \(certificatePath): \(error.message)")
+                case .privateKey:
+                    throw ValidationError("invalid \(key.flag) (environment \(key.variable)): \(keyPath): \(error.message)")
+                default:
+                    throw ValidationError(
+                        "\(key.flag) \(keyPath) does not go with \(certificate.flag) \(certificatePath): \(error.message)"
+                    )
+                }
+            }
+        case (_?, nil):
+            throw ValidationError("\(certificate.flag) needs \(key.flag) (environment \(key.variable)): the certificate's private key")
+        case (nil, _?):
+            throw ValidationError("\(key.flag) needs \(certificate.flag) (environment \(certificate.variable)): the certificate chain")
+        }
     }
 
     /// The JWT settings; refuses to run without a key unless --no-auth says so.
@@ -196,6 +242,13 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = settings.logLevel
         if !settings.bridge.auth.isEnabled {
             logger.warning("authentication is off (--no-auth): any producer can update any task")
+        }
+        let fitting = HTTPConfiguration.Defaults.maxConnections
+        if settings.http.maxConnections > fitting, fitting < HTTPConfiguration.Defaults.maxConnectionsCeiling {
+            logger.warning(
+                "--http-max-connections is over what the descriptor limit leaves: connections past it fail to be accepted instead of being refused; raise ulimit -n",
+                metadata: ["http.max_connections": "\(settings.http.maxConnections)", "http.fitting": "\(fitting)"]
+            )
         }
         try await checkRedisAtStart(settings.bridge.redis, logger: logger)
         let registry = PrometheusCollectorRegistry()

@@ -320,6 +320,53 @@ enum ServeOptions {
         in: 0...65535,
         "listen port; 0 picks a free one (logged at start)"
     )
+    static let httpTLSCertFile = OptionSpec<String>.text(
+        "--http-tls-cert-file",
+        "TASKSTATUS_HTTP_TLS_CERT_FILE",
+        .http,
+        default: nil,
+        "serve HTTPS (TLS 1.2 and later) with this certificate chain in PEM: the server's certificate first, then its intermediates. Needs `--http-tls-key-file`; for deployments with no proxy in front to end TLS"
+    )
+    static let httpTLSKeyFile = OptionSpec<String>.text(
+        "--http-tls-key-file",
+        "TASKSTATUS_HTTP_TLS_KEY_FILE",
+        .http,
+        default: nil,
+        "the certificate's private key in PEM, unencrypted; read once at start"
+    )
+    static let httpHeaderTimeout = OptionSpec<Int>.integer(
+        "--http-header-timeout",
+        "TASKSTATUS_HTTP_HEADER_TIMEOUT",
+        .http,
+        default: HTTP.headerTimeoutSeconds,
+        in: 1...3600,
+        "seconds a request head may take: from the accept (TLS handshake included) for a connection's first request, from its first byte for a later one. Past it the connection is closed, with a 408 if part of a head came (Go's `ReadHeaderTimeout`)"
+    )
+    static let httpBodyTimeout = OptionSpec<Int>.integer(
+        "--http-body-timeout",
+        "TASKSTATUS_HTTP_BODY_TIMEOUT",
+        .http,
+        default: HTTP.bodyTimeoutSeconds,
+        in: 1...86400,
+        "seconds a request's whole body may take from its head: a total, as Go's `ReadTimeout` counts it, not nginx's gap between two reads (which a body trickling in a byte a second never exceeds). Past it, 408 and the connection is closed. 30 s carries the largest patch of the default `--max-patch-bytes` (1 MiB) over any link faster than about 300 kbit/s"
+    )
+    static let httpIdleTimeout = OptionSpec<Int>.integer(
+        "--http-idle-timeout",
+        "TASKSTATUS_HTTP_IDLE_TIMEOUT",
+        .http,
+        default: HTTP.idleTimeoutSeconds,
+        in: 1...86400,
+        "seconds a keep-alive connection waits for its next request before it is closed. Behind a proxy or load balancer that keeps connections to the bridge, set it above the proxy's own idle timeout (e.g. 65 behind a 60 s one)"
+    )
+    static let httpMaxConnections = OptionSpec<Int>.integer(
+        "--http-max-connections",
+        "TASKSTATUS_HTTP_MAX_CONNECTIONS",
+        .http,
+        default: nil,
+        defaultText: "\(HTTP.maxConnectionsCeiling), or the descriptor limit (`ulimit -n`) less \(HTTP.reservedDescriptors) when that is lower",
+        in: 1...1_000_000,
+        "open connections at most; past it a new connection is closed as it is accepted, before TLS or HTTP (counted in `taskstatus_http_connections_refused_total`). Each needs a file descriptor"
+    )
     static let httpQueueLimit = OptionSpec<Int>.integer(
         "--http-queue-limit",
         "TASKSTATUS_HTTP_QUEUE_LIMIT",
@@ -457,7 +504,8 @@ enum ServeOptions {
         batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
-        httpHost, httpPort, httpQueueLimit, logLevel,
+        httpHost, httpPort, httpTLSCertFile, httpTLSKeyFile, httpHeaderTimeout, httpBodyTimeout, httpIdleTimeout, httpMaxConnections,
+        httpQueueLimit, logLevel,
         noAuth, jwtSecretFile, jwtPublicKeyFile, jwksFile, jwtIssuer, jwtAudience, jwtLeeway, jwtRequireExp, readScopes, writeScopes,
         rateLimit, rateLimitRequests, rateLimitPeriod, rateLimitBurst,
     ]

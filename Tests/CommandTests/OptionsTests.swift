@@ -10,6 +10,7 @@ import ArgumentParser
 import Bridge
 import Foundation
 import HTTPAPI
+import TestFixtures
 import Testing
 
 @testable import TaskStatusBridgeCommand
@@ -71,5 +72,60 @@ struct OptionsTests {
         #expect(resolved.bridge.auth.requiresExpiry)
         #expect(!resolved.bridge.rateLimit.enabled)
         #expect(resolved.http.port == 8080)
+        let http = HTTPConfiguration()
+        #expect(resolved.http.headerTimeout == http.headerTimeout)
+        #expect(resolved.http.bodyTimeout == http.bodyTimeout)
+        #expect(resolved.http.idleTimeout == http.idleTimeout)
+        #expect(resolved.http.maxConnections == http.maxConnections)
+        #expect(resolved.http.tls == nil)
+    }
+
+    @Test("the HTTP edge's settings reach the configuration")
+    func httpEdge() throws {
+        let command = try ServeCommand.parse([
+            "--no-auth", "--http-header-timeout", "3", "--http-body-timeout", "4", "--http-idle-timeout", "5", "--http-max-connections", "77",
+        ])
+        let http = try command.resolve().http
+        #expect(http.headerTimeout == .seconds(3))
+        #expect(http.bodyTimeout == .seconds(4))
+        #expect(http.idleTimeout == .seconds(5))
+        #expect(http.maxConnections == 77)
+        #expect(throws: (any Error).self) { try ServeCommand.parse(["--no-auth", "--http-header-timeout", "0"]).resolve() }
+    }
+
+    @Test(
+        "HTTPS takes a certificate chain and its key, both or neither; a bad file is named with its flag",
+        .enabled(if: TestCertificates.isAvailable)
+    )
+    func tlsFiles() throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        func message(_ arguments: [String]) -> String? {
+            do {
+                _ = try ServeCommand.parse(["--no-auth"] + arguments).resolve()
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        let cert = certificates.chainFile
+        let key = certificates.keyFile
+        #expect(message(["--http-tls-cert-file", cert, "--http-tls-key-file", key]) == nil)
+        #expect(try ServeCommand.parse(["--no-auth", "--http-tls-cert-file", cert, "--http-tls-key-file", key]).resolve().http.tls != nil)
+        #expect(message(["--http-tls-cert-file", cert])?.contains("--http-tls-cert-file needs --http-tls-key-file") == true)
+        #expect(message(["--http-tls-key-file", key])?.contains("--http-tls-key-file needs --http-tls-cert-file") == true)
+        let missing = certificates.folder.appendingPathComponent("missing.pem").path
+        #expect(message(["--http-tls-cert-file", missing, "--http-tls-key-file", key])?.contains("invalid --http-tls-cert-file") == true)
+        #expect(message(["--http-tls-cert-file", missing, "--http-tls-key-file", key])?.contains(missing) == true)
+        let notCertificate = message(["--http-tls-cert-file", key, "--http-tls-key-file", key])
+        #expect(
+            notCertificate?.contains(
+                "invalid --http-tls-cert-file (environment TASKSTATUS_HTTP_TLS_CERT_FILE): \(key): it is not a PEM certificate chain"
+            ) == true
+        )
+        let notKey = message(["--http-tls-cert-file", cert, "--http-tls-key-file", cert])
+        #expect(notKey?.contains("invalid --http-tls-key-file (environment TASKSTATUS_HTTP_TLS_KEY_FILE): \(cert)") == true)
+        let mismatch = message(["--http-tls-cert-file", cert, "--http-tls-key-file", certificates.otherKeyFile])
+        #expect(mismatch?.contains("--http-tls-key-file \(certificates.otherKeyFile) does not go with --http-tls-cert-file \(cert)") == true)
     }
 }

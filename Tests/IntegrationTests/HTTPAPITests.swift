@@ -11,6 +11,7 @@ import HTTPAPI
 import JSONPatch
 import Redis
 import TaskStatus
+import TestFixtures
 import Testing
 
 /// Contract section 7: the HTTP API, through the same engine and commit as the stream.
@@ -106,6 +107,50 @@ struct HTTPAPITests {
                 #expect(tooMany.json?["causes"]?.arrayValue?.first?["text"]?.stringValue?.contains("over the limit of 5") == true)
                 let deep = try await patch(base, "/task-status/t1", String(repeating: "[", count: 10) + String(repeating: "]", count: 10))
                 expect(deep, 400, nil)
+            }
+        }
+    }
+
+    @Test("the edge answers with the envelope: 405 with Allow, 413 before the body, 431, 400 for Content-Length with Transfer-Encoding")
+    func edgeStatuses() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            try await RunningBridge.with(space, configure: { $0.limits = RequestLimits(maxPatchBytes: 4096, maxOperations: 5, maxDepth: 8) }) {
+                bridge in
+                let base = try #require(await bridge.baseURL())
+                let port = try #require(Int(base.split(separator: ":").last ?? ""))
+                func expect(_ response: HTTP.Response, _ status: Int, _ detail: String, allow: String? = nil, _ line: Int = #line) {
+                    #expect(response.status == status, "line \(line): \(String(decoding: response.body, as: UTF8.self))")
+                    #expect(response.headers["content-type"] == "application/json", "line \(line)")
+                    #expect(response.json?["detailCode"]?.stringValue == detail, "line \(line)")
+                    if let allow { #expect(response.headers["allow"] == allow, "line \(line)") }
+                }
+                expect(try await HTTP.request("DELETE", base + "/task-status/t1"), 405, "405 Method Not Allowed", allow: "GET, PATCH")
+                expect(try await HTTP.request("PUT", base + "/v2025/task-status/v1/t1", body: []), 405, "405 Method Not Allowed", allow: "GET, PATCH")
+                expect(try await HTTP.request("POST", base + "/health/ready", body: []), 405, "405 Method Not Allowed", allow: "GET")
+                expect(try await HTTP.request("POST", base + "/metrics", body: []), 405, "405 Method Not Allowed", allow: "GET")
+                #expect(try await HTTP.request("GET", base + "/task-status").status == 404)
+                #expect(try await HTTP.request("GET", base + "/nowhere").status == 404)
+
+                func raw(_ text: String) async throws -> RawResponse? {
+                    let connection = try await RawConnection.connect(port: port)
+                    try await connection.send(text)
+                    let response = await connection.response(timeout: .seconds(2))
+                    #expect(await connection.waitForClose(timeout: .seconds(3)))
+                    return response
+                }
+                let head =
+                    "PATCH /task-status/t1 HTTP/1.1\r\nHost: test\r\nX-SailPoint-Experimental: true\r\nContent-Type: application/json-patch+json\r\n"
+                // Over --max-patch-bytes (4096 here): answered at once, no body sent.
+                let tooLarge = try await raw(head + "Content-Length: 4097\r\n\r\n")
+                #expect(tooLarge?.status == 413)
+                #expect(tooLarge.flatMap { try? JSONValue(parsing: $0.body) }?["detailCode"]?.stringValue == "413 Payload Too Large")
+                let largeHead = try await raw(head + "X-Large: " + String(repeating: "a", count: 17 * 1024) + "\r\n\r\n")
+                #expect(largeHead?.status == 431)
+                let smuggled = try await raw(head + "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                #expect(smuggled?.status == 400)
+                #expect(smuggled.flatMap { try? JSONValue(parsing: $0.body) }?["detailCode"]?.stringValue == "400.1 Bad Request Content")
+                #expect(try await space.hash("t1")["_rev"] == "1")
             }
         }
     }
