@@ -212,7 +212,9 @@ struct ExactlyOnceTests {
                 let body = Array(#"[{"op":"replace","path":"/progress","value":"queued"}]"#.utf8)
                 #expect(try await HTTP.request("PATCH", base + "/task-status/t1", headers: HTTPAPITests.experimental, body: body).status == 200)
                 // Redis stalls: the HTTP worker blocks on the next batch, later ones wait.
-                try await space.run("CLIENT", "PAUSE", 1500, "ALL")
+                // Long enough for the ten requests below to arrive on a loaded machine, short of the
+                // command timeout (5 s), after which the worker would reconnect and wait again.
+                try await space.run("CLIENT", "PAUSE", 3500, "ALL")
                 async let first = HTTP.request("PATCH", base + "/task-status/t1", headers: HTTPAPITests.experimental, body: body)
                 try await Task.sleep(for: .milliseconds(300))
                 let responses = try await withThrowingTaskGroup(of: HTTP.Response.self) { group in

@@ -168,9 +168,16 @@ struct HTTPEdgeTests {
                 #expect(RawResponse(parsing: body.received)?.status == 408)
             }
 
-            let after = await Self.settledResources(pid)
+            var after = await Self.settledResources(pid)
             #expect(after.descriptors <= settled.descriptors + 2, "descriptors: \(settled.descriptors) before, \(after.descriptors) after")
-            #expect(after.rssKB <= settled.rssKB + settled.rssKB / 10 + 4096, "RSS: \(settled.rssKB) kB before, \(after.rssKB) kB after")
+            // A leak grows with every round (about 10 MB for these 1,020 connections); the
+            // allocator's noise on a loaded machine does not. Over the margin, a third round tells.
+            if after.rssKB > settled.rssKB + settled.rssKB / 10 + 4096 {
+                _ = try await Self.hostileRound(port: port, silent: 500, slowHeads: 500, slowBodies: 20)
+                let third = await Self.settledResources(pid)
+                #expect(third.rssKB <= after.rssKB + 4096, "RSS: \(settled.rssKB) kB, then \(after.rssKB) kB, then \(third.rssKB) kB")
+                after = third
+            }
             print(
                 "HTTP edge round: \(round.ordinary.count) ordinary requests, slowest \(Int((latencies.max() ?? 0) * 1000)) ms; "
                     + "descriptors \(initial.descriptors) at start, \(settled.descriptors) → \(after.descriptors); "
