@@ -24,6 +24,7 @@ class Run:
         self.name, self.args, self.directory, self.server, self.queued = name, args, directory, server, queued
         self.subscriber, self.bridges, self.started = None, [], None
         self.notes, self.problems = [], []
+        self.crashes = 0  # Redis killed (SIGKILL): see checker.check_backlog
         self.cleanups = []  # called last, before Redis stops (a proxy's stop)
 
 
@@ -80,7 +81,8 @@ def run_backlog(name, args, seed, bridges_wanted, repeats, faults, setup=None, a
         alive = all(b.alive() for b in run.bridges) and not exited
         statuses = [b.stop() for b in run.bridges]
         run.subscriber.stop.set()
-        ok, counts, problems, applied = check_backlog(server.client(), run.queued, list(run.subscriber.messages))
+        ok, counts, problems, applied = check_backlog(
+            server.client(), run.queued, list(run.subscriber.messages), crashes=run.crashes, bridges=bridges_wanted)
         problems += run.problems
         timed_out = time.monotonic() >= deadline
         if not alive:

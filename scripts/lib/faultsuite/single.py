@@ -42,6 +42,7 @@ def client_kill(server):
 
 
 def kill_restart(run):
+    run.crashes += 1
     return restart(run.server, run.subscriber, graceful=False)
 
 
