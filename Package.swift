@@ -44,7 +44,7 @@ let package = Package(
         // hiredis, Debian's libhiredis-dev: the module map and a shim header, nothing else.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // OpenSSL, Debian's libssl-dev: TLS under hiredis's reader (hiredis 0.14 has none). The
-        // module map, and a shim of inline functions for OpenSSL's macros and a SIGPIPE-free BIO.
+        // module map, and a shim of inline functions for OpenSSL's macros.
         .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
         // A thread of its own that runs the jobs given to it: for blocking C calls, off the cooperative pool.
         .target(name: "WorkerThreads", swiftSettings: swiftSettings),

@@ -44,17 +44,23 @@ struct OptionSpec<Value: Sendable>: DocumentedOption, Sendable {
     }
 
     func resolve(_ given: String?, default fallback: @autoclosure () -> Value) throws -> Value {
+        try resolveIfGiven(given) ?? fallback()
+    }
+
+    /// Whether the flag or the variable gives a value.
+    func isGiven(_ given: String?) -> Bool { Setting(flag, variable, given).value != nil }
+
+    /// The value from the flag, else the variable; `nil` when neither gives one (a setting
+    /// without a default: a file, a name).
+    func resolveIfGiven(_ given: String?) throws -> Value? {
         let setting = Setting(flag, variable, given)
-        guard let text = setting.value else { return fallback() }
+        guard let text = setting.value else { return nil }
         do {
             return try read(text)
         } catch {
             throw ValidationError("invalid \(flag) (environment \(variable)): \"\(text)\" \(error.reason)")
         }
     }
-
-    /// Whether the flag or the variable gives a value.
-    func isGiven(_ given: String?) -> Bool { Setting(flag, variable, given).value != nil }
 }
 
 /// A setting as the docs list it.

@@ -218,8 +218,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         return AuthConfiguration(
             keys: keys,
-            issuer: O.jwtIssuer.isGiven(jwtIssuer) ? try O.jwtIssuer.resolve(jwtIssuer, default: "") : nil,
-            audience: O.jwtAudience.isGiven(jwtAudience) ? try O.jwtAudience.resolve(jwtAudience, default: "") : nil,
+            issuer: try O.jwtIssuer.resolveIfGiven(jwtIssuer),
+            audience: try O.jwtAudience.resolveIfGiven(jwtAudience),
             leeway: .seconds(try O.jwtLeeway.resolve(jwtLeeway)),
             readScopes: try scopes(O.readScopes, readScopes, AuthConfiguration.Defaults.readScopes),
             writeScopes: try scopes(O.writeScopes, writeScopes, AuthConfiguration.Defaults.writeScopes),
@@ -271,19 +271,18 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// The first connection, made before anything else starts: a certificate refused (ours or the
-/// server's) is a configuration error that stops the process with the reason. Anything else (a
-/// server not up yet, a protocol mismatch) is logged, and the bridge starts and keeps trying,
-/// not ready until it connects.
+/// With TLS, the first connection is made before anything else starts: a certificate refused
+/// (ours or the server's) is a configuration error that stops the process with the reason.
+/// Anything else (a server not up yet, a protocol mismatch) is logged, and the bridge starts and
+/// keeps trying, not ready until it connects. Without TLS there is nothing to learn this early.
 func checkRedisAtStart(_ redis: RedisConfiguration, logger: Logger) async throws {
-    if let tls = redis.tls {
-        if tls.verifiesPeer {
-            logger.info("TLS to Redis", metadata: ["tls": "\(tls)"])
-        } else {
-            logger.warning(
-                "TLS to Redis WITHOUT verifying the server's certificate (--redis-tls-insecure): anyone on the path can read and change what the bridge sends"
-            )
-        }
+    guard let tls = redis.tls else { return }
+    if tls.verifiesPeer {
+        logger.info("TLS to Redis", metadata: ["tls": "\(tls)"])
+    } else {
+        logger.warning(
+            "TLS to Redis WITHOUT verifying the server's certificate (--redis-tls-insecure): anyone on the path can read and change what the bridge sends"
+        )
     }
     let probe = RedisClient(configuration: redis, name: "redis-start")
     do {

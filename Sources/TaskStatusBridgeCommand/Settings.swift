@@ -157,14 +157,10 @@ struct ConnectionOptions: ParsableArguments {
     /// so that a bad one stops the start with its name.
     func resolvedTLS(urlTLS: RedisTLSConfiguration?) throws -> RedisTLSConfiguration? {
         typealias O = ServeOptions
-        func file(_ option: OptionSpec<String>, _ value: String?) throws -> String? {
-            guard option.isGiven(value) else { return nil }
-            return try option.resolve(value, default: "")
-        }
-        let caFile = try file(O.redisTLSCAFile, redisTlsCaFile)
-        let certificateFile = try file(O.redisTLSCertFile, redisTlsCertFile)
-        let keyFile = try file(O.redisTLSKeyFile, redisTlsKeyFile)
-        let serverName = try file(O.redisTLSServerName, redisTlsServerName)
+        let caFile = try O.redisTLSCAFile.resolveIfGiven(redisTlsCaFile)
+        let certificateFile = try O.redisTLSCertFile.resolveIfGiven(redisTlsCertFile)
+        let keyFile = try O.redisTLSKeyFile.resolveIfGiven(redisTlsKeyFile)
+        let serverName = try O.redisTLSServerName.resolveIfGiven(redisTlsServerName)
         let insecure = try redisTlsInsecure || O.redisTLSInsecure.resolve(nil)
         let anyGiven = caFile != nil || certificateFile != nil || keyFile != nil || serverName != nil || insecure
         guard urlTLS != nil || anyGiven else { return nil }

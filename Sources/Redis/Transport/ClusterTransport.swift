@@ -30,14 +30,14 @@ package final class ClusterTransport: RedisTransport {
     /// The nodes written to since they were last taken (see ``takeNodesWritten()``).
     private var written: [RedisConfiguration.Endpoint] = []
 
-    package init(seeds: [RedisConfiguration.Endpoint], configuration: RedisConfiguration, losses: ConnectionLosses? = nil) {
+    package init(seeds: [RedisConfiguration.Endpoint], configuration: RedisConfiguration, losses: ConnectionLosses) {
         var settings = configuration
         // Nodes are announced by IP address: verified as the DNS name a seed was given by, if any.
         if settings.tls != nil, settings.tls?.seedName == nil {
             settings.tls?.seedName = seeds.lazy.map(ClusterDispatcher.host(of:)).first { !RedisTLSConfiguration.isIPAddress($0) }
         }
         self.topology = ClusterTopology(seeds: seeds)
-        self.pool = NodePool(configuration: settings, losses: losses ?? .shared(for: configuration))
+        self.pool = NodePool(configuration: settings, losses: losses)
     }
 
     package var slotMap: ClusterSlotMap? { topology.slotMap }

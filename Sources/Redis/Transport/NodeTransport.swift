@@ -21,9 +21,9 @@ package final class NodeTransport: RedisTransport {
     private var carriedErrors: [String] = []
     private var wrote = false
 
-    package init(configuration: RedisConfiguration, losses: ConnectionLosses? = nil) {
+    package init(configuration: RedisConfiguration, losses: ConnectionLosses) {
         self.configuration = configuration
-        self.losses = losses ?? .shared(for: configuration)
+        self.losses = losses
         self.router = configuration.sentinel.map(SentinelRouter.shared(for:))
     }
 
@@ -153,14 +153,17 @@ package final class NodeTransport: RedisTransport {
         // The master the router remembers may have been replaced since (no watcher runs outside
         // the bridge's service): a node that says it is not the master sends it back to the
         // sentinels once, at once.
-        do {
-            return try masterConnection(router)
-        } catch  where error.code == .connectionFailed && error.message.contains("is not the master") {
-            return try masterConnection(router)
+        switch try masterConnection(router) {
+        case .success(let made): return made
+        case .failure: return try masterConnection(router).get()
         }
     }
 
-    private func masterConnection(_ router: SentinelRouter) throws(RedisError) -> (connection: RedisConnection, generation: UInt64) {
+    /// A connection to the master the router names; `.failure` when that node says it is not the
+    /// master (the router has forgotten it by then).
+    private func masterConnection(
+        _ router: SentinelRouter
+    ) throws(RedisError) -> Result<(connection: RedisConnection, generation: UInt64), RedisError> {
         let (endpoint, generation) = try router.master(timeout: configuration.connectTimeout)
         var target = configuration
         target.endpoint = endpoint
@@ -181,11 +184,13 @@ package final class NodeTransport: RedisTransport {
         let role = try? fresh.execute([RedisCommand("ROLE")])[0]
         guard case .array(let parts)? = role, parts.first?.string == "master" else {
             router.invalidate(generation: generation)
-            throw RedisError(
-                code: .connectionFailed,
-                message: "\(target) is not the master of \(router.sentinel.masterName) (ROLE answered \(role.map { "\($0)" } ?? "nothing"))"
+            return .failure(
+                RedisError(
+                    code: .connectionFailed,
+                    message: "\(target) is not the master of \(router.sentinel.masterName) (ROLE answered \(role.map { "\($0)" } ?? "nothing"))"
+                )
             )
         }
-        return (fresh, generation)
+        return .success((fresh, generation))
     }
 }

@@ -71,8 +71,7 @@ package struct RedisNode: Sendable, Hashable, CustomStringConvertible {
 
 extension RedisConfiguration {
     /// The transport for this configuration's topology.
-    package func makeTransport(losses: ConnectionLosses? = nil) -> any RedisTransport {
-        let losses = losses ?? .shared(for: self)
+    package func makeTransport(losses: ConnectionLosses) -> any RedisTransport {
         switch topology {
         case .node, .sentinel:
             return NodeTransport(configuration: self, losses: losses)
