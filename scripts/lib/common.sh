@@ -64,6 +64,14 @@ start_redis() {
     wait_until_up "$REDIS_PID" "redis-server on port $port (see $dir/redis.log)" 100 redis_answers "$port"
 }
 
+# url_address URL: prints "HOST PORT" of a redis://[user[:password]@]host:port[/db] URL.
+url_address() {
+    local address=${1#redis://}
+    address=${address#*@}
+    address=${address%%/*}
+    echo "${address%:*} ${address##*:}"
+}
+
 # A free loopback port whose cluster bus port (port + 10000) is free too.
 free_cluster_port() {
     python3 - <<'PY'

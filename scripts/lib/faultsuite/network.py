@@ -73,37 +73,37 @@ def wait_engaged(run, what):
     run.notes.append("no commit came within 5 s: the %s started without one" % what)
 
 
-def pause(run):
-    underway(run, "the pause")
-    run.proxy.pause(when=COMMIT)
-    wait_engaged(run, "pause")
+def for_a_while(run, what, engage, release):
+    """Engages a fault as a commit goes out, keeps it SILENCE seconds, releases it; the time it
+    lasted and what `release` said. Recovery is measured from the release."""
+    underway(run, "the " + what)
+    engage(when=COMMIT)
+    wait_engaged(run, what)
     start = time.monotonic()
     time.sleep(SILENCE)
-    resumed = run.proxy.resume()
+    released = release()
     end = time.monotonic()
-    run.recoveries.append(("the pause ended", end, None, AFTER_END_BOUND))
+    run.recoveries.append(("the %s ended" % what, end, None, AFTER_END_BOUND))
+    return end - start, released
+
+
+def pause(run):
+    lasted, resumed = for_a_while(run, "pause", run.proxy.pause, run.proxy.resume)
     if not resumed["up"] and not resumed["down"]:
         run.problems.append("nothing was buffered during the pause: the bridge did not talk to Redis")
     return ("proxy paused both ways for %.1f s as a commit went out (on resume %d B to Redis, %d B to the bridge; "
             "%d commits held back, %d of them delivered after the bridge had given their connection up)"
-            % (end - start, resumed["up"], resumed["down"], resumed["counted"], resumed["late"]))
+            % (lasted, resumed["up"], resumed["down"], resumed["counted"], resumed["late"]))
 
 
 def hold_replies(run):
-    underway(run, "the hold")
-    run.proxy.hold_replies(when=COMMIT)
-    wait_engaged(run, "hold")
-    start = time.monotonic()
-    time.sleep(SILENCE)
-    released = run.proxy.release_replies()
-    end = time.monotonic()
-    run.recoveries.append(("the hold ended", end, None, AFTER_END_BOUND))
+    lasted, released = for_a_while(run, "hold", run.proxy.hold_replies, run.proxy.release_replies)
     if not released["counted"]:
         run.problems.append("no commit reached Redis while the replies were held: the ambiguous commit was not exercised")
     # Counted in what clients sent after the hold began: commits sent in the same instant on
     # another connection ran too, uncounted, so this is a floor.
     return ("proxy held Redis's answers for %.1f s from a commit on (at least %d commits ran meanwhile, their answers held; "
-            "%d B released to the bridge's open connections)" % (end - start, released["counted"], released["held"]))
+            "%d B released to the bridge's open connections)" % (lasted, released["counted"], released["held"]))
 
 
 def reset(run):
