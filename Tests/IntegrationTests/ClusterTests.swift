@@ -69,7 +69,7 @@ struct ClusterTests {
         let seeds = TestCluster.seeds.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) }
         let run = "\(UInt32.random(in: 0...UInt32.max))"
         var problems: [String] = []
-        let link = ClusterTransport(seeds: seeds, configuration: RedisConfiguration(endpoint: seeds[0]))
+        let link = ClusterTransport(seeds: seeds, configuration: RedisConfiguration(endpoint: seeds[0]), losses: ConnectionLosses())
         // 300 keys over many slots, set and read back in one call.
         var commands: [(command: RedisCommand, slot: Int)] = []
         for n in 0..<300 {
