@@ -70,34 +70,72 @@ public struct TaskResponse: Sendable, Equatable {
         return out
     }
 
-    /// Reads a stored reply back.
-    public init?(replyJSON bytes: [UInt8]) {
-        // A reply this program stored: its task may nest as deep as the request limits allowed.
-        guard let reply = try? JSONParser.accepted.parse(bytes), let status = reply["status"]?.int64Value, let body = reply["body"] else {
-            return nil
-        }
-        var headers: [(name: String, value: String)] = []
-        if case .object(let object)? = reply["headers"] {
-            for member in object { headers.append((member.key, member.value.stringValue ?? member.value.jsonText)) }
-        }
-        self.init(status: Int(status), headers: headers, body: body.serialized(), rev: reply["rev"]?.int64Value)
-    }
-}
-
-/// The fan-out payload of a successful update: `{"id","rev","requestId","patch","task"}`.
-public enum UpdateNotification {
-    public static func json(taskId: String, rev: Int64, requestId: String, patch: [UInt8], task: [UInt8]) -> [UInt8] {
-        var out = head(taskId: taskId, rev: rev, requestId: requestId, patch: patch)
-        out.reserveCapacity(out.count + task.count + 1)
-        out.append(contentsOf: task)
+    /// The reply as it is stored: a success without its body (the task, which may be large and
+    /// is in its hash) but with the task's small properties after the update (`summary`), so that
+    /// a task's stored replies cost what its requests changed, not a copy of the task each; any
+    /// other answer whole, as it is published.
+    public func storedReplyJSON(requestId: String, taskId: String, summary: [UInt8]) -> [UInt8] {
+        guard status == 200 else { return replyJSON(requestId: requestId, taskId: taskId) }
+        var out = replyHead(requestId: requestId, taskId: taskId)
+        out.removeLast(Self.bodyKey.count)
+        out.append(contentsOf: #","summary":"#.utf8)
+        out.append(contentsOf: summary)
         out.append(UInt8(ascii: "}"))
         return out
     }
 
-    /// The notification up to the task: the notification is this, the task, and `}`.
-    public static func head(taskId: String, rev: Int64, requestId: String, patch: [UInt8]) -> [UInt8] {
+    private static let bodyKey = Array(#","body":"#.utf8)
+
+}
+
+/// A reply read back from where it is stored (see ``TaskResponse/storedReplyJSON(requestId:taskId:summary:)``).
+public struct StoredReply: Sendable, Equatable {
+    public var status: Int
+    public var rev: Int64?
+    public var headers: [(name: String, value: String)]
+    /// The body; `nil` for a success, stored without its task.
+    public var body: [UInt8]?
+    /// A success's small properties after its update; `nil` for other answers.
+    public var summary: [UInt8]?
+
+    /// Reads a stored reply; `nil` for text that is not one.
+    public init?(json bytes: [UInt8]) {
+        // A reply this program stored: its body may nest as deep as the request limits allowed.
+        guard let reply = try? JSONParser.accepted.parse(bytes), let status = reply["status"]?.int64Value else { return nil }
+        let body = reply["body"]
+        let summary = reply["summary"]
+        guard body != nil || summary != nil else { return nil }
+        var headers: [(name: String, value: String)] = []
+        if case .object(let object)? = reply["headers"] {
+            for member in object { headers.append((member.key, member.value.stringValue ?? member.value.jsonText)) }
+        }
+        self.status = Int(status)
+        self.rev = reply["rev"]?.int64Value
+        self.headers = headers
+        self.body = body?.serialized()
+        self.summary = summary?.serialized()
+    }
+
+    /// The answer as the body it was stored with; `nil` for a success stored without its task.
+    public var response: TaskResponse? {
+        body.map { TaskResponse(status: status, headers: headers, body: $0, rev: rev) }
+    }
+
+    public static func == (lhs: StoredReply, rhs: StoredReply) -> Bool {
+        lhs.status == rhs.status && lhs.rev == rhs.rev && lhs.body == rhs.body && lhs.summary == rhs.summary
+            && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
+    }
+}
+
+/// The fan-out payload of a successful update, on Pub/Sub and in the change feed:
+/// `{"id","rev","requestId","patch","summary"}`, and `"task"` (the whole TaskStatus) when it is
+/// small. What changed and the task's small properties, not a copy of a large document: a task
+/// that logs thousands of messages would otherwise put a copy of itself in every entry.
+public enum UpdateNotification {
+    /// The notification, with `task` only when given.
+    public static func json(taskId: String, rev: Int64, requestId: String, patch: [UInt8], summary: [UInt8], task: [UInt8]?) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(patch.count + taskId.utf8.count + requestId.utf8.count + 64)
+        out.reserveCapacity(patch.count + summary.count + (task?.count ?? 0) + taskId.utf8.count + requestId.utf8.count + 80)
         out.append(contentsOf: #"{"id":"#.utf8)
         JSONWriter.writeString(taskId, to: &out)
         out.append(contentsOf: #","rev":"#.utf8)
@@ -106,7 +144,13 @@ public enum UpdateNotification {
         JSONWriter.writeString(requestId, to: &out)
         out.append(contentsOf: #","patch":"#.utf8)
         out.append(contentsOf: patch)
-        out.append(contentsOf: #","task":"#.utf8)
+        out.append(contentsOf: #","summary":"#.utf8)
+        out.append(contentsOf: summary)
+        if let task {
+            out.append(contentsOf: #","task":"#.utf8)
+            out.append(contentsOf: task)
+        }
+        out.append(UInt8(ascii: "}"))
         return out
     }
 }

@@ -119,6 +119,17 @@ public enum TaskProperty: String, CaseIterable, Sendable, Hashable {
         return table
     }()
 
+    /// Whether the property is one of the task's small properties that updates change, which
+    /// notifications, the change feed and stored replies carry (`summary`): its status, progress
+    /// and times. Not the ones set once at creation (name, type, launcher, target...), which a
+    /// watcher has from the task, and not the collections, which grow with the task's life.
+    public var isInSummary: Bool {
+        switch self {
+        case .completionStatus, .percentComplete, .progress, .created, .modified, .launched, .completed: return true
+        default: return false
+        }
+    }
+
     /// The properties that can never change after creation.
     public static let immutable: Set<TaskProperty> = [.id, .created]
 

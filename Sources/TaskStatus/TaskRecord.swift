@@ -138,6 +138,21 @@ public struct TaskRecord: Sendable, Equatable {
     /// The compact JSON of the TaskStatus.
     public var taskJSON: [UInt8] { json }
 
+    /// The task's small properties (``TaskProperty/isInSummary``) as a JSON object, in schema order:
+    /// what notifications, change-feed entries and stored replies carry instead of the whole task.
+    public var summaryJSON: [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(512)
+        for property in TaskProperty.allCases where property.isInSummary {
+            guard let range = valueRange(property) else { continue }
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: TaskRecord.keyTexts[property.index])
+            out.append(contentsOf: json[range])
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// Where `property`'s value lies in ``json``.
     public func valueRange(_ property: TaskProperty) -> Range<Int>? {
         let start = bounds[2 * property.index]

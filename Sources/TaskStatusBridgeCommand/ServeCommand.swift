@@ -38,6 +38,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeOptions.consumerIdleTimeout.help) var consumerIdleTimeout: String?
     @Option(help: ServeOptions.replyTTL.help) var replyTtl: String?
     @Option(help: ServeOptions.eventsMaxlen.help) var eventsMaxlen: String?
+    @Option(help: ServeOptions.eventsMaxBytes.help) var eventsMaxBytes: String?
+    @Option(help: ServeOptions.wholeTaskMaxBytes.help) var wholeTaskMaxBytes: String?
     @Option(help: ServeOptions.deadMaxlen.help) var deadMaxlen: String?
     @Option(help: ServeOptions.minReplicas.help) var minReplicas: String?
     @Option(help: ServeOptions.replicaTimeoutMs.help) var replicaTimeoutMs: String?
@@ -113,6 +115,8 @@ struct ServeCommand: AsyncParsableCommand {
             maxDeliveries: try O.maxDeliveries.resolve(maxDeliveries),
             replyTTL: .seconds(try O.replyTTL.resolve(replyTtl)),
             eventsMaxLength: try O.eventsMaxlen.resolve(eventsMaxlen),
+            eventsMaxBytes: try O.eventsMaxBytes.resolve(eventsMaxBytes),
+            wholeTaskMaxBytes: try O.wholeTaskMaxBytes.resolve(wholeTaskMaxBytes),
             deadMaxLength: try O.deadMaxlen.resolve(deadMaxlen),
             deadConsumerIdle: .seconds(try O.consumerIdleTimeout.resolve(consumerIdleTimeout)),
             cacheSize: try O.cacheSize.resolve(cacheSize),

@@ -235,6 +235,22 @@ enum ServeOptions {
         in: 1...1_000_000_000,
         "approximate cap of the change feed `taskstatus:events`"
     )
+    static let eventsMaxBytes = OptionSpec<Int>.integer(
+        "--events-max-bytes",
+        "TASKSTATUS_EVENTS_MAX_BYTES",
+        .consumer,
+        default: Bridge.eventsMaxBytes,
+        in: 1024...1_099_511_627_776,
+        "approximate cap of the change feed in bytes of its entries (a `MAXLEN` from the average size of recent entries)"
+    )
+    static let wholeTaskMaxBytes = OptionSpec<Int>.integer(
+        "--whole-task-max-bytes",
+        "TASKSTATUS_WHOLE_TASK_MAX_BYTES",
+        .consumer,
+        default: Bridge.wholeTaskMaxBytes,
+        in: 0...16_777_216,
+        "notifications and change-feed entries carry the whole task (`task`) when its JSON is at most this many bytes; 0 never. They always carry the patch and the task's small properties (`summary`)"
+    )
     static let deadMaxlen = OptionSpec<Int>.integer(
         "--dead-maxlen",
         "TASKSTATUS_DEAD_MAXLEN",
@@ -501,7 +517,8 @@ enum ServeOptions {
     static let all: [any DocumentedOption] = [
         redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, redisCluster, shards, pubsub, prefix, consumer,
         redisTLSCAFile, redisTLSCertFile, redisTLSKeyFile, redisTLSServerName, redisTLSInsecure, sentinelTLS, redisCommandTimeout, redisKeepalive,
-        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, deadMaxlen, minReplicas,
+        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, eventsMaxBytes,
+        wholeTaskMaxBytes, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
         httpHost, httpPort, httpTLSCertFile, httpTLSKeyFile, httpHeaderTimeout, httpBodyTimeout, httpIdleTimeout, httpMaxConnections,

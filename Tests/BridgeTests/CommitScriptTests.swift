@@ -37,10 +37,10 @@ struct CommitScriptTests {
                 .init(
                     requestId: "r1",
                     reply: .framed(head: Array("{\"a\":".utf8), body: Array("1".utf8)),
-                    storesReply: true,
+                    storedReply: Array("{\"a\":0}".utf8),
                     notification: .whole(Array("n1".utf8))
                 ),
-                .init(requestId: "r2", reply: .whole(Array("not stored".utf8)), storesReply: false, notification: nil),
+                .init(requestId: "r2", reply: .whole(Array("not stored".utf8)), storedReply: nil, notification: nil),
             ]
         )
         var pipeline = RedisPipeline()
@@ -50,8 +50,48 @@ struct CommitScriptTests {
                 "EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", "p:reply:{t1}:r2", "4", "60", "p:updates", "p:updates:t1",
                 // _rev and progress are set; completed is null in the fixture: its field is deleted.
                 "2", "_rev", "5", "progress", "Started", "1", "completed",
-                "{\"a\":1}", "n1", "", "",
+                // The reply as stored (a success without its task), not as published.
+                "{\"a\":0}", "n1", "", "",
             ]
+        )
+    }
+
+    @Test("a large update stages the whole new task (with a TTL) and the script renames it: the value never enters Lua")
+    func staged() throws {
+        guard case .object(var task) = Fixtures.task("t1") else { return }
+        task["description"] = .string(String(repeating: "d", count: CommitScript.stagingThreshold))
+        let record = TaskRecord(rev: 5, document: try TaskStatusSchema.validate(.object(task)))
+        var changed = TaskPropertySet()
+        changed.insert(.description)
+        let call = CommitScript.Call(
+            taskId: "t1",
+            expectedRev: "4",
+            update: (record, changed),
+            requests: [.init(requestId: "r1", reply: .whole(Array("a".utf8)), storedReply: Array("s".utf8), notification: .whole(Array("n".utf8)))]
+        )
+        var pipeline = RedisPipeline()
+        #expect(CommitScript.add(call, sha: "abc", context: context, to: &pipeline) == 3)
+        let stage = pipeline.arguments(of: 0).map { String(decoding: $0, as: UTF8.self) }
+        #expect(stage[0] == "HSET" && stage[1].hasPrefix("p:stage:{t1}:") && stage[2] == "_rev" && stage[3] == "5")
+        let written = Dictionary(uniqueKeysWithValues: stride(from: 2, to: stage.count - 1, by: 2).map { (stage[$0], stage[$0 + 1]) })
+        #expect(written["description"]?.count == CommitScript.stagingThreshold && written["id"] == "t1")
+        #expect(written["completed"] == nil, "a null property has no field")
+        #expect(pipeline.arguments(of: 1).map { String(decoding: $0, as: UTF8.self) } == ["PEXPIRE", stage[1], CommitScript.stageTTL])
+        let eval = pipeline.arguments(of: 2).map { String(decoding: $0, as: UTF8.self) }
+        #expect(
+            eval == ["EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", stage[1], "4", "60", "p:updates", "p:updates:t1", "staged", "s", "n"]
+        )
+        // A small change of the same task goes through the script.
+        var small = TaskPropertySet()
+        small.insert(.progress)
+        var direct = RedisPipeline()
+        #expect(
+            CommitScript.add(
+                CommitScript.Call(taskId: "t1", expectedRev: "4", update: (record, small), requests: []),
+                sha: "abc",
+                context: context,
+                to: &direct
+            ) == 1
         )
     }
 
@@ -61,7 +101,7 @@ struct CommitScriptTests {
             taskId: "t1",
             expectedRev: "",
             update: nil,
-            requests: [.init(requestId: "r", reply: .whole(Array("x".utf8)), storesReply: true, notification: nil)]
+            requests: [.init(requestId: "r", reply: .whole(Array("y".utf8)), storedReply: Array("x".utf8), notification: nil)]
         )
         var pipeline = RedisPipeline()
         CommitScript.add(call, sha: "abc", context: context, to: &pipeline)
@@ -74,12 +114,19 @@ struct CommitScriptTests {
         CommitScript.decode(try RedisReplies(parsing: Array(resp.utf8))[0], requestCount: requests)
     }
 
-    @Test("answers: committed, answered before (by position), revision moved (the hash), refused")
+    @Test("answers: committed, answered before (by position, with the task now), revision moved (the hash), refused")
     func decoding() throws {
         #expect(try decode("*1\r\n:1\r\n") == .committed)
         #expect(
-            try decode("*5\r\n:2\r\n:1\r\n$2\r\nr1\r\n:3\r\n$2\r\nr3\r\n")
-                == .answeredBefore([.init(position: 0, reply: Array("r1".utf8)), .init(position: 2, reply: Array("r3".utf8))])
+            try decode("*6\r\n:2\r\n*2\r\n$4\r\n_rev\r\n$1\r\n9\r\n:1\r\n$2\r\nr1\r\n:3\r\n$2\r\nr3\r\n")
+                == .answeredBefore(
+                    [.init(position: 0, reply: Array("r1".utf8)), .init(position: 2, reply: Array("r3".utf8))],
+                    current: [.init(field: Array("_rev".utf8), value: Array("9".utf8))]
+                )
+        )
+        #expect(
+            try decode("*4\r\n:2\r\n*0\r\n:1\r\n$2\r\nr1\r\n") == .answeredBefore([.init(position: 0, reply: Array("r1".utf8))], current: []),
+            "the task is gone"
         )
         #expect(
             try decode("*5\r\n:3\r\n$4\r\n_rev\r\n$1\r\n9\r\n$8\r\nprogress\r\n$1\r\nx\r\n")
@@ -89,12 +136,14 @@ struct CommitScriptTests {
         )
         #expect(try decode("*1\r\n:3\r\n") == .revisionMoved([]), "the task is gone")
         #expect(try decode("-OOM command not allowed\r\n") == .failed("OOM command not allowed"))
+        #expect(try decode("*1\r\n:4\r\n") == .stageMissing)
     }
 
     @Test(
         "answers of another shape are failures, never guesses",
         arguments: [
-            "*3\r\n:2\r\n:9\r\n$2\r\nr1\r\n", "*2\r\n:3\r\n$4\r\n_rev\r\n", "*1\r\n:7\r\n", "+OK\r\n", ":1\r\n",
+            "*3\r\n:2\r\n:9\r\n$2\r\nr1\r\n", "*4\r\n:2\r\n*0\r\n:9\r\n$2\r\nr1\r\n", "*2\r\n:3\r\n$4\r\n_rev\r\n", "*1\r\n:7\r\n", "+OK\r\n",
+            ":1\r\n",
         ]
     )
     func malformed(resp: String) throws {

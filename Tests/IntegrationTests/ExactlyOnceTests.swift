@@ -40,7 +40,12 @@ struct ExactlyOnceTests {
         try await space.run("GET", space.keys.reply(taskId: task, requestId: requestId)).bytes
     }
 
-    @Test("copies of one request id queued together: the first is applied, every copy gets its stored reply byte for byte")
+    /// The published replies of `requestId`.
+    private func published(_ messages: [[UInt8]], _ requestId: String) -> [[UInt8]] {
+        messages.filter { (try? JSONValue(parsing: $0))?["requestId"]?.stringValue == requestId }
+    }
+
+    @Test("copies of one request id queued together: the first is applied, every copy gets its answer byte for byte")
     func repeatsInOneBatch() async throws {
         try await TestSpace.with { space in
             try await space.putTask("t1")
@@ -77,9 +82,15 @@ struct ExactlyOnceTests {
                 let same = try #require(try await stored(space, "t1", "same"))
                 let goodFirst = try #require(try await stored(space, "t1", "good-first"))
                 let badFirst = try #require(try await stored(space, "t1", "bad-first"))
-                #expect(published.filter { $0 == same }.count == 8, "every copy of 'same' is answered with the stored reply")
-                #expect(published.filter { $0 == goodFirst }.count == 2)
+                // A success is stored without its task: the copies' answers match it in status
+                // and revision, and each other byte for byte. An error is stored as published.
+                let sameCopies = self.published(published, "same")
+                #expect(sameCopies.count == 8 && Set(sameCopies).count == 1, "every copy of 'same' gets the same answer")
+                #expect(try JSONValue(parsing: sameCopies.first ?? [])["rev"] == JSONValue(parsing: same)["rev"])
+                let goodCopies = self.published(published, "good-first")
+                #expect(goodCopies.count == 2 && Set(goodCopies).count == 1)
                 #expect(published.filter { $0 == badFirst }.count == 2)
+                #expect(try JSONValue(parsing: same)["body"] == nil && JSONValue(parsing: same)["summary"]?["progress"] == "copy 0")
                 #expect(try JSONValue(parsing: same)["status"] == 200)
                 #expect(try JSONValue(parsing: goodFirst)["status"] == 200)
                 #expect(try JSONValue(parsing: badFirst)["status"] == 400)
@@ -87,6 +98,65 @@ struct ExactlyOnceTests {
                 #expect(hash["_rev"] == "3", "one update for 'same' and one for 'good-first'")
                 #expect(hash["progress"] == "copy 0")
                 #expect(hash["percentComplete"] == "10")
+            }
+        }
+    }
+
+    @Test("a repeat once the task has moved on: applied once, answered 200 with the task now (ETag now, rev its own), announced again")
+    func repeatAfterTheTaskMovedOn() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            let subscriber = RedisClient(configuration: TestRedis.configuration, name: "test-subscriber")
+            try await subscriber.subscribe(["\(space.prefix):replies:x"])
+            let reply = [("reply-to", "\(space.prefix):replies:x")]
+            try await RunningBridge.with(space) { _ in
+                let first = #"[{"op":"replace","path":"/percentComplete","value":10}]"#
+                try await space.enqueue(task: "t1", patch: first, requestId: "a", extra: reply)
+                let answered = try JSONValue(parsing: try await subscriber.nextMessage().payload)
+                #expect(answered["rev"] == 2 && answered["body"]?["percentComplete"] == 10)
+                try await space.enqueue(task: "t1", patch: #"[{"op":"replace","path":"/percentComplete","value":20}]"#, requestId: "b", extra: reply)
+                _ = try await subscriber.nextMessage()
+                try await space.enqueue(task: "t1", patch: first, requestId: "a", extra: reply)
+                let again = try JSONValue(parsing: try await subscriber.nextMessage().payload)
+                #expect(again["status"] == 200 && again["rev"] == 2, "rev stays the revision the request made")
+                #expect(again["headers"]?["ETag"] == "\"3\"", "the ETag is the task's revision now, which the body shows")
+                #expect(again["body"]?["percentComplete"] == 20)
+                #expect(try await space.hash("t1")["_rev"] == "3", "not applied twice")
+                let stored = try await space.reply(task: "t1", requestId: "a")
+                #expect(stored["rev"] == 2 && stored["summary"]?["percentComplete"] == 10 && stored["body"] == nil)
+            }
+        }
+    }
+
+    @Test("a large task, written by the stream and HTTP at once: staged commits apply each append once and leave no stage behind")
+    func largeTaskFromBothPaths() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            try await RunningBridge.with(space) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let text = String(repeating: "z", count: 400)
+                func append(_ key: String) -> String {
+                    #"[{"op":"add","path":"/messages/-","value":{"type":"INFO","key":"\#(key)","localizedText":{"locale":"en-US","message":"\#(text)"}}}]"#
+                }
+                // Past 40 messages the messages field is over the staging threshold.
+                for k in 0..<60 {
+                    var headers = HTTPAPITests.experimental
+                    headers["X-Request-Id"] = "h\(k)"
+                    let sent = headers
+                    async let viaHTTP = HTTP.request("PATCH", base + "/task-status/t1", headers: sent, body: Array(append("h\(k)").utf8))
+                    try await space.enqueue(task: "t1", patch: append("s\(k)"), requestId: "s\(k)")
+                    #expect(try await viaHTTP.status == 200)
+                }
+                #expect(try await space.reply(task: "t1", requestId: "s59")["status"] == 200)
+                let hash = try await space.hash("t1")
+                #expect(hash["_rev"] == "121")
+                let keys = try JSONValue(parsing: hash["messages"] ?? "[]").arrayValue?.compactMap { $0["key"]?.stringValue } ?? []
+                #expect(keys.count == 120 && Set(keys).count == 120, "every append once")
+                #expect((hash["messages"]?.utf8.count ?? 0) > 16 * 1024, "past the staging threshold")
+                #expect(try await space.run("TTL", space.keys.task("t1")).int == -1, "the task took no TTL from its stage")
+                #expect(try await space.run("KEYS", "\(space.prefix):stage:*").array?.isEmpty == true, "a stage was left behind")
+                let read = try await HTTP.request("GET", base + "/task-status/t1", headers: HTTPAPITests.experimental)
+                #expect(read.headers["etag"] == "\"121\"" && read.json?["messages"]?.arrayValue?.count == 120)
             }
         }
     }
@@ -106,8 +176,12 @@ struct ExactlyOnceTests {
                     try await space.enqueue(task: "t1", patch: patch, requestId: "both-\(k)")
                     let response = try await viaHTTP
                     let streamed = try await space.reply(task: "t1", requestId: "both-\(k)")
+                    // One was applied, the other answered from its stored reply, with the task now
+                    // (the same revision: nothing else wrote in between).
                     #expect(response.status == 200)
-                    #expect(response.json == streamed["body"])
+                    #expect(streamed["rev"]?.int64Value == Int64(k + 2))
+                    #expect(response.headers["etag"] == "\"\(k + 2)\"")
+                    #expect(response.json?["modified"] != nil && response.json?["modified"] == streamed["summary"]?["modified"])
                 }
                 let hash = try await space.hash("t1")
                 #expect(hash["_rev"] == "21")
@@ -180,7 +254,9 @@ struct ExactlyOnceTests {
                 for k in 0..<20 {
                     let reply = try #require(try await stored(space, "t1", "r\(k)"))
                     #expect(try JSONValue(parsing: reply)["status"] == 200)
-                    #expect(published.filter { $0 == reply }.count == 1, "r\(k) was not published exactly once")
+                    let copies = self.published(published, "r\(k)")
+                    #expect(copies.count == 1, "r\(k) was not published exactly once")
+                    #expect(try JSONValue(parsing: copies.first ?? [])["rev"] == JSONValue(parsing: reply)["rev"])
                 }
                 let applied = try await HTTP.request("PATCH", base + "/task-status/t1", headers: headers, body: patch)
                 #expect(applied.status == 200)

@@ -30,6 +30,11 @@ public struct BridgeConfiguration: Sendable {
     public var replyTTL: Duration
     /// Approximate cap of the change-feed stream (`MAXLEN ~`).
     public var eventsMaxLength: Int
+    /// Approximate cap of the change feed in bytes of its entries (a count from their average size).
+    public var eventsMaxBytes: Int
+    /// Notifications and change-feed entries carry the whole task when its JSON is at most this
+    /// many bytes (0: never); always its small properties and the patch.
+    public var wholeTaskMaxBytes: Int
     /// Approximate cap of the dead-letter stream.
     public var deadMaxLength: Int
     /// Consumers idle this long with nothing pending are removed from the group.
@@ -70,6 +75,8 @@ public struct BridgeConfiguration: Sendable {
         maxDeliveries: Int = Defaults.maxDeliveries,
         replyTTL: Duration = .seconds(Defaults.replyTTLSeconds),
         eventsMaxLength: Int = Defaults.eventsMaxLength,
+        eventsMaxBytes: Int = Defaults.eventsMaxBytes,
+        wholeTaskMaxBytes: Int = Defaults.wholeTaskMaxBytes,
         deadMaxLength: Int = Defaults.deadMaxLength,
         deadConsumerIdle: Duration = .seconds(Defaults.consumerIdleTimeoutSeconds),
         trimInterval: Duration = .seconds(5),
@@ -97,6 +104,8 @@ public struct BridgeConfiguration: Sendable {
         self.maxDeliveries = maxDeliveries
         self.replyTTL = replyTTL
         self.eventsMaxLength = eventsMaxLength
+        self.eventsMaxBytes = eventsMaxBytes
+        self.wholeTaskMaxBytes = wholeTaskMaxBytes
         self.deadMaxLength = deadMaxLength
         self.deadConsumerIdle = deadConsumerIdle
         self.trimInterval = trimInterval
@@ -155,6 +164,8 @@ public struct BridgeConfiguration: Sendable {
         public static let maxDeliveries = 5
         public static let replyTTLSeconds = 86_400
         public static let eventsMaxLength = 100_000
+        public static let eventsMaxBytes = 256 << 20
+        public static let wholeTaskMaxBytes = 8192
         public static let deadMaxLength = 100_000
         public static let consumerIdleTimeoutSeconds = 3600
         public static let cacheSize = 10_000
@@ -205,6 +216,9 @@ public struct Keys: Sendable, Equatable {
     public let taskPrefix: String
     /// `<prefix>:reply:{`, to which the id, `}:` and the request id are joined.
     public let replyPrefix: String
+    /// `<prefix>:stage:{`, to which the id, `}:` and a token are joined: a large update's new
+    /// task hash, written before the commit script renames it over the task.
+    public let stagePrefix: String
     /// `<prefix>:updates:` (`<prefix>:updates:{` with shard channels), to which the id and
     /// ``updatesSuffix`` are joined.
     public let updatesPrefix: String
@@ -217,6 +231,7 @@ public struct Keys: Sendable, Equatable {
         self.shardedPubSub = shardedPubSub
         self.taskPrefix = "\(prefix):task:{"
         self.replyPrefix = "\(prefix):reply:{"
+        self.stagePrefix = "\(prefix):stage:{"
         self.updatesPrefix = shardedPubSub ? "\(prefix):updates:{" : "\(prefix):updates:"
         self.updatesSuffix = shardedPubSub ? "}" : ""
         // Named once: the consumer and the processors use them for every batch.

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import JSONPatch
 public import TaskStatus
 
 /// What became of one request of a batch.
@@ -85,21 +86,64 @@ struct Batch {
             self.reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
         }
 
-        /// A reply found stored: published again as it is, and for a success its notification
-        /// made again (the first may not have gone out). A stored reply that does not read back
-        /// is still answered as it is.
-        init(stored: [UInt8], for request: PatchRequest) {
+        /// A reply found stored, with the task as it is now (`nil`: gone, or not read). An error
+        /// is published again as it was stored. A success was stored without its task: it is
+        /// answered with the task as it is now (its `ETag` the current revision, `rev` still the
+        /// one the request made; 404 when the task is gone), and its notification is made again
+        /// (the first may not have gone out), whole only while the task is still at that
+        /// revision. A stored reply that does not read back is answered 500.
+        init(stored: [UInt8], for request: PatchRequest, current: TaskRecord?, wholeTaskLimit: Int) {
             reply = .whole(stored)
-            guard let response = TaskResponse(replyJSON: stored) else {
+            guard let stored = StoredReply(json: stored) else {
                 self.response = .error(500, "the stored reply cannot be read")
                 return
             }
-            self.response = response
-            if response.status == 200, let rev = response.rev {
-                let head = UpdateNotification.head(taskId: request.taskId, rev: rev, requestId: request.requestId, patch: request.patchJSON)
-                notification = .framed(head: head, body: response.body)
-                needsPublishing = true
+            guard stored.status == 200, let rev = stored.rev else {
+                self.response = stored.response ?? .error(500, "the stored reply cannot be read")
+                return
             }
+            if let body = stored.body {
+                // Stored whole by a version before replies kept no task.
+                self.response = TaskResponse(status: 200, headers: stored.headers, body: body, rev: rev)
+            } else if let current {
+                self.response = TaskResponse(status: 200, headers: [("ETag", "\"\(current.rev)\"")], body: current.json, rev: rev)
+                reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: current.json)
+            } else {
+                self.response = .error(
+                    404,
+                    "there is no task with id \(request.taskId) any more; this request was applied before, at revision \(rev)",
+                    rev: rev
+                )
+                reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
+            }
+            let summary = stored.summary ?? Self.summary(ofTask: stored.body ?? [])
+            let whole = current.flatMap { $0.rev == rev && $0.json.count <= wholeTaskLimit ? $0.json : nil }
+            notification = .whole(
+                UpdateNotification.json(
+                    taskId: request.taskId,
+                    rev: rev,
+                    requestId: request.requestId,
+                    patch: request.patchJSON,
+                    summary: summary,
+                    task: whole
+                )
+            )
+            needsPublishing = true
+        }
+
+        /// The small properties of a TaskStatus given whole (a reply stored by an older version).
+        private static func summary(ofTask body: [UInt8]) -> [UInt8] {
+            guard case .object(let task)? = try? JSONParser.accepted.parse(body) else { return Array("{}".utf8) }
+            var summary = JSONObject()
+            for member in task where TaskProperty(name: member.key)?.isInSummary == true { summary[member.key] = member.value }
+            return JSONValue.object(summary).serialized()
+        }
+
+        /// Whether this is a success answered from a reply stored without its task, which needs
+        /// the task as it is now.
+        static func needsTask(stored: [UInt8]) -> Bool {
+            guard let reply = StoredReply(json: stored) else { return false }
+            return reply.status == 200 && reply.body == nil
         }
     }
 

@@ -25,15 +25,28 @@ enum CommitScript {
     /// this task's (ARGV[3] empty: shard channels, and only the task's, with `SPUBLISH`; its
     /// name shares the task's hash tag, so the script may), ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
     /// among them when the revision moves), then the number of fields to delete and their names,
-    /// then two per request: its reply ("" for one not to store) and its notification ("" when it
-    /// changed nothing).
+    /// then two per request: its reply to store ("" for none) and its notification ("" when it
+    /// changed nothing). When a reply is stored already, the script writes nothing and answers
+    /// the stored replies with the task as it is now: a success is stored without its task.
     ///
-    /// The first write (`HSET`) comes after every check, so that a refusal (`OOM`) leaves nothing
-    /// half done, and replies are set with `NX`: a stored reply is never overwritten.
+    /// A large update (``stagingThreshold``) is staged instead: ARGV[5] is `staged`, the last key
+    /// is a hash the same pipeline wrote just before with the whole new task (and a TTL), and the
+    /// script renames it over the task once the checks pass (else deletes it). Redis's Lua hashes
+    /// every byte of every string it is handed, so a field of hundreds of KiB passed to the script
+    /// costs Redis several times what `HSET` costs; renamed, the value never enters Lua.
+    ///
+    /// The first write (`HSET`, `RENAME`) comes after every check, so that a refusal (`OOM`) leaves
+    /// nothing half done, and replies are set with `NX`: a stored reply is never overwritten.
     static let text = """
         local n = #KEYS
+        local stage
+        if ARGV[5] == 'staged' then
+          stage = KEYS[n]
+          n = n - 1
+        end
         if n > 1 and redis.call('EXISTS', unpack(KEYS, 2, n)) > 0 then
-          local out = {2}
+          if stage then redis.call('DEL', stage) end
+          local out = {2, redis.call('HGETALL', KEYS[1])}
           for k = 2, n do
             local stored = redis.call('GET', KEYS[k])
             if stored then
@@ -45,21 +58,29 @@ enum CommitScript {
         end
         local rev = redis.call('HGET', KEYS[1], '_rev')
         if (rev or '') ~= ARGV[1] then
+          if stage then redis.call('DEL', stage) end
           local hash = redis.call('HGETALL', KEYS[1])
           table.insert(hash, 1, 3)
           return hash
         end
         local i = 5
-        local sets = tonumber(ARGV[i])
-        if sets > 0 then
-          redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
+        if stage then
+          if redis.call('EXISTS', stage) == 0 then return {4} end
+          redis.call('RENAME', stage, KEYS[1])
+          redis.call('PERSIST', KEYS[1])
+          i = 6
+        else
+          local sets = tonumber(ARGV[i])
+          if sets > 0 then
+            redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
+          end
+          i = i + 2 * sets + 1
+          local dels = tonumber(ARGV[i])
+          if dels > 0 then
+            redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
+          end
+          i = i + dels + 1
         end
-        i = i + 2 * sets + 1
-        local dels = tonumber(ARGV[i])
-        if dels > 0 then
-          redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
-        end
-        i = i + dels + 1
         for k = 2, n do
           if ARGV[i] ~= '' then
             redis.call('SET', KEYS[k], ARGV[i], 'NX', 'EX', ARGV[2])
@@ -100,6 +121,14 @@ enum CommitScript {
             }
         }
 
+        /// Its length in bytes.
+        var count: Int {
+            switch self {
+            case .whole(let bytes): return bytes.count
+            case .framed(let head, let body): return head.count + body.count + 1
+            }
+        }
+
         /// The text, joined.
         var bytes: [UInt8] {
             switch self {
@@ -124,9 +153,11 @@ enum CommitScript {
 
         struct Request {
             var requestId: String
-            /// The reply; stored only when `storesReply` (not for an HTTP request without `X-Request-Id`).
+            /// The reply as published.
             var reply: Payload
-            var storesReply: Bool
+            /// The reply as stored (a success without its task); `nil` when none is stored (an
+            /// HTTP request without `X-Request-Id`).
+            var storedReply: [UInt8]?
             /// The notification to publish; `nil` when the request changed nothing.
             var notification: Payload?
         }
@@ -143,17 +174,57 @@ enum CommitScript {
         var publishesNotifications = true
     }
 
-    /// Adds the `EVALSHA` of one call to `pipeline`.
-    static func add(_ call: Call, sha: String, context: Context, to pipeline: inout RedisPipeline) {
+    /// Changed fields of at least this many bytes are staged (see ``text``): below it, `HSET` in
+    /// the script costs less than writing the whole task.
+    static let stagingThreshold = 16 * 1024
+
+    /// How long a staged task lives if its commit never runs (the connection failed in between).
+    static let stageTTL = "60000"
+
+    /// Adds one call to `pipeline`: its `EVALSHA`, after the staged task when the update is
+    /// large. Returns how many commands it added; the last is the `EVALSHA`.
+    @discardableResult
+    static func add(_ call: Call, sha: String, context: Context, to pipeline: inout RedisPipeline) -> Int {
+        var stage: String?
+        if let (record, changed) = call.update, changedBytes(record, changed) >= stagingThreshold {
+            let name = context.keys.stagePrefix + call.taskId + "}:" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            pipeline.begin(hset)
+            pipeline.add(name)
+            pipeline.add(TaskProperty.revisionField)
+            pipeline.add(record.rev)
+            for property in TaskProperty.allCases {
+                record.withField(property) { field in
+                    guard let field else { return }
+                    pipeline.add(property.rawValue)
+                    pipeline.addBytes(field)
+                }
+            }
+            pipeline.begin(pexpire)
+            pipeline.add(name)
+            pipeline.add(stageTTL)
+            stage = name
+        }
         pipeline.begin(evalsha)
         pipeline.add(sha)
-        pipeline.add(call.requests.count + 1)
+        pipeline.add(call.requests.count + 1 + (stage == nil ? 0 : 1))
         pipeline.add(joining: context.keys.taskPrefix, call.taskId, "}")
         for request in call.requests { pipeline.add(joining: context.keys.replyPrefix, call.taskId, "}:", request.requestId) }
+        if let stage { pipeline.add(stage) }
         pipeline.add(call.expectedRev)
         pipeline.add(context.replyTTL)
         pipeline.add(context.updatesChannel)
         pipeline.add(joining: context.keys.updatesPrefix, call.taskId, context.keys.updatesSuffix)
+        func addRequests() {
+            for k in call.requests.indices {
+                pipeline.add(call.requests[k].storedReply ?? [])
+                Payload.add(context.publishesNotifications ? call.requests[k].notification : nil, orEmptyTo: &pipeline)
+            }
+        }
+        if stage != nil {
+            pipeline.add(staged)
+            addRequests()
+            return 3
+        }
         var deletions = TaskPropertySet()
         if let (record, changed) = call.update {
             var sets = 1
@@ -176,10 +247,15 @@ enum CommitScript {
         }
         pipeline.add(deletions.count)
         for property in deletions { pipeline.add(property.rawValue) }
-        for k in call.requests.indices {
-            if call.requests[k].storesReply { call.requests[k].reply.add(to: &pipeline) } else { pipeline.add("") }
-            Payload.add(context.publishesNotifications ? call.requests[k].notification : nil, orEmptyTo: &pipeline)
-        }
+        addRequests()
+        return 1
+    }
+
+    /// The bytes of the changed fields' values.
+    static func changedBytes(_ record: TaskRecord, _ changed: TaskPropertySet) -> Int {
+        var total = 0
+        for property in changed { total += record.valueRange(property)?.count ?? 0 }
+        return total
     }
 
     /// What the script answered.
@@ -187,11 +263,15 @@ enum CommitScript {
         /// Written: the task, the replies, and the notifications published.
         case committed
         /// Nothing written: these requests (by position in the call, from 0) have stored replies,
-        /// so they were answered before; the others must be decided again.
-        case answeredBefore([Stored])
+        /// so they were answered before; the others must be decided again. With the task as it
+        /// is now, as `HGETALL` pairs (none: the task is gone), which answers stored successes.
+        case answeredBefore([Stored], current: [HashField])
         /// Nothing written: `_rev` is not what the answers were decided against. The task as it is
         /// now, as `HGETALL` pairs (none: the task is gone).
         case revisionMoved([HashField])
+        /// Nothing written: the staged task was not there (Redis refused to store it, memory
+        /// full): the requests are tried again.
+        case stageMissing
         /// An error reply: the script did not run, or stopped before its first write.
         case failed(String)
 
@@ -216,12 +296,14 @@ enum CommitScript {
         case 1:
             return .committed
         case 2:
+            guard let hash = parts.next(), hash.kind == .array else { return .failed("the commit script answered no task with its stored replies") }
+            guard let current = hashFields(hash) else { return .failed("the commit script answered an odd hash") }
             var stored: [Answer.Stored] = []
             while let position = parts.next()?.int, let bytes = parts.next()?.bytes {
                 guard position >= 1, position <= requestCount else { return .failed("the commit script answered position \(position)") }
                 stored.append(Answer.Stored(position: Int(position) - 1, reply: Array(bytes)))
             }
-            return .answeredBefore(stored)
+            return .answeredBefore(stored, current: current)
         case 3:
             var fields: [Answer.HashField] = []
             while let field = parts.next()?.bytes {
@@ -229,10 +311,25 @@ enum CommitScript {
                 fields.append(Answer.HashField(field: Array(field), value: Array(value)))
             }
             return .revisionMoved(fields)
+        case 4:
+            return .stageMissing
         default:
             return .failed("the commit script answered \(reply.reply)")
         }
     }
 
+    private static func hashFields(_ hash: RedisValue) -> [Answer.HashField]? {
+        var fields: [Answer.HashField] = []
+        var parts = hash.elements.makeIterator()
+        while let field = parts.next()?.bytes {
+            guard let value = parts.next()?.bytes else { return nil }
+            fields.append(Answer.HashField(field: Array(field), value: Array(value)))
+        }
+        return fields
+    }
+
     private static let evalsha = Array("EVALSHA".utf8)
+    private static let hset = Array("HSET".utf8)
+    private static let pexpire = Array("PEXPIRE".utf8)
+    private static let staged = Array("staged".utf8)
 }

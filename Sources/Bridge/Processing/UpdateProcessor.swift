@@ -48,6 +48,10 @@ final class UpdateProcessor {
     private let rateLimiter: RateLimiter?
     private let context: CommitScript.Context
     private let words: Words
+    /// The change feed's cap, by entries and by bytes.
+    private var feedBound: FeedBound
+    /// Notifications carry the whole task up to this size.
+    private let wholeTaskLimit: Int
     /// The round trips' buffers, kept from batch to batch.
     private var commitPipeline = RedisPipeline()
     private var announcePipeline = RedisPipeline()
@@ -86,7 +90,9 @@ final class UpdateProcessor {
             updatesChannel: configuration.pubsub == .sharded ? [] : Array(configuration.keys.updates.utf8),
             publishesNotifications: configuration.minReplicas == 0
         )
-        self.words = Words(keys: configuration.keys, shards: configuration.shards, eventsMaxLength: configuration.eventsMaxLength)
+        self.words = Words(keys: configuration.keys, shards: configuration.shards)
+        self.feedBound = FeedBound(maxEntries: configuration.eventsMaxLength, maxBytes: configuration.eventsMaxBytes)
+        self.wholeTaskLimit = configuration.wholeTaskMaxBytes
         self.maxRounds = path == .stream ? 50 : 8
     }
 
@@ -287,9 +293,12 @@ final class UpdateProcessor {
         let sha = batch.groups.isEmpty ? "" : try commitScript()
         var decided: [Decision] = []
         decided.reserveCapacity(batch.groups.count)
+        // Where each group's `EVALSHA` answers (a large update stages its task first).
+        var answerAt: [Int] = []
+        answerAt.reserveCapacity(batch.groups.count)
         for group in batch.groups {
             let decision = decide(group, batch.requests, now: now)
-            CommitScript.add(decision.call, sha: sha, context: context, to: &pipeline)
+            answerAt.append(pipeline.count + CommitScript.add(decision.call, sha: sha, context: context, to: &pipeline) - 1)
             decided.append(decision)
         }
         guard !pipeline.isEmpty else { return }
@@ -306,10 +315,15 @@ final class UpdateProcessor {
             batch.deferEverything(reason: shortfall)
             return
         }
+        var storedSuccesses: [(index: Int, reply: [UInt8])] = []
         for (k, i) in stored.enumerated() {
             let reply = replies[k]
             if let bytes = reply.bytes, reply.kind == .bulk {
-                batch.answer(i, Batch.Answer(stored: Array(bytes), for: batch.requests[i]))
+                if Batch.Answer.needsTask(stored: Array(bytes)) {
+                    storedSuccesses.append((i, Array(bytes)))
+                } else {
+                    batch.answer(i, Batch.Answer(stored: Array(bytes), for: batch.requests[i], current: nil, wholeTaskLimit: wholeTaskLimit))
+                }
             } else if let message = reply.errorMessage {
                 if RedisError.isTransient(serverError: message) {
                     batch.defer(i, reason: message)
@@ -321,7 +335,7 @@ final class UpdateProcessor {
         let groups = batch.groups
         batch.groups = []
         for (g, var group) in groups.enumerated() {
-            let answer = CommitScript.decode(replies[stored.count + g], requestCount: group.indices.count)
+            let answer = CommitScript.decode(replies[answerAt[g]], requestCount: group.indices.count)
             switch answer {
             case .committed:
                 // The answers' parts move out of the call that stored them: no copies.
@@ -335,22 +349,26 @@ final class UpdateProcessor {
                     batch.answer(i, moving: &answer)
                 }
                 if let record = decided[g].call.update?.record { cache.store(record, for: group.taskId) }
-            case .answeredBefore(let found):
+            case .answeredBefore(let found, let hash):
+                // The task as it is now answers the stored successes and decides the rest.
+                group.state = decode(pairs: hash.map { ($0.field, $0.value) }, taskId: group.taskId)
+                var current: TaskRecord?
+                if case .record(let record) = group.state { current = record }
                 var answered: [Int] = []
                 for entry in found {
                     let i = group.indices[entry.position]
-                    batch.answer(i, Batch.Answer(stored: entry.reply, for: batch.requests[i]))
+                    batch.answer(i, Batch.Answer(stored: entry.reply, for: batch.requests[i], current: current, wholeTaskLimit: wholeTaskLimit))
                     answered.append(i)
                 }
                 metrics.redeliveries.increment(by: answered.count)
-                cache.remove(group.taskId)
                 group.indices.removeAll { answered.contains($0) }
-                group.state = .unknown
                 if !group.indices.isEmpty { batch.groups.append(group) }
             case .revisionMoved(let hash):
                 metrics.conflicts.increment()
                 group.state = decode(pairs: hash.map { ($0.field, $0.value) }, taskId: group.taskId)
                 batch.groups.append(group)
+            case .stageMissing:
+                deferGroup(group, in: &batch, reason: "Redis did not keep the staged task (memory full?)")
             case .failed(let message):
                 if message.hasPrefix("NOSCRIPT") {
                     // Redis lost its scripts (SCRIPT FLUSH, a restart): load it again next round.
@@ -366,6 +384,28 @@ final class UpdateProcessor {
                     batch.early += group.indices
                 }
             }
+        }
+        try answerStoredSuccesses(storedSuccesses, in: &batch)
+    }
+
+    /// Answers the requests decided without their task whose earlier copy was answered 200: a
+    /// success is stored without its task, which is read now (one round trip; rare).
+    private func answerStoredSuccesses(_ found: [(index: Int, reply: [UInt8])], in batch: inout Batch) throws(RedisError) {
+        guard !found.isEmpty else { return }
+        var pipeline = RedisPipeline()
+        for (i, _) in found {
+            pipeline.begin("HGETALL")
+            pipeline.add(joining: keys.taskPrefix, batch.requests[i].taskId, "}")
+        }
+        let replies = try link.execute(pipeline)
+        for (k, (i, reply)) in found.enumerated() {
+            if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
+                batch.defer(i, reason: message)
+                continue
+            }
+            var current: TaskRecord?
+            if case .record(let record) = decode(hash: replies[k].reply, taskId: batch.requests[i].taskId) { current = record }
+            batch.answer(i, Batch.Answer(stored: reply, for: batch.requests[i], current: current, wholeTaskLimit: wholeTaskLimit))
         }
     }
 
@@ -411,23 +451,31 @@ final class UpdateProcessor {
             }
             let response = evaluation.response
             var notification: CommitScript.Payload?
+            var summary: [UInt8] = []
             if case .updated(let updated, let fields, _) = evaluation {
                 record = updated
                 changed.formUnion(fields)
+                summary = updated.summaryJSON
                 // The script publishes it with the commit.
-                let head = UpdateNotification.head(
-                    taskId: group.taskId,
-                    rev: updated.rev,
-                    requestId: requests[i].requestId,
-                    patch: requests[i].patchJSON
+                notification = .whole(
+                    UpdateNotification.json(
+                        taskId: group.taskId,
+                        rev: updated.rev,
+                        requestId: requests[i].requestId,
+                        patch: requests[i].patchJSON,
+                        summary: summary,
+                        task: updated.json.count <= wholeTaskLimit ? updated.json : nil
+                    )
                 )
-                notification = .framed(head: head, body: response.body)
+            } else if response.status == 200, let record {
+                summary = record.summaryJSON
             }
             call.requests.append(
                 CommitScript.Call.Request(
                     requestId: requests[i].requestId,
                     reply: .framed(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId), body: response.body),
-                    storesReply: requests[i].storesReply,
+                    storedReply: requests[i].storesReply
+                        ? response.storedReplyJSON(requestId: requests[i].requestId, taskId: group.taskId, summary: summary) : nil,
                     notification: notification
                 )
             )
@@ -503,7 +551,7 @@ final class UpdateProcessor {
                 )
                 pipeline.add(Words.maxlen)
                 pipeline.add(Words.approximately)
-                pipeline.add(words.eventsMaxLength)
+                pipeline.add(feedBound.lengthText(adding: batch.answers[i].notification?.count ?? 0))
                 pipeline.add(Words.newId)
                 pipeline.add(Words.id)
                 pipeline.add(batch.requests[i].taskId)
@@ -626,17 +674,15 @@ private struct Words {
     let events: [UInt8]
     let requests: [UInt8]
     let group: [UInt8]
-    let eventsMaxLength: [UInt8]
     /// Every shard's change feed (empty with one shard): the HTTP path appends to the task's.
     let shardEvents: [[UInt8]]
 
-    init(keys: Keys, shards: Int, eventsMaxLength: Int) {
+    init(keys: Keys, shards: Int) {
         updates = Array(keys.updates.utf8)
         events = Array(keys.events.utf8)
         shardEvents = shards > 1 ? (0..<shards).map { Array(keys.forShard($0, of: shards).events.utf8) } : []
         requests = Array(keys.requests.utf8)
         group = Array(keys.group.utf8)
-        self.eventsMaxLength = Array(String(eventsMaxLength).utf8)
     }
 }
 

@@ -106,7 +106,8 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
         elif expected[rid] == 200:
             successes.setdefault(task_of[rid], []).append((reply.get("rev"), rid))
 
-    # Published: each copy once, byte for byte the stored reply.
+    # Published: each copy once. An error byte for byte the stored reply; a success (stored without
+    # its task) at the stored revision, its body the task at its ETag's revision.
     published = {}
     for payload in subscriber_messages:
         try:
@@ -121,7 +122,7 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
             unpublished.append(rid)
         elif len(got) > copies[rid]:
             note("published_extra", "%s: published %d times for %d copies" % (rid, len(got), copies[rid]))
-        if stored.get(rid) is not None and any(p != stored[rid] for p in got):
+        if stored.get(rid) is not None and any(not same_answer(p, stored[rid]) for p in got):
             note("published_mismatch", "%s: a published reply differs from the stored one" % rid)
 
     # Missing publications: within the crash windows, of stored replies, they are the crash's.
@@ -160,11 +161,14 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
         extra = [m for m in markers if m not in set(order)]
         for m in extra:
             note("doubled" if m in expected else "lost", "%s: the task holds the marker of %s, which was not answered 200" % (tid, m))
-        for position, (rev, rid) in enumerate(done):
-            body_markers = [m["key"] for m in replies[rid]["body"].get("messages", [])]
-            if body_markers != order[:position + 1]:
-                note("bad_body", "%s at rev %s: the reply shows %d markers, not the %d before it in order" %
-                     (rid, rev, len(body_markers), position + 1))
+        for rev, rid in done:
+            for payload in published.get(rid, []):
+                reply = json.loads(payload)
+                shown = etag_revision(reply)
+                body_markers = [m["key"] for m in (reply.get("body") or {}).get("messages", [])]
+                if shown is None or shown < (rev or 0) or body_markers != order[:shown - 1]:
+                    note("bad_body", "%s at rev %s: the reply (ETag %s) shows %d markers, not the %s before its ETag in order" %
+                         (rid, rev, shown, len(body_markers), (shown or 1) - 1))
 
     # The change feed.
     feed = change_feed(events_of(r))
@@ -212,7 +216,7 @@ def judge(producer, replies, updates, hashes, stored, feed):
         if counts[kind] <= 3:
             problems.append(message)
 
-    published_200, bodies_200 = {}, {}
+    published_200, bodies_at = {}, {}
     for rid, payloads in replies.items():
         for payload in payloads:
             reply = json.loads(payload)
@@ -220,17 +224,21 @@ def judge(producer, replies, updates, hashes, stored, feed):
                 note("failed", "%s was answered %s: %s" % (rid, reply.get("status"), json.dumps(reply.get("body"))[:200]))
                 continue
             published_200.setdefault(rid, set()).add(reply.get("rev"))
-            bodies_200.setdefault(rid, set()).add(json.dumps(reply.get("body"), sort_keys=True))
+            # A repeat is answered with the task as it is then: every answer showing a task at one
+            # revision must show the same task.
+            shown = (producer.task_of.get(rid), etag_revision(reply))
+            bodies_at.setdefault(shown, set()).add(json.dumps(reply.get("body"), sort_keys=True))
     for rid, revs in published_200.items():
         if len(revs) > 1:
             note("doubled", "%s was answered 200 at revisions %s" % (rid, sorted(revs)))
-        elif len(bodies_200[rid]) > 1:
+    for (tid, rev), bodies in bodies_at.items():
+        if len(bodies) > 1:
             # Applied twice at the same revision (a failover lost the first commit): the two
             # answers differ (the time stamped in modified, at least).
-            note("doubled", "%s was answered 200 twice at revision %s with different tasks" % (rid, sorted(revs)[0]))
+            note("doubled", "%s was answered with %d different tasks at revision %s" % (tid, len(bodies), rev))
     for (tid, rev), tasks in updates.items():
         if len(tasks) > 1:
-            note("doubled", "%s rev %s was announced with %d different tasks" % (tid, rev, len(tasks)))
+            note("doubled", "%s rev %s was announced with %d different summaries" % (tid, rev, len(tasks)))
     markers = {}
     for tid, flat in hashes.items():
         fields = pairs(flat)
@@ -258,6 +266,24 @@ def judge(producer, replies, updates, hashes, stored, feed):
         if len(revs) > 1:
             note("doubled", "the change feed announces %s at revisions %s" % (rid, sorted(revs)))
     return counts, problems
+
+
+def etag_revision(reply):
+    """The revision of the task a reply's body shows (its ETag); None without one."""
+    try:
+        return int(str((reply.get("headers") or {}).get("ETag", "")).strip('"'))
+    except ValueError:
+        return None
+
+
+def same_answer(payload, stored):
+    """Whether a published reply is the answer stored: byte for byte for an error, the same status
+    and revision for a success (stored without its task)."""
+    if payload == stored:
+        return True
+    published, kept = json.loads(payload), json.loads(stored)
+    return (kept.get("status") == 200 and "body" not in kept and published.get("status") == 200
+            and published.get("rev") == kept.get("rev") and published.get("requestId") == kept.get("requestId"))
 
 
 def check_master(port, producer, replies, updates):

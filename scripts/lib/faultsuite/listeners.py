@@ -67,7 +67,7 @@ def subscribe_until(port, channels, on_message, stop, on_lost=None, command="SUB
 
 class Published:
     """What the listeners heard: every reply payload by request id (and when the first came), and
-    every task announced under an (id, rev)."""
+    every summary announced under an (id, rev)."""
 
     def __init__(self):
         self.replies, self.updates, self.first_reply, self.reply_times = {}, {}, {}, []
@@ -86,8 +86,10 @@ class Published:
                 self.first_reply.setdefault(rid, now)
                 self.reply_times.append(now)
             else:
-                task = json.dumps(message.get("task"), sort_keys=True)
-                self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(task)
+                # An update's small properties: the same in every announcement of it (the whole
+                # task is left out when it is large, or when a repeat finds the task moved on).
+                summary = json.dumps(message.get("summary"), sort_keys=True)
+                self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(summary)
 
 
 class NodeListener(threading.Thread):
