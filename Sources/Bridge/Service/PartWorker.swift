@@ -36,6 +36,22 @@ final class PartWorker: Sendable {
 
     private let worker: BlockingWorker<Job>
     private let outcome = Outcome()
+    /// The part's processor (its connection and its cache): used on the worker's thread, or on
+    /// the consumer's when a batch is too small to hand over (``runHere(_:)``), never both at
+    /// once (the consumer waits for the worker before the next batch). The lock is never
+    /// contended; it makes the hand-over between threads safe.
+    private let processor: Held
+
+    /// The processor and the lock that hands it between threads (`@unchecked`: only reached
+    /// through ``withLock(_:)``).
+    private final class Held: @unchecked Sendable {
+        private let lock = Mutex(())
+        private let processor: UpdateProcessor
+
+        init(_ processor: UpdateProcessor) { self.processor = processor }
+
+        func withLock<R>(_ body: (UpdateProcessor) -> R) -> R { lock.withLock { _ in body(processor) } }
+    }
 
     /// The last job's outcome, set on the worker's thread and read after ``BlockingWorker/waitUntilIdle()``.
     private final class Outcome: Sendable {
@@ -43,17 +59,19 @@ final class PartWorker: Sendable {
     }
 
     init(configuration: BridgeConfiguration, name: String, logger: Logger, metrics: BridgeMetrics) {
-        let processor = UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .stream)
+        let processor = Held(UpdateProcessor(configuration: configuration, logger: logger, metrics: metrics, path: .stream))
+        self.processor = processor
         let outcome = self.outcome
         worker = BlockingWorker(name: name) { jobs in
             for job in jobs {
-                let result: Result<String?, RedisError>
-                switch job {
-                case .process(let part): result = Self.run(part, on: processor).map { nil }
-                case .settle: result = Self.settle(processor).map { nil }
-                case .forgetCachedTasks:
-                    processor.forgetCachedTasks()
-                    result = .success(nil)
+                let result: Result<String?, RedisError> = processor.withLock { processor in
+                    switch job {
+                    case .process(let part): return Self.run(part, on: processor).map { nil }
+                    case .settle: return Self.settle(processor).map { nil }
+                    case .forgetCachedTasks:
+                        processor.forgetCachedTasks()
+                        return .success(nil)
+                    }
                 }
                 outcome.result.withLock { $0 = result }
             }
@@ -95,6 +113,13 @@ final class PartWorker: Sendable {
 
     /// Lets the thread end once it is idle.
     func close() { worker.close() }
+
+    /// Decides, commits and answers a part on the calling thread, with this worker's processor
+    /// (so a task keeps its connection, its cache and the order of its announcements): for a
+    /// batch too small to pay for the two threads' wake-ups.
+    func runHere(_ part: Part) -> Result<Void, RedisError> {
+        processor.withLock { Self.run(part, on: $0) }
+    }
 
     /// Starts deciding, committing and answering a part on the worker's thread; ``finish()`` waits for it.
     func start(_ part: Part) {

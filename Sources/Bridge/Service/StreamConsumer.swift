@@ -296,8 +296,19 @@ actor StreamConsumer {
         }
     }
 
+    /// Entries a batch needs before its parts go to the workers' threads: below it, the hand-over
+    /// (a worker woken, the consumer woken when it is done) costs more than the parts' round
+    /// trips save, and the consumer runs the parts itself.
+    static let forkThreshold = 16
+
+    /// Whether a batch's parts run on the workers' threads at once.
+    static func forks(entries: Int, busyParts: Int) -> Bool {
+        busyParts >= 2 && entries >= forkThreshold
+    }
+
     /// Decodes, processes, answers and acknowledges one batch, split by task into parts: the
-    /// workers start theirs, the consumer processes the first, then waits for the workers.
+    /// workers start theirs, the consumer processes the first, then waits for the workers; a
+    /// small batch, or one with a single part, the consumer runs itself.
     /// Throws when any part could not answer everything (the rest stays pending).
     func handle(_ entries: [StreamEntry]) async throws(RedisError) {
         let count = workers.count + 1
@@ -315,9 +326,19 @@ actor StreamConsumer {
         }
         metrics.batchSize.record(entries.count)
         if configuration.shards > 1 { metrics.shard(shard).entries.increment(by: entries.count) }
-        let started = workers.indices.filter { !parts[$0 + 1].isEmpty }
-        for k in started { workers[k].start(parts[k + 1]) }
         var failure: RedisError?
+        let busy = workers.indices.filter { !parts[$0 + 1].isEmpty }
+        guard Self.forks(entries: entries.count, busyParts: busy.count + (parts[0].isEmpty ? 0 : 1)) else {
+            // The consumer runs every part itself, each on its own processor, in turn.
+            if !parts[0].isEmpty, case .failure(let error) = PartWorker.run(parts[0], on: processor) { failure = error }
+            for k in busy {
+                if case .failure(let error) = workers[k].runHere(parts[k + 1]), failure == nil { failure = error }
+            }
+            if let failure { throw failure }
+            return
+        }
+        let started = busy
+        for k in started { workers[k].start(parts[k + 1]) }
         if !parts[0].isEmpty {
             if case .failure(let error) = PartWorker.run(parts[0], on: processor) { failure = error }
         }

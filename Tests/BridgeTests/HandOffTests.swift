@@ -1,0 +1,23 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Testing
+
+@testable import Bridge
+
+/// When a batch is worth handing to other threads.
+@Suite("Hand-offs")
+struct HandOffTests {
+    @Test("a batch goes to the workers only with two busy parts and enough entries to pay for the wake-ups")
+    func forking() {
+        #expect(!StreamConsumer.forks(entries: 1, busyParts: 1), "one request at a time: the consumer runs it")
+        #expect(!StreamConsumer.forks(entries: 500, busyParts: 1), "one busy part: nothing to run at the same time")
+        #expect(!StreamConsumer.forks(entries: StreamConsumer.forkThreshold - 1, busyParts: 2))
+        #expect(StreamConsumer.forks(entries: StreamConsumer.forkThreshold, busyParts: 2))
+    }
+}
