@@ -104,12 +104,13 @@ struct PatchCommand: ParsableCommand {
     }
 
     private func runLines(parser: JSONParser) {
-        let patcher = JSONTextPatcher(parser: parser)
+        var patcher = JSONLinesPatcher(parser: parser)
         var reader = LineReader()
         var out = OutputBuffer()
-        reader.forEachLine { buffer, range in
-            patcher.processLine(buffer, in: range, appendingTo: &out.bytes)
+        reader.forEachLine { buffer, start, atEnd in
+            let next = patcher.processLine(in: buffer, from: start, atEnd: atEnd, appendingTo: &out.bytes)
             out.flushIfFull()
+            return next
         }
         out.flush()
     }

@@ -25,11 +25,13 @@ struct ValidationFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Reads standard input in large chunks and hands out complete lines, so that a stream of any
-/// length is processed in bounded memory.
+/// Reads standard input in large chunks and hands out where each line starts, so that a stream
+/// of any length is processed in bounded memory. The consumer finds each line's end itself (the
+/// patcher's scan stops at it).
 struct LineReader {
     private var buffer: [UInt8] = []
     private var lineStart = 0
+    /// `buffer[lineStart..<scanFrom]` holds no newline.
     private var scanFrom = 0
     private var atEnd = false
     private let handle: FileHandle
@@ -40,28 +42,29 @@ struct LineReader {
         self.chunkSize = chunkSize
     }
 
-    private static func firstNewline(_ span: Span<UInt8>, from start: Int) -> Int? {
+    private static func hasNewline(_ span: Span<UInt8>, from start: Int) -> Bool {
         var i = start
         while i < span.count {
-            if span[i] == UInt8(ascii: "\n") { return i }
+            if span[i] == UInt8(ascii: "\n") { return true }
             i += 1
         }
-        return nil
+        return false
     }
 
-    /// Calls `body` with the buffer and the range of each line (without its newline).
-    mutating func forEachLine(_ body: ([UInt8], Range<Int>) -> Void) {
+    /// Calls `body` with the buffer, the start of a line and whether the buffer ends the input,
+    /// until the input ends. `body` handles the line and returns where the next one starts, or
+    /// `nil` when the buffer holds no newline from the start on (and does not end the input).
+    mutating func forEachLine(_ body: (_ buffer: [UInt8], _ start: Int, _ atEnd: Bool) -> Int?) {
         while true {
-            if let newline = Self.firstNewline(buffer.span, from: scanFrom) {
-                body(buffer, lineStart..<newline)
-                lineStart = newline + 1
-                scanFrom = lineStart
+            // Try the line when nothing is known about it yet, or when its newline has arrived.
+            if lineStart < buffer.count, scanFrom == lineStart || atEnd || Self.hasNewline(buffer.span, from: scanFrom),
+                let next = body(buffer, lineStart, atEnd)
+            {
+                lineStart = next
+                scanFrom = next
                 continue
             }
-            if atEnd {
-                if lineStart < buffer.count { body(buffer, lineStart..<buffer.count) }
-                return
-            }
+            if atEnd { return }
             let chunk = handle.readData(ofLength: chunkSize)
             if chunk.isEmpty { atEnd = true }
             // Keep the unfinished line, drop what was consumed.
@@ -91,7 +94,8 @@ struct OutputBuffer {
 
     mutating func flush() {
         guard !bytes.isEmpty else { return }
-        handle.write(Data(bytes))
+        // Written from the array itself, not a copy of it.
+        try! handle.write(contentsOf: bytes)
         bytes.removeAll(keepingCapacity: true)
     }
 }

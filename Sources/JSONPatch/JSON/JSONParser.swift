@@ -517,8 +517,13 @@ extension JSONParser {
     /// well-formed patch (bad JSON, a repeated or missing member, an unknown `op`, a pointer with
     /// escapes): ``JSONPatch/init(parsing:parser:)`` then reads it the general way and words the error.
     func patchOperations(_ bytes: [UInt8]) -> [JSONPatchOperation]? {
-        guard bytes.count <= limits.maxBytes else { return nil }
-        var reader = Reader(bytes: bytes, start: 0, end: bytes.count, maxDepth: limits.maxDepth)
+        patchOperations(bytes, in: bytes.startIndex..<bytes.endIndex)
+    }
+
+    /// ``patchOperations(_:)`` for the patch text held in `bytes[range]`.
+    func patchOperations(_ bytes: [UInt8], in range: Range<Int>) -> [JSONPatchOperation]? {
+        guard range.count <= limits.maxBytes else { return nil }
+        var reader = Reader(bytes: bytes, start: range.lowerBound, end: range.upperBound, maxDepth: limits.maxDepth)
         do {
             reader.skipWhitespace()
             guard reader.pos < reader.end, bytes[reader.pos] == Byte.openBracket else { return nil }

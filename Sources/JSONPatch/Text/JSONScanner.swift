@@ -22,220 +22,381 @@ enum JSONScanner {
         case needsParser
     }
 
+    /// Containers this deep or less get their bounds recorded: the ones a patch's path usually
+    /// splits. Deeper ones are found again by scanning when a patch reaches into them.
+    static let recordedDepth = 3
+
+    /// Stacks the scanner needs, kept between scans so that scanning many texts allocates them
+    /// once. Each is used through a span of fixed size (no check for uniqueness or room per push);
+    /// when one fills up, the scan starts again with twice the room.
+    struct Scratch: Sendable {
+        /// Per open container: the slot of its end offset in the bounds table (-1 when not
+        /// recorded); for objects where its key fingerprints start in `keys` (-1 for arrays); and
+        /// a mask of one bit per key fingerprint seen, so that most new keys need no comparison.
+        var open = [Int](repeating: 0, count: 96)
+        /// Fingerprints of the keys of every open object, innermost last.
+        var keys = [UInt64](repeating: 0, count: 64)
+        /// Room for this many offsets in the bounds table.
+        var boundsRoom = 64
+
+        init() {}
+    }
+
     /// Checks `bytes[range]`. For each array and object, in document order, appends its start
     /// and end offsets to `containerBounds`, so that later reads can skip containers without
     /// scanning them again.
     static func scan(_ bytes: [UInt8], in range: Range<Int>, maxDepth: Int, containerBounds: inout [Int]) -> Verdict {
-        var state = State(end: range.upperBound, position: range.lowerBound)
-        let ok = state.run(bytes.span, maxDepth: maxDepth, bounds: &containerBounds)
-        return ok ? .canonical(compact: state.compact) : .needsParser
+        var scratch = Scratch()
+        // The span is exactly the range, so that each index check is also the bounds check.
+        let result = scan(
+            bytes.span.extracting(range),
+            base: range.lowerBound,
+            stopAtNewline: false,
+            maxDepth: maxDepth,
+            bounds: &containerBounds,
+            scratch: &scratch
+        )
+        guard case .value(let end, let compact) = result, end == range.count else { return .needsParser }
+        return .canonical(compact: compact)
     }
 
-    private struct State {
-        let end: Int
-        var i: Int
-        var compact = true
-        /// Per open container: the slot of its end offset in the bounds table, and for objects
-        /// where its key fingerprints start in `keys` (-1 for arrays).
-        var open: [Int] = []
-        /// Fingerprints of the keys of every open object, innermost last.
-        var keys: [UInt64] = []
+    /// What ``scanLine(_:from:maxDepth:containerBounds:scratch:)`` found.
+    enum LineVerdict: Equatable {
+        /// A canonical value that ends the line: its line ends at `end` (a newline, or the end
+        /// of the bytes).
+        case canonical(end: Int, compact: Bool)
+        /// The line needs the parser; no newline lies before `from`, so the line's end can be
+        /// looked for from there.
+        case needsParser(from: Int)
+    }
 
-        init(end: Int, position: Int) {
-            self.end = end
-            self.i = position
+    /// Checks the JSON Lines line that starts at `start` without looking for its end first:
+    /// the scan stops at the first newline outside a string (a newline inside one is invalid).
+    static func scanLine(
+        _ bytes: [UInt8],
+        from start: Int,
+        maxDepth: Int,
+        containerBounds: inout [Int],
+        scratch: inout Scratch
+    ) -> LineVerdict {
+        let s = bytes.span.extracting(start..<bytes.count)
+        let result = scan(s, base: start, stopAtNewline: true, maxDepth: maxDepth, bounds: &containerBounds, scratch: &scratch)
+        switch result {
+        case .value(let end, let compact):
+            // After the value only white space may follow, up to the newline.
+            if end == s.count || s[end] == 0x0A { return .canonical(end: start + end, compact: compact) }
+            return .needsParser(from: start + end)
+        case .failed(let at):
+            return .needsParser(from: start + at)
         }
+    }
 
-        @inline(__always)
-        mutating func skipWhitespace(_ s: Span<UInt8>) {
-            while i < end {
-                let b = s[i]
-                guard b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { return }
-                compact = false
-                i += 1
-            }
-        }
+    private enum Result {
+        /// One valid, canonical value, and the white space after it, ends at `end`.
+        case value(end: Int, compact: Bool)
+        /// Not valid or not canonical; no newline lies before `at`.
+        case failed(at: Int)
+    }
 
-        /// Scans a value string whose quote is at `i`.
-        @inline(__always)
-        mutating func scanString(_ s: Span<UInt8>) -> Bool {
-            var k = i + 1
-            let start = k
-            var high: UInt8 = 0
-            while k < end {
-                let b = s[k]
-                if b == 0x22 {
-                    i = k + 1
-                    return high < 0x80 || (try? UTF8Span(validating: s.extracting(start..<k))) != nil
-                }
-                if b == 0x5C {
-                    guard k + 1 < end, JSONScanner.isCanonicalEscape(s[k + 1]) else { return false }
-                    k += 2
-                    continue
-                }
-                if b < 0x20 { return false }
+    @inline(__always)
+    private static func isSpace(_ b: UInt8, stopAtNewline: Bool) -> Bool {
+        b <= 0x20 && (b == 0x20 || b == 0x09 || b == 0x0D || (b == 0x0A && !stopAtNewline))
+    }
+
+    /// Scans a value string whose quote is at `i`; moves `i` past the closing quote.
+    @inline(__always)
+    private static func scanString(_ s: Span<UInt8>, _ i: inout Int) -> Bool {
+        var k = i + 1
+        let start = k
+        var high: UInt8 = 0
+        while k < s.count {
+            let b = s[k]
+            // Most bytes are plain: one test for them.
+            if b >= 0x20, b != 0x22, b != 0x5C {
                 high |= b
                 k += 1
+                continue
             }
-            return false
+            if b == 0x22 {
+                i = k + 1
+                return high < 0x80 || (try? UTF8Span(validating: s.extracting(start..<k))) != nil
+            }
+            guard b == 0x5C, k + 1 < s.count, isCanonicalEscape(s[k + 1]) else { return false }
+            k += 2
         }
+        return false
+    }
 
-        /// Scans a key string whose quote is at `i` and records a fingerprint of its raw bytes
-        /// (canonical escapes are unique, so equal keys have equal raw bytes). A rotate-and-xor
-        /// fingerprint is cheap; its rare collisions only send the text to the parser.
-        @inline(__always)
-        mutating func scanKey(_ s: Span<UInt8>) -> Bool {
-            var k = i + 1
-            let start = k
-            var hash: UInt64 = 0
-            var high: UInt8 = 0
-            while k < end {
-                let b = s[k]
-                if b == 0x22 {
-                    if high >= 0x80, (try? UTF8Span(validating: s.extracting(start..<k))) == nil { return false }
-                    i = k + 1
-                    keys.append(hash ^ UInt64(truncatingIfNeeded: k - start) &<< 56)
-                    return true
-                }
-                if b < 0x20 { return false }
-                if b == 0x5C {
-                    guard k + 1 < end, JSONScanner.isCanonicalEscape(s[k + 1]) else { return false }
-                    hash = (hash &<< 7 | hash &>> 57) ^ UInt64(b)
-                    k += 1
-                }
-                high |= s[k]
-                hash = (hash &<< 7 | hash &>> 57) ^ UInt64(s[k])
+    /// Scans a key string whose quote is at `i`, moves `i` past the closing quote and returns a
+    /// fingerprint of its raw bytes (canonical escapes are unique, so equal keys have equal raw
+    /// bytes). A rotate-and-xor fingerprint is cheap; its rare collisions only send the text to
+    /// the parser.
+    @inline(__always)
+    private static func scanKey(_ s: Span<UInt8>, _ i: inout Int) -> UInt64? {
+        var k = i + 1
+        let start = k
+        var hash: UInt64 = 0
+        var high: UInt8 = 0
+        while k < s.count {
+            let b = s[k]
+            if b >= 0x20, b != 0x22, b != 0x5C {
+                high |= b
+                hash = (hash &<< 7 | hash &>> 57) ^ UInt64(b)
                 k += 1
+                continue
             }
+            if b == 0x22 {
+                if high >= 0x80, (try? UTF8Span(validating: s.extracting(start..<k))) == nil { return nil }
+                i = k + 1
+                return hash ^ UInt64(truncatingIfNeeded: k - start) &<< 56
+            }
+            guard b == 0x5C, k + 1 < s.count, isCanonicalEscape(s[k + 1]) else { return nil }
+            hash = (hash &<< 7 | hash &>> 57) ^ UInt64(b)
+            hash = (hash &<< 7 | hash &>> 57) ^ UInt64(s[k + 1])
+            k += 2
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private static func scanDigits(_ s: Span<UInt8>, _ i: inout Int) {
+        while i < s.count, s[i] &- UInt8(ascii: "0") <= 9 { i += 1 }
+    }
+
+    private static func scanNumber(_ s: Span<UInt8>, _ i: inout Int) -> Bool {
+        if s[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < s.count else { return false }
+        if s[i] == UInt8(ascii: "0") {
+            i += 1
+        } else if s[i] &- UInt8(ascii: "1") <= 8 {
+            i += 1
+            scanDigits(s, &i)
+        } else {
             return false
         }
-
-        /// Scans `"key" :` with the white space around the colon.
-        @inline(__always)
-        mutating func scanMemberName(_ s: Span<UInt8>) -> Bool {
-            guard i < end, s[i] == 0x22, scanKey(s) else { return false }
-            skipWhitespace(s)
-            guard i < end, s[i] == UInt8(ascii: ":") else { return false }
+        if i < s.count, s[i] == UInt8(ascii: ".") {
             i += 1
-            return true
+            let first = i
+            scanDigits(s, &i)
+            guard i > first else { return false }
         }
-
-        mutating func scanNumber(_ s: Span<UInt8>) -> Bool {
-            if s[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < end else { return false }
-            if s[i] == UInt8(ascii: "0") {
-                i += 1
-            } else if s[i] &- UInt8(ascii: "1") <= 8 {
-                i += 1
-                while i < end, s[i] &- UInt8(ascii: "0") <= 9 { i += 1 }
-            } else {
-                return false
-            }
-            if i < end, s[i] == UInt8(ascii: ".") {
-                i += 1
-                let first = i
-                while i < end, s[i] &- UInt8(ascii: "0") <= 9 { i += 1 }
-                guard i > first else { return false }
-            }
-            if i < end, s[i] | 0x20 == UInt8(ascii: "e") {
-                i += 1
-                if i < end, s[i] == UInt8(ascii: "+") || s[i] == UInt8(ascii: "-") { i += 1 }
-                let first = i
-                while i < end, s[i] &- UInt8(ascii: "0") <= 9 { i += 1 }
-                guard i > first else { return false }
-            }
-            // A digit right after `0` ("01") is an error for the parser.
-            return !(i < end && s[i] &- UInt8(ascii: "0") <= 9)
+        if i < s.count, s[i] | 0x20 == UInt8(ascii: "e") {
+            i += 1
+            if i < s.count, s[i] == UInt8(ascii: "+") || s[i] == UInt8(ascii: "-") { i += 1 }
+            let first = i
+            scanDigits(s, &i)
+            guard i > first else { return false }
         }
+        // A digit right after `0` ("01") is an error for the parser.
+        return !(i < s.count && s[i] &- UInt8(ascii: "0") <= 9)
+    }
 
-        mutating func scanLiteral(_ s: Span<UInt8>, _ literal: String) -> Bool {
-            for expected in literal.utf8 {
-                guard i < end, s[i] == expected else { return false }
+    private static func scanLiteral(_ s: Span<UInt8>, _ i: inout Int, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { expected in
+            for e in expected {
+                guard i < s.count, s[i] == e else { return false }
                 i += 1
             }
             return true
         }
+    }
 
-        /// Whether the keys of the innermost object are distinct by fingerprint (a collision
-        /// counts as a repeat, which only sends the text to the parser).
-        func keysAreDistinct(from base: Int) -> Bool {
-            let n = keys.count - base
-            if n < 2 { return true }
-            if n <= 16 {
-                for a in (base + 1)..<keys.count {
-                    let key = keys[a]
-                    for b in base..<a where keys[b] == key { return false }
+    /// Whether `key` differs from the fingerprints in `keys[base..<top]` (a collision counts
+    /// as a repeat, which only sends the text to the parser).
+    private static func isNewKey(_ key: UInt64, _ keys: borrowing MutableSpan<UInt64>, from base: Int, to top: Int) -> Bool {
+        for k in base..<top where keys[k] == key { return false }
+        return true
+    }
+
+    /// The bit of a key's fingerprint in its object's mask.
+    @inline(__always)
+    private static func maskBit(_ key: UInt64) -> Int {
+        1 &<< Int(truncatingIfNeeded: (key ^ key &>> 56 ^ key &>> 29) & 63)
+    }
+
+    /// Scans one value at the start of `s` and the white space after it. Indices count from
+    /// the start of `s`; `base` turns them into offsets of the whole buffer for the bounds table,
+    /// which is replaced.
+    private static func scan(
+        _ s: Span<UInt8>,
+        base: Int,
+        stopAtNewline: Bool,
+        maxDepth: Int,
+        bounds: inout [Int],
+        scratch: inout Scratch
+    ) -> Result {
+        while true {
+            if bounds.count != scratch.boundsRoom {
+                bounds.removeAll(keepingCapacity: true)
+                bounds.append(contentsOf: repeatElement(0, count: scratch.boundsRoom))
+            }
+            var used = 0
+            let scanned = scan(
+                s,
+                base: base,
+                stopAtNewline: stopAtNewline,
+                maxDepth: maxDepth,
+                bounds: &bounds,
+                boundsUsed: &used,
+                open: &scratch.open,
+                keys: &scratch.keys
+            )
+            guard let result = scanned else {
+                // A stack ran out of room: grow them all (rare), and scan again.
+                scratch.boundsRoom *= 2
+                scratch.open.append(contentsOf: repeatElement(0, count: scratch.open.count))
+                scratch.keys.append(contentsOf: repeatElement(0, count: scratch.keys.count))
+                continue
+            }
+            bounds.removeSubrange(used...)
+            return result
+        }
+    }
+
+    /// One try at ``scan(_:base:stopAtNewline:maxDepth:bounds:scratch:)``; `nil` when a stack
+    /// is full.
+    private static func scan(
+        _ s: Span<UInt8>,
+        base: Int,
+        stopAtNewline: Bool,
+        maxDepth: Int,
+        bounds boundsArray: inout [Int],
+        boundsUsed: inout Int,
+        open openArray: inout [Int],
+        keys keysArray: inout [UInt64]
+    ) -> Result? {
+        var bounds = boundsArray.mutableSpan
+        var open = openArray.mutableSpan
+        var keys = keysArray.mutableSpan
+        var boundsTop = 0
+        var openTop = 0
+        var keyTop = 0
+        defer { boundsUsed = boundsTop }
+        var i = 0
+        var compact = true
+        var depth = 0
+        // Each turn reads one value, then closes the containers that end after it.
+        while true {
+            var tokenStart = i
+            while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+            if i != tokenStart {
+                compact = false
+                tokenStart = i
+            }
+            guard i < s.count else { return .failed(at: tokenStart) }
+            let b = s[i]
+            if b == 0x22 {
+                guard scanString(s, &i) else { return .failed(at: tokenStart) }
+            } else if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") {
+                guard depth < maxDepth else { return .failed(at: tokenStart) }
+                depth += 1
+                var slot = -1
+                if depth <= recordedDepth {
+                    guard boundsTop + 2 <= bounds.count else { return nil }
+                    bounds[boundsTop] = base + i
+                    slot = boundsTop + 1
+                    boundsTop += 2
                 }
-                return true
-            }
-            let sorted = keys[base...].sorted()
-            for k in 1..<sorted.count where sorted[k] == sorted[k - 1] { return false }
-            return true
-        }
-
-        mutating func run(_ s: Span<UInt8>, maxDepth: Int, bounds: inout [Int]) -> Bool {
-            // Each turn reads one value, then closes the containers that end after it.
-            while true {
-                skipWhitespace(s)
-                guard i < end else { return false }
-                let b = s[i]
-                if b == 0x22 {
-                    guard scanString(s) else { return false }
-                } else if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") {
-                    guard open.count / 2 < maxDepth else { return false }
-                    bounds.append(i)
-                    bounds.append(0)
-                    i += 1
-                    skipWhitespace(s)
-                    guard i < end else { return false }
-                    if b == UInt8(ascii: "{") {
-                        if s[i] != UInt8(ascii: "}") {
-                            open.append(bounds.count - 1)
-                            open.append(keys.count)
-                            guard scanMemberName(s) else { return false }
+                i += 1
+                let afterBracket = i
+                while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+                if i != afterBracket { compact = false }
+                guard i < s.count else { return .failed(at: i) }
+                let c = s[i]
+                if b == UInt8(ascii: "{") {
+                    if c != UInt8(ascii: "}") {
+                        guard openTop + 3 <= open.count, keyTop < keys.count else { return nil }
+                        // The first member's name.
+                        let nameStart = i
+                        guard c == 0x22, let key = scanKey(s, &i) else { return .failed(at: nameStart) }
+                        open[openTop] = slot
+                        open[openTop + 1] = keyTop
+                        open[openTop + 2] = maskBit(key)
+                        openTop += 3
+                        keys[keyTop] = key
+                        keyTop += 1
+                        if i < s.count, s[i] == UInt8(ascii: ":") {
+                            i += 1
                             continue
                         }
-                    } else if s[i] != UInt8(ascii: "]") {
-                        open.append(bounds.count - 1)
-                        open.append(-1)
+                        let afterName = i
+                        while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+                        if i != afterName { compact = false }
+                        guard i < s.count, s[i] == UInt8(ascii: ":") else { return .failed(at: i) }
+                        i += 1
                         continue
                     }
-                    i += 1
-                    bounds[bounds.count - 1] = i
-                } else if b == UInt8(ascii: "-") || b &- UInt8(ascii: "0") <= 9 {
-                    guard scanNumber(s) else { return false }
-                } else if b == UInt8(ascii: "t") {
-                    guard scanLiteral(s, "true") else { return false }
-                } else if b == UInt8(ascii: "f") {
-                    guard scanLiteral(s, "false") else { return false }
-                } else if b == UInt8(ascii: "n") {
-                    guard scanLiteral(s, "null") else { return false }
-                } else {
-                    return false
+                } else if c != UInt8(ascii: "]") {
+                    guard openTop + 3 <= open.count else { return nil }
+                    open[openTop] = slot
+                    open[openTop + 1] = -1
+                    openTop += 3
+                    continue
                 }
-                // After a value: a comma continues the innermost container, a bracket closes it.
-                while true {
-                    skipWhitespace(s)
-                    guard let keyBase = open.last else { return i == end }
-                    guard i < end else { return false }
-                    let c = s[i]
+                i += 1
+                depth -= 1
+                if slot >= 0 { bounds[slot] = base + i }
+            } else if b == UInt8(ascii: "-") || b &- UInt8(ascii: "0") <= 9 {
+                guard scanNumber(s, &i) else { return .failed(at: tokenStart) }
+            } else if b == UInt8(ascii: "t") {
+                guard scanLiteral(s, &i, "true") else { return .failed(at: tokenStart) }
+            } else if b == UInt8(ascii: "f") {
+                guard scanLiteral(s, &i, "false") else { return .failed(at: tokenStart) }
+            } else if b == UInt8(ascii: "n") {
+                guard scanLiteral(s, &i, "null") else { return .failed(at: tokenStart) }
+            } else {
+                return .failed(at: tokenStart)
+            }
+            // After a value: a comma continues the innermost container, a bracket closes it.
+            while true {
+                let afterValue = i
+                while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+                if i != afterValue { compact = false }
+                guard openTop > 0 else { return .value(end: i, compact: compact) }
+                let keyBase = open[openTop - 2]
+                guard i < s.count else { return .failed(at: i) }
+                let c = s[i]
+                if c == UInt8(ascii: ",") {
                     i += 1
-                    if c == UInt8(ascii: ",") {
-                        if keyBase >= 0 {
-                            skipWhitespace(s)
-                            guard scanMemberName(s) else { return false }
-                        }
-                        break
-                    }
                     if keyBase >= 0 {
-                        guard c == UInt8(ascii: "}"), keysAreDistinct(from: keyBase) else { return false }
-                        keys.removeLast(keys.count - keyBase)
-                    } else {
-                        guard c == UInt8(ascii: "]") else { return false }
+                        let afterComma = i
+                        while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+                        if i != afterComma { compact = false }
+                        let nameStart = i
+                        guard i < s.count, s[i] == 0x22, let key = scanKey(s, &i) else { return .failed(at: nameStart) }
+                        guard keyTop < keys.count else { return nil }
+                        // A key whose bit is new in the object's mask is a new key.
+                        let bit = maskBit(key)
+                        let mask = open[openTop - 1]
+                        if mask & bit != 0 {
+                            guard isNewKey(key, keys, from: keyBase, to: keyTop) else { return .failed(at: nameStart) }
+                        }
+                        open[openTop - 1] = mask | bit
+                        keys[keyTop] = key
+                        keyTop += 1
+                        if i < s.count, s[i] == UInt8(ascii: ":") {
+                            i += 1
+                            break
+                        }
+                        let afterName = i
+                        while i < s.count, isSpace(s[i], stopAtNewline: stopAtNewline) { i += 1 }
+                        if i != afterName { compact = false }
+                        guard i < s.count, s[i] == UInt8(ascii: ":") else { return .failed(at: i) }
+                        i += 1
                     }
-                    open.removeLast()
-                    bounds[open.removeLast()] = i
+                    break
                 }
+                if keyBase >= 0 {
+                    guard c == UInt8(ascii: "}") else { return .failed(at: i) }
+                    keyTop = keyBase
+                } else {
+                    guard c == UInt8(ascii: "]") else { return .failed(at: i) }
+                }
+                i += 1
+                depth -= 1
+                openTop -= 3
+                let slot = open[openTop]
+                if slot >= 0 { bounds[slot] = base + i }
             }
         }
     }

@@ -74,9 +74,27 @@ public struct JSONTextPatcher: Sendable {
     /// Handles one JSON Lines request `{"doc":...,"patch":[...]}` held in `bytes[range]`:
     /// appends `{"result":...}` or `{"error":"..."}`, then a newline.
     public func processLine(_ bytes: [UInt8], in range: Range<Int>, appendingTo out: inout [UInt8]) {
+        var bounds: [Int] = []
+        bounds.reserveCapacity(range.count / 16)
+        if range.count <= parser.limits.maxBytes,
+            case .canonical(let compact) = JSONScanner.scan(bytes, in: range, maxDepth: parser.limits.maxDepth, containerBounds: &bounds)
+        {
+            writeLine(to: &out) { (out: inout [UInt8]) throws(LineError) in
+                try processCanonicalLine(bytes, in: trimmed(bytes, range), compact: compact, bounds: bounds, appendingTo: &out)
+            }
+        } else {
+            writeLine(to: &out) { (out: inout [UInt8]) throws(LineError) in
+                try processParsedLine(bytes, in: range, appendingTo: &out)
+            }
+        }
+    }
+
+    /// Runs `body`, which appends `{"result":...`, and closes the line; when `body` throws, `out`
+    /// gets the error line instead.
+    func writeLine(to out: inout [UInt8], _ body: (inout [UInt8]) throws(LineError) -> Void) {
         let start = out.count
         do {
-            try processLineThrowing(bytes, in: range, appendingTo: &out)
+            try body(&out)
             out.append(contentsOf: "}\n".utf8)
         } catch {
             out.removeSubrange(start...)
@@ -86,7 +104,7 @@ public struct JSONTextPatcher: Sendable {
         }
     }
 
-    private struct LineError: Error {
+    struct LineError: Error {
         let message: String
     }
 
@@ -94,26 +112,38 @@ public struct JSONTextPatcher: Sendable {
     private static let noPatch = LineError(message: "the line has no \"patch\" member")
     private static let noDoc = LineError(message: "the line has no \"doc\" member")
 
-    private func processLineThrowing(_ bytes: [UInt8], in range: Range<Int>, appendingTo out: inout [UInt8]) throws(LineError) {
-        var bounds: [Int] = []
-        bounds.reserveCapacity(range.count / 16)
-        if range.count <= parser.limits.maxBytes,
-            case .canonical(let compact) = JSONScanner.scan(bytes, in: range, maxDepth: parser.limits.maxDepth, containerBounds: &bounds)
-        {
-            let line = LazyDocument(source: bytes, compact: compact, containerBounds: bounds, root: .raw(trimmed(bytes, range)))
-            guard case .object(let members) = line.expanded(line.root) else { throw Self.notAnObject }
-            guard let patchNode = members.first(where: { $0.key == "patch" })?.node else { throw Self.noPatch }
-            guard let docNode = members.first(where: { $0.key == "doc" })?.node else { throw Self.noDoc }
-            var document = LazyDocument(source: bytes, compact: compact, containerBounds: bounds, root: docNode)
-            do {
-                try JSONPatch(line.jsonValue(of: patchNode)).applyInPlace(&document)
-            } catch {
-                throw LineError(message: error.description)
+    /// A line whose text ``JSONScanner`` found canonical (`range` without surrounding white space).
+    func processCanonicalLine(
+        _ bytes: [UInt8],
+        in range: Range<Int>,
+        compact: Bool,
+        bounds: [Int],
+        appendingTo out: inout [UInt8]
+    ) throws(LineError) {
+        let line = LazyDocument(source: bytes, compact: compact, containerBounds: bounds, root: .raw(range))
+        guard case .object(let members) = line.expanded(line.root) else { throw Self.notAnObject }
+        guard let patchNode = members.first(where: { $0.key == "patch" })?.node else { throw Self.noPatch }
+        guard let docNode = members.first(where: { $0.key == "doc" })?.node else { throw Self.noDoc }
+        var document = LazyDocument(source: bytes, compact: compact, containerBounds: bounds, root: docNode)
+        do {
+            let patch: JSONPatch
+            // A plain patch is read straight into operations; any other is built as a value and
+            // decoded, which also words its errors.
+            if case .raw(let patchRange) = patchNode, let operations = JSONParser.accepted.patchOperations(bytes, in: patchRange) {
+                patch = JSONPatch(operations: operations)
+            } else {
+                patch = try JSONPatch(line.jsonValue(of: patchNode))
             }
-            out.append(contentsOf: #"{"result":"#.utf8)
-            document.write(to: &out)
-            return
+            try patch.applyInPlace(&document)
+        } catch {
+            throw LineError(message: error.description)
         }
+        out.append(contentsOf: #"{"result":"#.utf8)
+        document.write(to: &out)
+    }
+
+    /// Any line, parsed into a ``JSONValue`` first: text that is not canonical, and invalid text.
+    func processParsedLine(_ bytes: [UInt8], in range: Range<Int>, appendingTo out: inout [UInt8]) throws(LineError) {
         let line: JSONValue
         do {
             line = try parser.parse(bytes, in: range)
@@ -133,7 +163,7 @@ public struct JSONTextPatcher: Sendable {
     }
 
     /// The range without leading and trailing white space.
-    private func trimmed(_ bytes: [UInt8], _ range: Range<Int>) -> Range<Int> {
+    func trimmed(_ bytes: [UInt8], _ range: Range<Int>) -> Range<Int> {
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
         var lower = range.lowerBound
         var upper = range.upperBound

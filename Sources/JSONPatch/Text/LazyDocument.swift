@@ -23,6 +23,23 @@ enum LazyNode: Sendable {
 struct LazyMember: Sendable {
     var key: String
     var node: LazyNode
+    /// For a member read from the source: where its key (the quote) and its value start there;
+    /// -1 for others. While the node is still the source value that starts at `valueStart`, the
+    /// source from `keyStart` to the value's end is the member's text.
+    var keyStart = -1
+    var valueStart = -1
+
+    init(key: String, node: LazyNode) {
+        self.key = key
+        self.node = node
+    }
+
+    init(key: String, node: LazyNode, keyStart: Int, valueStart: Int) {
+        self.key = key
+        self.node = node
+        self.keyStart = keyStart
+        self.valueStart = valueStart
+    }
 }
 
 /// The text a lazy document was read from, and the reading of it; shared by the document and
@@ -145,23 +162,42 @@ struct LazySource: Sendable {
         }
     }
 
+    /// The member name whose quote is at `quote`, and the position after its closing quote.
+    private func key(at quote: Int, end: Int) -> (String, Int) {
+        // Most names have no escapes: their bytes are the string (valid UTF-8, as scanned).
+        let s = source.span
+        var k = quote + 1
+        while k < end {
+            let b = s[k]
+            if b == 0x22 {
+                guard let text = try? UTF8Span(validating: s.extracting((quote + 1)..<k)) else { break }
+                return (String(copying: text), k + 1)
+            }
+            if b == 0x5C { break }
+            k += 1
+        }
+        do {
+            return try JSONParser.parseString(in: source, at: quote, end: end)
+        } catch {
+            preconditionFailure("scanned text failed to parse: \(error)")
+        }
+    }
+
     private func rawMembers(_ range: Range<Int>) -> [LazyMember] {
         var members: [LazyMember] = []
+        members.reserveCapacity(16)
         var i = range.lowerBound + 1
         skipWhitespace(&i)
         if source[i] == UInt8(ascii: "}") { return members }
         while true {
+            let keyStart = i
             let key: String
-            do {
-                (key, i) = try JSONParser.parseString(in: source, at: i, end: range.upperBound)
-            } catch {
-                preconditionFailure("scanned text failed to parse: \(error)")
-            }
+            (key, i) = self.key(at: i, end: range.upperBound)
             skipWhitespace(&i)
             i += 1  // ':'
             skipWhitespace(&i)
             let end = valueEnd(from: i)
-            members.append(LazyMember(key: key, node: .raw(i..<end)))
+            members.append(LazyMember(key: key, node: .raw(i..<end), keyStart: keyStart, valueStart: i))
             i = end
             skipWhitespace(&i)
             if source[i] == UInt8(ascii: "}") { return members }
@@ -221,12 +257,30 @@ struct LazySource: Sendable {
             JSONWriter.write(value, to: &out)
         case .object(let members):
             out.append(UInt8(ascii: "{"))
+            // Members still as the source has them are copied with their keys, and a run of
+            // them that is adjacent in the source in one piece.
+            var run = 0..<0
             for (i, member) in members.enumerated() {
+                if compact, case .raw(let value) = member.node, value.lowerBound == member.valueStart {
+                    if !run.isEmpty && run.upperBound + 1 == member.keyStart {
+                        run = run.lowerBound..<value.upperBound
+                        continue
+                    }
+                    if !run.isEmpty { out.append(contentsOf: source[run]) }
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    run = member.keyStart..<value.upperBound
+                    continue
+                }
+                if !run.isEmpty {
+                    out.append(contentsOf: source[run])
+                    run = 0..<0
+                }
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONWriter.writeString(member.key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 write(member.node, to: &out)
             }
+            if !run.isEmpty { out.append(contentsOf: source[run]) }
             out.append(UInt8(ascii: "}"))
         case .array(let nodes):
             out.append(UInt8(ascii: "["))
