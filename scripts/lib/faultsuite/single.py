@@ -3,7 +3,8 @@ backlog.py for the frame and checker.check_backlog for what is checked)."""
 import signal, time
 
 from .backlog import run_backlog
-from .keys import BRIDGE_USER
+from .keys import BRIDGE_USER, task_key
+from .workload import compact
 from .resp import RedisError, pairs, text
 
 
@@ -70,6 +71,16 @@ def script_flush(run):
     return "SCRIPT FLUSH: %s" % run.server.client()("SCRIPT", "FLUSH")
 
 
+def large_tasks(run):
+    """Every task starts with 150 messages of its own (about 20 KB), so that every append changes
+    a field past the staging threshold: each commit writes the new task to a stage that the
+    script renames over the task, or deletes."""
+    own = compact([{"type": "INFO", "key": "pre-%03d" % k, "localizedText": {"locale": "en-US", "message": "x" * 100}}
+                   for k in range(150)])
+    list(run.server.client().pipeline([["HSET", task_key("f%04d" % i), "messages", own] for i in range(run.args.tasks)]))
+    return None
+
+
 SCENARIOS = {
     # name: (bridges, repeats, [(fraction of the backlog read, fault)])
     "kill-restart": (1, False, [(0.3, kill_restart)]),
@@ -81,9 +92,13 @@ SCENARIOS = {
     "script-flush": (1, False, [(f, script_flush) for f in (0.3, 0.6)]),
     "repeats": (1, True, []),
     "two-bridges": (2, True, [(0.3, kill_restart), (0.6, kill_clients)]),
+    "large-tasks": (2, True, [(0.3, kill_restart), (0.6, kill_clients)]),
 }
+
+# Scenarios that shape the tasks before the bridges start.
+SETUPS = {"large-tasks": large_tasks}
 
 
 def run_scenario(name, args, seed):
     bridges, repeats, faults = SCENARIOS[name]
-    return run_backlog(name, args, seed, bridges, repeats, faults)
+    return run_backlog(name, args, seed, bridges, repeats, faults, setup=SETUPS.get(name))
