@@ -70,16 +70,13 @@ public struct TaskResponse: Sendable, Equatable {
         return out
     }
 
-    /// The reply as it is stored: a success without its body (the task, which may be large and
-    /// is in its hash) but with the task's small properties after the update (`summary`), so that
-    /// a task's stored replies cost what its requests changed, not a copy of the task each; any
-    /// other answer whole, as it is published.
-    public func storedReplyJSON(requestId: String, taskId: String, summary: [UInt8]) -> [UInt8] {
+    /// The reply as it is stored: a success without its body (the task, which may be large, is in
+    /// its hash), so that a task's stored replies do not each hold a copy of it; any other answer
+    /// whole, as it is published.
+    public func storedReplyJSON(requestId: String, taskId: String) -> [UInt8] {
         guard status == 200 else { return replyJSON(requestId: requestId, taskId: taskId) }
         var out = replyHead(requestId: requestId, taskId: taskId)
         out.removeLast(Self.bodyKey.count)
-        out.append(contentsOf: #","summary":"#.utf8)
-        out.append(contentsOf: summary)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -88,23 +85,20 @@ public struct TaskResponse: Sendable, Equatable {
 
 }
 
-/// A reply read back from where it is stored (see ``TaskResponse/storedReplyJSON(requestId:taskId:summary:)``).
+/// A reply read back from where it is stored (see ``TaskResponse/storedReplyJSON(requestId:taskId:)``).
 public struct StoredReply: Sendable, Equatable {
     public var status: Int
     public var rev: Int64?
     public var headers: [(name: String, value: String)]
     /// The body; `nil` for a success, stored without its task.
     public var body: [UInt8]?
-    /// A success's small properties after its update; `nil` for other answers.
-    public var summary: [UInt8]?
 
     /// Reads a stored reply; `nil` for text that is not one.
     public init?(json bytes: [UInt8]) {
         // A reply this program stored: its body may nest as deep as the request limits allowed.
         guard let reply = try? JSONParser.accepted.parse(bytes), let status = reply["status"]?.int64Value else { return nil }
         let body = reply["body"]
-        let summary = reply["summary"]
-        guard body != nil || summary != nil else { return nil }
+        guard body != nil || status == 200 else { return nil }
         var headers: [(name: String, value: String)] = []
         if case .object(let object)? = reply["headers"] {
             for member in object { headers.append((member.key, member.value.stringValue ?? member.value.jsonText)) }
@@ -113,7 +107,6 @@ public struct StoredReply: Sendable, Equatable {
         self.rev = reply["rev"]?.int64Value
         self.headers = headers
         self.body = body?.serialized()
-        self.summary = summary?.serialized()
     }
 
     /// The answer as the body it was stored with; `nil` for a success stored without its task.
@@ -122,7 +115,7 @@ public struct StoredReply: Sendable, Equatable {
     }
 
     public static func == (lhs: StoredReply, rhs: StoredReply) -> Bool {
-        lhs.status == rhs.status && lhs.rev == rhs.rev && lhs.body == rhs.body && lhs.summary == rhs.summary
+        lhs.status == rhs.status && lhs.rev == rhs.rev && lhs.body == rhs.body
             && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
     }
 }
@@ -132,10 +125,10 @@ public struct StoredReply: Sendable, Equatable {
 /// small. What changed and the task's small properties, not a copy of a large document: a task
 /// that logs thousands of messages would otherwise put a copy of itself in every entry.
 public enum UpdateNotification {
-    /// The notification, with `task` only when given.
-    public static func json(taskId: String, rev: Int64, requestId: String, patch: [UInt8], summary: [UInt8], task: [UInt8]?) -> [UInt8] {
+    /// The notification, with `summary` and `task` only when given.
+    public static func json(taskId: String, rev: Int64, requestId: String, patch: [UInt8], summary: [UInt8]?, task: [UInt8]?) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(patch.count + summary.count + (task?.count ?? 0) + taskId.utf8.count + requestId.utf8.count + 80)
+        out.reserveCapacity(patch.count + (summary?.count ?? 0) + (task?.count ?? 0) + taskId.utf8.count + requestId.utf8.count + 80)
         out.append(contentsOf: #"{"id":"#.utf8)
         JSONWriter.writeString(taskId, to: &out)
         out.append(contentsOf: #","rev":"#.utf8)
@@ -144,8 +137,10 @@ public enum UpdateNotification {
         JSONWriter.writeString(requestId, to: &out)
         out.append(contentsOf: #","patch":"#.utf8)
         out.append(contentsOf: patch)
-        out.append(contentsOf: #","summary":"#.utf8)
-        out.append(contentsOf: summary)
+        if let summary {
+            out.append(contentsOf: #","summary":"#.utf8)
+            out.append(contentsOf: summary)
+        }
         if let task {
             out.append(contentsOf: #","task":"#.utf8)
             out.append(contentsOf: task)

@@ -90,7 +90,7 @@ struct ExactlyOnceTests {
                 let goodCopies = self.published(published, "good-first")
                 #expect(goodCopies.count == 2 && Set(goodCopies).count == 1)
                 #expect(published.filter { $0 == badFirst }.count == 2)
-                #expect(try JSONValue(parsing: same)["body"] == nil && JSONValue(parsing: same)["summary"]?["progress"] == "copy 0")
+                #expect(try JSONValue(parsing: same)["body"] == nil && JSONValue(parsing: sameCopies.first ?? [])["body"]?["progress"] == "copy 0")
                 #expect(try JSONValue(parsing: same)["status"] == 200)
                 #expect(try JSONValue(parsing: goodFirst)["status"] == 200)
                 #expect(try JSONValue(parsing: badFirst)["status"] == 400)
@@ -123,7 +123,7 @@ struct ExactlyOnceTests {
                 #expect(again["body"]?["percentComplete"] == 20)
                 #expect(try await space.hash("t1")["_rev"] == "3", "not applied twice")
                 let stored = try await space.reply(task: "t1", requestId: "a")
-                #expect(stored["rev"] == 2 && stored["summary"]?["percentComplete"] == 10 && stored["body"] == nil)
+                #expect(stored["rev"] == 2 && stored["status"] == 200 && stored["body"] == nil)
             }
         }
     }
@@ -181,7 +181,7 @@ struct ExactlyOnceTests {
                     #expect(response.status == 200)
                     #expect(streamed["rev"]?.int64Value == Int64(k + 2))
                     #expect(response.headers["etag"] == "\"\(k + 2)\"")
-                    #expect(response.json?["modified"] != nil && response.json?["modified"] == streamed["summary"]?["modified"])
+                    #expect(response.json?["messages"]?.arrayValue?.count == k + 1)
                 }
                 let hash = try await space.hash("t1")
                 #expect(hash["_rev"] == "21")

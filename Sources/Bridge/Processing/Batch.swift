@@ -90,8 +90,10 @@ struct Batch {
         /// is published again as it was stored. A success was stored without its task: it is
         /// answered with the task as it is now (its `ETag` the current revision, `rev` still the
         /// one the request made; 404 when the task is gone), and its notification is made again
-        /// (the first may not have gone out), whole only while the task is still at that
-        /// revision. A stored reply that does not read back is answered 500.
+        /// (the first may not have gone out): with the summary (and the task, when small) while
+        /// the task is still at that revision, else with the patch alone (a later revision's
+        /// announcement carries the task's state). A stored reply that does not read back is
+        /// answered 500.
         init(stored: [UInt8], for request: PatchRequest, current: TaskRecord?, wholeTaskLimit: Int) {
             reply = .whole(stored)
             guard let stored = StoredReply(json: stored) else {
@@ -116,8 +118,9 @@ struct Batch {
                 )
                 reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
             }
-            let summary = stored.summary ?? Self.summary(ofTask: stored.body ?? [])
-            let whole = current.flatMap { $0.rev == rev && $0.json.count <= wholeTaskLimit ? $0.json : nil }
+            let atRevision = current.flatMap { $0.rev == rev ? $0 : nil }
+            let summary = stored.body.map(Self.summary(ofTask:)) ?? atRevision?.summaryJSON
+            let whole = atRevision.flatMap { $0.json.count <= wholeTaskLimit ? $0.json : nil }
             notification = .whole(
                 UpdateNotification.json(
                     taskId: request.taskId,

@@ -451,11 +451,9 @@ final class UpdateProcessor {
             }
             let response = evaluation.response
             var notification: CommitScript.Payload?
-            var summary: [UInt8] = []
             if case .updated(let updated, let fields, _) = evaluation {
                 record = updated
                 changed.formUnion(fields)
-                summary = updated.summaryJSON
                 // The script publishes it with the commit.
                 notification = .whole(
                     UpdateNotification.json(
@@ -463,19 +461,16 @@ final class UpdateProcessor {
                         rev: updated.rev,
                         requestId: requests[i].requestId,
                         patch: requests[i].patchJSON,
-                        summary: summary,
+                        summary: updated.summaryJSON,
                         task: updated.json.count <= wholeTaskLimit ? updated.json : nil
                     )
                 )
-            } else if response.status == 200, let record {
-                summary = record.summaryJSON
             }
             call.requests.append(
                 CommitScript.Call.Request(
                     requestId: requests[i].requestId,
                     reply: .framed(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId), body: response.body),
-                    storedReply: requests[i].storesReply
-                        ? response.storedReplyJSON(requestId: requests[i].requestId, taskId: group.taskId, summary: summary) : nil,
+                    storedReply: requests[i].storesReply ? response.storedReplyJSON(requestId: requests[i].requestId, taskId: group.taskId) : nil,
                     notification: notification
                 )
             )

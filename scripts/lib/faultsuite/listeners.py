@@ -86,10 +86,11 @@ class Published:
                 self.first_reply.setdefault(rid, now)
                 self.reply_times.append(now)
             else:
-                # An update's small properties: the same in every announcement of it (the whole
-                # task is left out when it is large, or when a repeat finds the task moved on).
-                summary = json.dumps(message.get("summary"), sort_keys=True)
-                self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(summary)
+                # An update's small properties: the same in every announcement of it that has
+                # them (one announced again once the task moved on has none).
+                if "summary" in message:
+                    summary = json.dumps(message["summary"], sort_keys=True)
+                    self.updates.setdefault((message.get("id"), message.get("rev")), set()).add(summary)
 
 
 class NodeListener(threading.Thread):
