@@ -304,6 +304,7 @@ def main():
     sys.path.insert(0, os.path.abspath(args.shared))
     import workload  # the shared bench's request mix and tasks
     logdir = args.logdir or tempfile.mkdtemp(prefix="rate-bench-")
+    os.makedirs(logdir, exist_ok=True)
     bridges = [b.split("=", 1) for b in args.bridges]
     results = {(n, rate): [] for n, _ in bridges for rate in rates}
     failures = 0
