@@ -15,6 +15,23 @@ public struct LoadReport: Sendable, Codable {
         public var pid: Int32
         public var seconds: Double
         public var microsecondsPerRequest: Double
+        /// Context switches of the process's threads over the run (summed over
+        /// `/proc/<pid>/task/*/status`); `nil` where /proc does not tell.
+        public var contextSwitches: ContextSwitches?
+        /// Voluntary context switches per answered request: how often a thread blocked and was
+        /// woken again (a socket, a lock, a condition, a timer).
+        public var wakeUpsPerRequest: Double?
+        /// Involuntary context switches (preemptions) per answered request.
+        public var preemptionsPerRequest: Double?
+        /// The same counts by thread name, most wake-ups first.
+        public var threads: [ThreadSwitches]?
+    }
+
+    /// What the threads of one name did over the run.
+    public struct ThreadSwitches: Sendable, Codable {
+        public var name: String
+        public var voluntary: Int
+        public var nonvoluntary: Int
     }
 
     public var path: String
@@ -58,6 +75,25 @@ public struct LoadReport: Sendable, Codable {
         ]
         if let cpu = bridgeCPU {
             lines.append(String(format: "bridge CPU  %.2f s, %.1f µs per request (pid %d)", cpu.seconds, cpu.microsecondsPerRequest, cpu.pid))
+            if let switches = cpu.contextSwitches, let wakeUps = cpu.wakeUpsPerRequest, let preemptions = cpu.preemptionsPerRequest {
+                lines.append(
+                    String(
+                        format: "bridge wake-ups  %.2f per request (%d voluntary context switches), %.2f preemptions per request (%d)",
+                        wakeUps,
+                        switches.voluntary,
+                        preemptions,
+                        switches.nonvoluntary
+                    )
+                )
+                let answered = Double(max(1, s.answered))
+                let busy = (cpu.threads ?? []).filter { Double($0.voluntary) / answered >= 0.01 }
+                if !busy.isEmpty {
+                    lines.append(
+                        "  by thread     "
+                            + busy.map { "\($0.name) " + String(format: "%.2f", Double($0.voluntary) / answered) }.joined(separator: "   ")
+                    )
+                }
+            }
         }
         if !s.examples.isEmpty {
             lines.append("problems (first \(s.examples.count)):")

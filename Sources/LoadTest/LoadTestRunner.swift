@@ -56,6 +56,7 @@ public struct LoadTestRunner: Sendable {
         _ = try await client.put((0..<workload.taskCount).map(workload.task))
 
         let cpuBefore = watchedProcess.flatMap(processCPUSeconds)
+        let threadsBefore = watchedProcess.flatMap(processThreads)
         let start = monotonicNanos() + 20_000_000
         let intervalSeconds = max(1, (options.expectedSeconds / 300).rounded(.up))
         let recorder = LoadRecorder(startNanos: start, intervalNanos: UInt64(intervalSeconds * 1e9))
@@ -88,6 +89,7 @@ public struct LoadTestRunner: Sendable {
         reporting.cancel()
         let end = monotonicNanos()
         let cpuAfter = watchedProcess.flatMap(processCPUSeconds)
+        let threadsAfter = watchedProcess.flatMap(processThreads)
         var summary = recorder.summary(endNanos: end)
         summary.missing = missing
 
@@ -97,6 +99,15 @@ public struct LoadTestRunner: Sendable {
         if let pid = watchedProcess, let cpuBefore, let cpuAfter {
             let seconds = cpuAfter - cpuBefore
             cpu = .init(pid: pid, seconds: seconds, microsecondsPerRequest: summary.answered > 0 ? seconds * 1e6 / Double(summary.answered) : 0)
+            if let threadsBefore, let threadsAfter {
+                let threads = threadSwitches(before: threadsBefore, after: threadsAfter)
+                let total = threads.reduce(ContextSwitches.zero) { $0 + $1.switches }
+                let answered = Double(max(1, summary.answered))
+                cpu?.contextSwitches = total
+                cpu?.wakeUpsPerRequest = Double(total.voluntary) / answered
+                cpu?.preemptionsPerRequest = Double(total.nonvoluntary) / answered
+                cpu?.threads = threads.map { .init(name: $0.name, voluntary: $0.switches.voluntary, nonvoluntary: $0.switches.nonvoluntary) }
+            }
         }
         return LoadReport(
             path: options.path.rawValue,
