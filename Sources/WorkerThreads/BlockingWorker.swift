@@ -22,6 +22,10 @@ public final class BlockingWorker<Job: Sendable>: @unchecked Sendable {
     private var queue: WorkQueue<Job>
     private var started = false
     private var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Who sleeps on `condition` (locked with it): a wake-up is only sent to someone there, since
+    /// each costs a system call, one a request when requests come one at a time.
+    private var workerSleeps = false
+    private var idleWaiters = 0
     private let name: String
     private let startsOnSubmit: Bool
     private let body: ([Job]) -> Void
@@ -55,8 +59,12 @@ public final class BlockingWorker<Job: Sendable>: @unchecked Sendable {
         let admission = queue.submit(job, force: force)
         let start = admission == .accepted && startsOnSubmit && !started
         if start { started = true }
-        // Broadcast: besides the worker, a caller may be waiting in waitUntilIdle.
-        condition.broadcast()
+        // Besides the worker, a caller may be waiting in waitUntilIdle.
+        if idleWaiters > 0 {
+            condition.broadcast()
+        } else if workerSleeps {
+            condition.signal()
+        }
         condition.unlock()
         if start { spawn() }
         return admission
@@ -66,7 +74,9 @@ public final class BlockingWorker<Job: Sendable>: @unchecked Sendable {
     /// exited). Never call it from the worker's own thread.
     public func waitUntilIdle() {
         condition.lock()
+        idleWaiters += 1
         while !queue.isIdle && !queue.hasExited { condition.wait() }
+        idleWaiters -= 1
         condition.unlock()
     }
 
@@ -104,7 +114,12 @@ public final class BlockingWorker<Job: Sendable>: @unchecked Sendable {
     }
 
     private func spawn() {
-        let thread = Thread { [self] in runLoop() }
+        let thread = Thread { [self] in
+            // Named from inside: on Linux only the thread itself can give the kernel its name
+            // (for `top -H`, `perf` and loadtest's by-thread figures).
+            Thread.current.name = name
+            runLoop()
+        }
         thread.name = name
         // The engine recurses into JSON values as deep as the request limits allow.
         thread.stackSize = 8 << 20
@@ -118,8 +133,10 @@ public final class BlockingWorker<Job: Sendable>: @unchecked Sendable {
             var next = queue.next(into: &batch)
             while next == .wait {
                 // A finished batch may be what a waitUntilIdle caller waits for.
-                condition.broadcast()
+                if idleWaiters > 0 { condition.broadcast() }
+                workerSleeps = true
                 condition.wait()
+                workerSleeps = false
                 next = queue.next(into: &batch)
             }
             if next == .exit {

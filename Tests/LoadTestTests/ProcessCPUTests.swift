@@ -49,8 +49,12 @@ struct ProcessCPUTests {
         func thread(_ name: String, _ voluntary: Int, _ nonvoluntary: Int) -> ThreadStatus {
             ThreadStatus(parsing: "Name:\t\(name)\nvoluntary_ctxt_switches:\t\(voluntary)\nnonvoluntary_ctxt_switches:\t\(nonvoluntary)\n")!
         }
-        let before = [1: thread("main", 10, 1), 2: thread("worker", 100, 5), 3: thread("worker", 200, 5), 4: thread("gone", 7, 7)]
-        let after = [1: thread("main", 11, 1), 2: thread("worker", 150, 6), 3: thread("worker", 260, 5), 5: thread("new", 4, 2)]
+        let before: [Int32: ThreadStatus] = [
+            1: thread("main", 10, 1), 2: thread("worker", 100, 5), 3: thread("worker", 200, 5), 4: thread("gone", 7, 7),
+        ]
+        let after: [Int32: ThreadStatus] = [
+            1: thread("main", 11, 1), 2: thread("worker", 150, 6), 3: thread("worker", 260, 5), 5: thread("new", 4, 2),
+        ]
         let switches = threadSwitches(before: before, after: after)
         #expect(switches.map(\.name) == ["worker", "new", "main"])
         #expect(switches[0].switches == ContextSwitches(voluntary: 110, nonvoluntary: 1))
