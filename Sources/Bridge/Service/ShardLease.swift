@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import Redis
+import Synchronization
 
 /// Which bridge reads a shard: one at a time, so that a task's requests, all on its shard's
 /// stream, are applied in the order they were queued however many bridges run.
@@ -23,7 +24,9 @@ struct ShardLease {
     let leaseKey: String
     let membersKey: String
     let ttl: Duration
-    /// When the lease and the membership were last written.
+    /// The bridges seen lately, shared by this bridge's shards.
+    let roster: BridgeRoster
+    /// When the lease was last written.
     private var renewed: ContinuousClock.Instant?
     private var holding = false
     /// Who else the last look saw (for readiness).
@@ -37,6 +40,7 @@ struct ShardLease {
         self.leaseKey = "\(keys.prefix):lease:{s\(shard)}"
         self.membersKey = "\(keys.prefix):bridges"
         self.ttl = ttl
+        self.roster = BridgeRoster.shared(membersKey: membersKey, consumer: consumer)
     }
 
     /// Whether this bridge reads the shard now. Writes only when a third of the lease has passed
@@ -45,17 +49,7 @@ struct ShardLease {
         let now = ContinuousClock.now
         if holding, let renewed, now - renewed < ttl / 3 { return true }
         let ttlMilliseconds = ttl.milliseconds
-        let clock = try link.execute(RedisCommand("TIME"))
-        guard case .array(let parts) = clock, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
-            throw RedisError(code: .unexpectedReply, message: "TIME answered \(clock)")
-        }
-        let nowMilliseconds = seconds * 1000 + micros / 1000
-        let replies = try link.execute([
-            RedisCommand("ZADD", membersKey, nowMilliseconds, consumer),
-            RedisCommand("ZREMRANGEBYSCORE", membersKey, "-inf", nowMilliseconds - 4 * ttlMilliseconds),
-            RedisCommand("ZRANGE", membersKey, nowMilliseconds - ttlMilliseconds, "+inf", "BYSCORE"),
-        ])
-        let members = (try replies[2].get().array ?? []).compactMap(\.string)
+        let members = try roster.members(on: link, ttl: ttl)
         let wanted = Self.owner(of: shard, among: members) == consumer
         let answer = try link.execute(RedisCommand("EVAL", Self.script, 1, leaseKey, consumer, ttlMilliseconds, wanted ? "1" : "0"))
         guard case .array(let result) = answer, result.count == 2 else {
@@ -116,4 +110,54 @@ struct ShardLease {
         end
         return {0, holder or ''}
         """
+}
+
+/// The bridges seen in the last lease (`<prefix>:bridges`, a sorted set of consumer names by the
+/// time last seen), shared by one bridge's shard consumers: this bridge announces itself and
+/// looks once per third of the lease, not once per shard (at rest with 16 shards, that was most
+/// of the bridge's round trips).
+final class BridgeRoster: Sendable {
+    let membersKey: String
+    let consumer: String
+    private let state = Mutex<(members: [String], seen: ContinuousClock.Instant?)>(([], nil))
+    private static let rosters = Mutex<[String: BridgeRoster]>([:])
+
+    init(membersKey: String, consumer: String) {
+        self.membersKey = membersKey
+        self.consumer = consumer
+    }
+
+    /// The roster of one bridge (by its set and its consumer name) in this process.
+    static func shared(membersKey: String, consumer: String) -> BridgeRoster {
+        rosters.withLock { rosters in
+            let name = membersKey + "\u{0}" + consumer
+            if let roster = rosters[name] { return roster }
+            let roster = BridgeRoster(membersKey: membersKey, consumer: consumer)
+            rosters[name] = roster
+            return roster
+        }
+    }
+
+    /// The bridges seen in the last `ttl`, this one among them: as last looked, unless a third
+    /// of `ttl` has passed since, when this bridge announces itself and looks again on `link`
+    /// (Redis's clock, so that every bridge counts the same time).
+    func members(on link: RedisLink, ttl: Duration) throws(RedisError) -> [String] {
+        let now = ContinuousClock.now
+        let cached = state.withLock { state in state.seen.map { now - $0 < ttl / 3 } == true ? state.members : nil }
+        if let cached { return cached }
+        let ttlMilliseconds = ttl.milliseconds
+        let clock = try link.execute(RedisCommand("TIME"))
+        guard case .array(let parts) = clock, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
+            throw RedisError(code: .unexpectedReply, message: "TIME answered \(clock)")
+        }
+        let nowMilliseconds = seconds * 1000 + micros / 1000
+        let replies = try link.execute([
+            RedisCommand("ZADD", membersKey, nowMilliseconds, consumer),
+            RedisCommand("ZREMRANGEBYSCORE", membersKey, "-inf", nowMilliseconds - 4 * ttlMilliseconds),
+            RedisCommand("ZRANGE", membersKey, nowMilliseconds - ttlMilliseconds, "+inf", "BYSCORE"),
+        ])
+        let members = (try replies[2].get().array ?? []).compactMap(\.string)
+        state.withLock { $0 = (members, now) }
+        return members
+    }
 }
