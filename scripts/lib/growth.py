@@ -2,7 +2,7 @@
 """Cost and memory as one task grows (scripts/bench growth).
 
 For each bridge command, in turn: a private redis-server on a free loopback port, one task
-(`workload.task`), and N appends sent one request at a time, as a long task logs: `add
+(`faultsuite.workload.bench_task`), and N appends sent one request at a time, as a long task logs: `add
 /messages/-` (a message of about 150 bytes) and a `percentComplete`, each sent with XADD once the
 reply to the one before arrived on Pub/Sub (so every figure is the cost of one request, not of a
 batch). At each checkpoint (by the number of messages on the task) it prints the bridge's CPU and
@@ -27,8 +27,7 @@ import time
 
 import redis
 
-sys.path.insert(0, os.environ.get("SHARED_BENCH", os.path.join(os.path.dirname(__file__), "../../../shared/bench")))
-import workload  # noqa: E402
+from faultsuite.workload import bench_task  # noqa: E402
 
 P = "taskstatus"
 TID = "t000000"
@@ -78,7 +77,7 @@ def run(name, cmd, args, workdir):
             time.sleep(0.05)
     bridge = None
     try:
-        r.hset(f"{P}:task:{{{TID}}}", mapping=workload.task(0))
+        r.hset(f"{P}:task:{{{TID}}}", mapping=bench_task(0))
         sub = r.pubsub(ignore_subscribe_messages=True)
         channel = f"{P}:replies:growth"
         sub.subscribe(channel)

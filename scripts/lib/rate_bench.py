@@ -5,8 +5,9 @@ Runs each bridge command (NAME='COMMAND', as drain.py takes them) at each --rate
 stream path, open loop: one XADD at a time on a fixed schedule (request k is due at start + k/rate;
 a sender that falls behind sends at once and counts it as late), each reply read on Pub/Sub by a
 receiver in a process of its own. Rounds are interleaved (bridge, peer, bridge, peer, ...) and
-every run gets a fresh redis-server on a free loopback port, the tasks of
-../shared/bench/workload.py and its request mix.
+every run gets a fresh redis-server on a free loopback port, the tasks and request mix of
+../shared/bench/workload.py (the repository's copy: faultsuite/workload.py's bench_task and
+bench_patch).
 
 Measured the same way for every bridge, from just before the first measured XADD until Redis
 shows every entry read and acknowledged (a warm-up of --warmup seconds at the same rate comes
@@ -24,9 +25,11 @@ Each COMMAND runs under `sh -c 'exec COMMAND'` with REDIS_URL set. The first bri
 the ratios are of (ratio FIRST/OTHER of CPU per request). Exit status 0 only when every run got
 every answer right.
 """
-import argparse, json, multiprocessing, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, multiprocessing, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, types
 
 import redis
+
+from faultsuite.workload import bench_patch, bench_task
 
 P = os.environ.get("TASKSTATUS_PREFIX", "taskstatus")
 STREAM, GROUP = f"{P}:requests", f"{P}-bridge"
@@ -301,8 +304,8 @@ def main():
     rates = [float(x) for x in args.rates.split(",")]
     if not all(0 < x <= 50_000 for x in rates):
         ap.error("--rates must be between 0 and 50000")
-    sys.path.insert(0, os.path.abspath(args.shared))
-    import workload  # the shared bench's request mix and tasks
+    # The repository's copy of the benchmark mix (faultsuite/workload.py), as cluster_drain.py uses.
+    workload = types.SimpleNamespace(task=bench_task, patch=bench_patch)
     logdir = args.logdir or tempfile.mkdtemp(prefix="rate-bench-")
     os.makedirs(logdir, exist_ok=True)
     bridges = [b.split("=", 1) for b in args.bridges]

@@ -1,0 +1,290 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the task-status-bridge open source project.
+// Licensed under the Apache License v2.0; see LICENSE.txt.
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Logging
+import Metrics
+import Redis
+import TaskStatus
+
+/// What happens once a batch's answers are decided: the change-feed entries, the notifications the
+/// commit script did not publish (answers found stored, or all of them when replicas confirm
+/// first), the replies on their `reply-to` channels and, on the stream, the acknowledgements.
+/// One per path: ``StreamAnnouncer`` and ``HTTPAnnouncer``.
+protocol Announcer {
+    /// Announces `batch` (and acknowledges `extraAcks`, entries with nothing to answer) on `link`.
+    mutating func announce(_ batch: Batch, acknowledging extraAcks: [String], on link: RedisLink) throws(RedisError)
+    /// Waits until Redis has answered what was sent without waiting.
+    mutating func settle(on link: RedisLink) throws(RedisError)
+    /// Takes the failure of announcements sent without waiting, read by now.
+    mutating func takeFailure(on link: RedisLink) -> String?
+    /// Whether announcements Redis refused wait to be sent again.
+    var hasOwed: Bool { get }
+    /// Sends again the announcements Redis refused, with nothing new.
+    mutating func retryOwed(on link: RedisLink) throws(RedisError)
+}
+
+/// The stream's announcer: one `MULTI`/`EXEC`, sent without waiting, so that either all of it
+/// happens or none (a refused change-feed entry must not be acknowledged); a failure, read with
+/// the next round trip, leaves the entries pending for the consumer to process again.
+struct StreamAnnouncer: Announcer {
+    private var writer: AnnouncementWriter
+    private let logger: Logger
+    /// Why an announcement sent without waiting failed (its entries stay pending).
+    private var failure: String?
+    private var pipeline = RedisPipeline()
+
+    init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics) {
+        writer = AnnouncementWriter(configuration: configuration, metrics: metrics, path: .stream)
+        self.logger = logger
+    }
+
+    mutating func announce(_ batch: Batch, acknowledging extraAcks: [String], on link: RedisLink) throws(RedisError) {
+        // On a cluster, shard channels are not in the transaction's slot: their messages go
+        // first, on their own nodes, and the transaction (the acknowledgements) only once they
+        // went out. One Redis takes them inside the transaction.
+        let apart = writer.keys.shardedPubSub && link.routesBySlot
+        var publications = RedisPipeline()
+        pipeline.removeAll()
+        pipeline.begin(Words.multi)
+        let header = pipeline.count
+        writer.write(batch, acknowledging: extraAcks, to: &pipeline, publications: &publications, apart: apart)
+        guard pipeline.count > header else { return }
+        if !publications.isEmpty {
+            noteDeferredErrors(on: link)
+            for error in try link.executeForErrors(publications) {
+                log(error.message)
+                if failure == nil { failure = error.message }
+            }
+            // Not acknowledged: the entries are processed again, and answered from their stored replies.
+            if failure != nil { return }
+        }
+        pipeline.begin(Words.exec)
+        try link.sendDeferred(pipeline)
+        noteDeferredErrors(on: link)
+    }
+
+    mutating func settle(on link: RedisLink) throws(RedisError) {
+        try link.settle()
+        noteDeferredErrors(on: link)
+    }
+
+    mutating func takeFailure(on link: RedisLink) -> String? {
+        noteDeferredErrors(on: link)
+        defer { failure = nil }
+        return failure
+    }
+
+    var hasOwed: Bool { false }
+
+    mutating func retryOwed(on link: RedisLink) throws(RedisError) {}
+
+    private mutating func noteDeferredErrors(on link: RedisLink) {
+        for message in link.takeDeferredErrors() {
+            log(message)
+            if failure == nil { failure = message }
+        }
+    }
+
+    private func log(_ message: String) {
+        logger.warning("announcing an update failed", metadata: ["redis.error": "\(message)"])
+    }
+}
+
+/// The HTTP path's announcer: one round trip without a transaction (there is nothing to
+/// acknowledge); an announcement Redis refuses after its commit is kept and sent again, a second
+/// later or with the next batch.
+struct HTTPAnnouncer: Announcer {
+    private var writer: AnnouncementWriter
+    private let logger: Logger
+    /// Announcements Redis refused after their commit, sent again before the next ones.
+    private var owed: [RedisCommand] = []
+    private var pipeline = RedisPipeline()
+
+    /// Most announcements kept for a retry; past it the oldest are dropped (and logged).
+    static let owedLimit = 10_000
+
+    init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics) {
+        writer = AnnouncementWriter(configuration: configuration, metrics: metrics, path: .http)
+        self.logger = logger
+    }
+
+    mutating func announce(_ batch: Batch, acknowledging extraAcks: [String], on link: RedisLink) throws(RedisError) {
+        pipeline.removeAll()
+        for command in owed { pipeline.append(command) }
+        let retried = owed.count
+        owed = []
+        var unused = RedisPipeline()
+        writer.write(batch, acknowledging: extraAcks, to: &pipeline, publications: &unused, apart: false)
+        guard pipeline.count > 0 || retried > 0 else { return }
+        for error in try link.executeForErrors(pipeline) {
+            logger.warning("announcing an update failed", metadata: ["redis.error": "\(error.message)"])
+            if owed.count < Self.owedLimit {
+                owed.append(RedisCommand(arguments: pipeline.arguments(of: error.index)))
+            } else {
+                logger.error("dropped an announcement Redis kept refusing", metadata: ["redis.error": "\(error.message)"])
+            }
+        }
+    }
+
+    mutating func settle(on link: RedisLink) throws(RedisError) { try link.settle() }
+
+    mutating func takeFailure(on link: RedisLink) -> String? { nil }
+
+    var hasOwed: Bool { !owed.isEmpty }
+
+    mutating func retryOwed(on link: RedisLink) throws(RedisError) {
+        guard !owed.isEmpty else { return }
+        try announce(Batch([]), acknowledging: [], on: link)
+    }
+}
+
+/// Writes a batch's announcements into a pipeline, for either path: per answered request its
+/// notifications (when the script did not publish them), its change-feed entry, its reply, and
+/// the acknowledgements last.
+struct AnnouncementWriter {
+    let keys: Keys
+    private let words: Words
+    private let metrics: BridgeMetrics
+    private let path: BridgeMetrics.Path
+    /// The change feed's cap, by entries and by bytes.
+    private var feedBound: FeedBound
+
+    init(configuration: BridgeConfiguration, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
+        self.keys = configuration.keys
+        self.words = Words(keys: configuration.keys, shards: configuration.shards)
+        self.metrics = metrics
+        self.path = path
+        self.feedBound = FeedBound(maxEntries: configuration.eventsMaxLength, maxBytes: configuration.eventsMaxBytes)
+    }
+
+    /// Adds the announcements of `batch` to `pipeline`; with `apart`, the shard-channel messages
+    /// go to `publications` instead (they cannot be in the transaction on a cluster).
+    mutating func write(
+        _ batch: Batch,
+        acknowledging extraAcks: [String],
+        to pipeline: inout RedisPipeline,
+        publications: inout RedisPipeline,
+        apart: Bool
+    ) {
+        func addMessage(_ body: (inout RedisPipeline) -> Void) {
+            if apart { body(&publications) } else { body(&pipeline) }
+        }
+        let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
+        var tally = RequestTally()
+        var acks: [String] = []
+        let deferring = !batch.deferrals.isEmpty
+        let publish = keys.shardedPubSub ? Words.spublish : Words.publish
+        // The answers are read in place, not copied: each holds several buffers.
+        for i in batch.requests.indices where batch.answers[i].response.status != 0 {
+            if deferring, batch.deferrals[i] != nil { continue }
+            if let rev = batch.answers[i].response.rev, batch.answers[i].notification != nil {
+                if batch.answers[i].needsPublishing {
+                    if !keys.shardedPubSub {
+                        pipeline.begin(Words.publish)
+                        pipeline.add(words.updates)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                    }
+                    addMessage { messages in
+                        messages.begin(publish)
+                        messages.add(joining: keys.updatesPrefix, batch.requests[i].taskId, keys.updatesSuffix)
+                        CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &messages)
+                    }
+                }
+                pipeline.begin(Words.xadd)
+                // On the stream, the consumer's shard; on HTTP, the task's.
+                pipeline.add(
+                    path == .stream || words.shardEvents.isEmpty
+                        ? words.events : words.shardEvents[keys.shard(ofTask: batch.requests[i].taskId, count: words.shardEvents.count)]
+                )
+                pipeline.add(Words.maxlen)
+                pipeline.add(Words.approximately)
+                pipeline.add(feedBound.lengthText(adding: batch.answers[i].notification?.count ?? 0))
+                pipeline.add(Words.newId)
+                pipeline.add(Words.id)
+                pipeline.add(batch.requests[i].taskId)
+                pipeline.add(Words.rev)
+                pipeline.add(rev)
+                pipeline.add(Words.requestId)
+                pipeline.add(batch.requests[i].requestId)
+                pipeline.add(Words.event)
+                CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+            }
+            if let replyTo = batch.requests[i].replyTo {
+                addMessage { messages in
+                    messages.begin(publish)
+                    messages.add(replyTo)
+                    batch.answers[i].reply.add(to: &messages)
+                }
+            }
+            if let entryId = batch.requests[i].entryId {
+                acks.append(entryId)
+                if let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }), created <= nowMilliseconds {
+                    metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
+                }
+            }
+            tally.count(path: path, status: batch.answers[i].response.status)
+        }
+        tally.report(to: metrics)
+        acks += extraAcks
+        if !acks.isEmpty {
+            pipeline.begin(Words.xack)
+            pipeline.add(words.requests)
+            pipeline.add(words.group)
+            for id in acks { pipeline.add(id) }
+        }
+    }
+}
+
+/// The words of the commands a processor sends, as bytes once: a batch adds them hundreds of times.
+private struct Words {
+    static let publish = Array("PUBLISH".utf8)
+    static let spublish = Array("SPUBLISH".utf8)
+    static let xadd = Array("XADD".utf8)
+    static let xack = Array("XACK".utf8)
+    static let multi = Array("MULTI".utf8)
+    static let exec = Array("EXEC".utf8)
+    static let maxlen = Array("MAXLEN".utf8)
+    static let approximately = Array("~".utf8)
+    static let newId = Array("*".utf8)
+    static let id = Array("id".utf8)
+    static let rev = Array("rev".utf8)
+    static let requestId = Array("request-id".utf8)
+    static let event = Array("event".utf8)
+
+    let updates: [UInt8]
+    let events: [UInt8]
+    let requests: [UInt8]
+    let group: [UInt8]
+    /// Every shard's change feed (empty with one shard): the HTTP path appends to the task's.
+    let shardEvents: [[UInt8]]
+
+    init(keys: Keys, shards: Int) {
+        updates = Array(keys.updates.utf8)
+        events = Array(keys.events.utf8)
+        shardEvents = shards > 1 ? (0..<shards).map { Array(keys.forShard($0, of: shards).events.utf8) } : []
+        requests = Array(keys.requests.utf8)
+        group = Array(keys.group.utf8)
+    }
+}
+
+/// A batch's requests by path and status, counted before they reach the shared counters.
+private struct RequestTally {
+    private var counts: [(path: BridgeMetrics.Path, status: Int, count: Int)] = []
+
+    mutating func count(path: BridgeMetrics.Path, status: Int) {
+        if let k = counts.firstIndex(where: { $0.path == path && $0.status == status }) {
+            counts[k].count += 1
+        } else {
+            counts.append((path, status, 1))
+        }
+    }
+
+    func report(to metrics: BridgeMetrics) {
+        for (path, status, count) in counts { metrics.countRequest(path: path, status: status, count: count) }
+    }
+}
