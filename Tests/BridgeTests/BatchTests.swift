@@ -51,9 +51,9 @@ struct BatchTests {
         var answer = Batch.Answer(TaskResponse(status: 200, body: Array("{}".utf8), rev: 2), for: batch.requests[0])
         answer.notification = .whole(Array("n".utf8))
         batch.answer(0, answer)
-        batch.defer(2, reason: "OOM")
+        batch.defer(2, .refused("OOM command not allowed"))
         batch.answerRepeats()
-        #expect(batch.outcomes == [.answered(answer.response), .answered(answer.response), .deferred(reason: "OOM"), .deferred(reason: "OOM")])
+        #expect(batch.outcomes == [.answered(answer.response), .answered(answer.response), .deferred(.refused("OOM command not allowed")), .deferred(.refused("OOM command not allowed"))])
         #expect(batch.answers[1].reply == answer.reply)
         #expect(batch.answers[1].notification == nil)
     }
@@ -61,6 +61,6 @@ struct BatchTests {
     @Test("a request left neither answered nor deferred is deferred, never answered with something made up")
     func unanswered() {
         let batch = Batch([request("a", "r")])
-        #expect(batch.outcomes == [.deferred(reason: "the request was left unanswered")])
+        #expect(batch.outcomes == [.deferred(Deferral(.unanswered, "the request was left unanswered"))])
     }
 }

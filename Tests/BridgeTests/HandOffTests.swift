@@ -20,4 +20,12 @@ struct HandOffTests {
         #expect(!StreamConsumer.forks(entries: StreamConsumer.forkThreshold - 1, busyParts: 2))
         #expect(StreamConsumer.forks(entries: StreamConsumer.forkThreshold, busyParts: 2))
     }
+
+    @Test("a deferral says why with a code: Redis's refusal by its first word; only a shortfall of replicas retries soon")
+    func deferrals() {
+        #expect(Deferral.refused("OOM command not allowed when used memory > 'maxmemory'.").code == .refused("OOM"))
+        #expect(!Deferral.refused("READONLY You can't write against a read only replica.").retriesSoon)
+        #expect(Deferral(.replicasShort, "NOREPLICAS only 0 of the 1 replicas required").retriesSoon)
+        #expect(!Deferral(.contended, "the task was written by others").retriesSoon)
+    }
 }

@@ -16,7 +16,7 @@ public enum RequestOutcome: Sendable, Equatable {
     /// Not answered, nothing written for it: Redis refused for now (memory full, a failover, a
     /// lost connection...) or the task stayed contended. The stream leaves the entry pending and
     /// tries it again; HTTP answers 503 with `Retry-After`.
-    case deferred(reason: String)
+    case deferred(Deferral)
 }
 
 /// A batch as the processor works through it: which requests repeat an earlier one, which are
@@ -36,7 +36,7 @@ struct Batch {
     var groups: [TaskGroup] = []
     /// Each request's answer; ``Answer/unanswered`` until it has one.
     private(set) var answers: [Answer]
-    private(set) var deferrals: [Int: String] = [:]
+    private(set) var deferrals: [Int: Deferral] = [:]
 
     /// One task's open requests and what the batch knows of the task.
     struct TaskGroup {
@@ -232,22 +232,22 @@ struct Batch {
     }
 
     /// Leaves a request unanswered: Redis refused for now.
-    mutating func `defer`(_ i: Int, reason: String) {
-        deferrals[i] = reason
+    mutating func `defer`(_ i: Int, _ deferral: Deferral) {
+        deferrals[i] = deferral
     }
 
     /// Defers every request of the batch, answered or not: nothing of it may become visible
     /// (its commits are not confirmed by enough replicas).
-    mutating func deferEverything(reason: String) {
-        for i in requests.indices where primaryOf[i] < 0 { deferrals[i] = reason }
+    mutating func deferEverything(_ deferral: Deferral) {
+        for i in requests.indices where primaryOf[i] < 0 { deferrals[i] = deferral }
         groups = []
         early = []
     }
 
     /// Defers what is still open (after the last round).
-    mutating func deferOpenWork(reason: String) {
-        for group in groups { for i in group.indices { deferrals[i] = reason } }
-        for i in early { deferrals[i] = reason }
+    mutating func deferOpenWork(_ deferral: Deferral) {
+        for group in groups { for i in group.indices { deferrals[i] = deferral } }
+        for i in early { deferrals[i] = deferral }
         groups = []
         early = []
     }
@@ -257,8 +257,8 @@ struct Batch {
     mutating func answerRepeats() {
         for i in requests.indices where primaryOf[i] >= 0 {
             let primary = primaryOf[i]
-            if let reason = deferrals[primary] {
-                deferrals[i] = reason
+            if let deferral = deferrals[primary] {
+                deferrals[i] = deferral
             } else if answers[primary].isAnswered {
                 var answer = answers[primary]
                 answer.notification = nil
@@ -272,9 +272,9 @@ struct Batch {
     /// bug; it is deferred (tried again), never answered with something made up.
     var outcomes: [RequestOutcome] {
         requests.indices.map { i in
-            if let reason = deferrals[i] { return .deferred(reason: reason) }
+            if let deferral = deferrals[i] { return .deferred(deferral) }
             if answers[i].isAnswered { return .answered(answers[i].response) }
-            return .deferred(reason: "the request was left unanswered")
+            return .deferred(Deferral(.unanswered, "the request was left unanswered"))
         }
     }
 }

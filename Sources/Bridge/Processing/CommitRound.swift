@@ -96,7 +96,7 @@ struct CommitRound {
         }
         guard !pipeline.isEmpty else { return }
         let replies: RedisReplies
-        var shortfall: String?
+        var shortfall: Deferral?
         if let replication {
             (replies, shortfall) = try replication.execute(pipeline, on: link, confirming: "the commits")
         } else {
@@ -105,7 +105,7 @@ struct CommitRound {
         // Nothing of the batch becomes visible unless the replicas confirmed this round.
         if let shortfall {
             for group in batch.groups { loader.forget(group.taskId) }
-            batch.deferEverything(reason: shortfall)
+            batch.deferEverything(shortfall)
             return
         }
         var storedSuccesses: [(index: Int, reply: [UInt8])] = []
@@ -119,7 +119,7 @@ struct CommitRound {
                 }
             } else if let message = reply.errorMessage {
                 if RedisError.isTransient(serverError: message) {
-                    batch.defer(i, reason: message)
+                    batch.defer(i, .refused(message))
                 } else {
                     logger.error("storing a reply failed", metadata: ["redis.error": "\(message)", "request.id": "\(batch.requests[i].requestId)"])
                 }
@@ -161,14 +161,14 @@ struct CommitRound {
                 group.state = loader.decode(pairs: hash.map { ($0.field, $0.value) }, taskId: group.taskId)
                 batch.groups.append(group)
             case .stageMissing:
-                Self.defer(group, in: &batch, loader: &loader, reason: "Redis did not keep the staged task (memory full?)")
+                Self.defer(group, in: &batch, loader: &loader, Deferral(.stageMissing, "Redis did not keep the staged task (memory full?)"))
             case .failed(let message):
                 if message.hasPrefix("NOSCRIPT") {
                     // Redis lost its scripts (SCRIPT FLUSH, a restart): load it again next round.
                     commitSHA = nil
                     batch.groups.append(group)
                 } else if RedisError.isTransient(serverError: message) {
-                    Self.defer(group, in: &batch, loader: &loader, reason: message)
+                    Self.defer(group, in: &batch, loader: &loader, .refused(message))
                 } else {
                     // Not Redis's state for now but this task (a key of another type) or a bug:
                     // answered 500, like a corrupt task, so that one task cannot stall the rest.
@@ -198,7 +198,7 @@ struct CommitRound {
         let replies = try link.execute(pipeline)
         for (k, (i, reply)) in found.enumerated() {
             if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
-                batch.defer(i, reason: message)
+                batch.defer(i, .refused(message))
                 continue
             }
             var current: TaskRecord?
@@ -207,9 +207,9 @@ struct CommitRound {
         }
     }
 
-    private static func `defer`(_ group: Batch.TaskGroup, in batch: inout Batch, loader: inout TaskLoader, reason: String) {
+    private static func `defer`(_ group: Batch.TaskGroup, in batch: inout Batch, loader: inout TaskLoader, _ deferral: Deferral) {
         loader.forget(group.taskId)
-        for i in group.indices { batch.defer(i, reason: reason) }
+        for i in group.indices { batch.defer(i, deferral) }
     }
 
     /// One group's responses, decided in order, and the commit call that stores them (which

@@ -35,7 +35,7 @@ struct ReplicationCheck {
         _ pipeline: RedisPipeline,
         on link: RedisLink,
         confirming what: String
-    ) throws(RedisError) -> (replies: RedisReplies, shortfall: String?) {
+    ) throws(RedisError) -> (replies: RedisReplies, shortfall: Deferral?) {
         guard link.routesBySlot else {
             var pipeline = pipeline
             // A write every replica receives (so that `WAIT` covers the replies this connection
@@ -70,7 +70,9 @@ struct ReplicationCheck {
                 // Written to before a failover made it a replica: nothing it took is confirmed.
                 // Said as what it is, a shortfall of replicas (tried again soon, on the new
                 // master), not as the commands' error.
-                return (replies, "NOREPLICAS \(node) is a replica now (a failover): \(what) will be confirmed on its new master")
+                return (
+                    replies, Deferral(.replicasShort, "NOREPLICAS \(node) is a replica now (a failover): \(what) will be confirmed on its new master")
+                )
             }
             if let shortfall = shortfall(wait, confirming: what) { return (replies, shortfall) }
         }
@@ -85,18 +87,20 @@ struct ReplicationCheck {
 
     /// Why a `WAIT` reply does not confirm `what` was written ("the commits", "the dead letter");
     /// `nil` when it does.
-    private func shortfall(_ reply: RedisValue, confirming what: String) -> String? {
-        if let message = reply.errorMessage { return message }
+    private func shortfall(_ reply: RedisValue, confirming what: String) -> Deferral? {
+        if let message = reply.errorMessage { return .refused(message) }
         let confirmed = reply.int ?? 0
         guard confirmed >= Int64(minimum) else {
-            return
+            return Deferral(
+                .replicasShort,
                 "NOREPLICAS only \(confirmed) of the \(minimum) replicas required (--min-replicas) confirmed \(what) within \(timeoutMilliseconds) ms"
+            )
         }
         // A sentinel is promoting a replica: one that confirmed may be about to follow the new
         // master and drop what this one took. Checked after WAIT: what lands after the promotion
         // began is confirmed again once the new master holds the request.
         if router?.isFailingOver == true {
-            return "NOREPLICAS a Sentinel failover is under way; \(what) will be confirmed on the new master"
+            return Deferral(.replicasShort, "NOREPLICAS a Sentinel failover is under way; \(what) will be confirmed on the new master")
         }
         return nil
     }

@@ -57,7 +57,7 @@ struct TaskLoader {
             if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
                 refused.append(g)
                 cache.remove(batch.groups[g].taskId)
-                for i in batch.groups[g].indices { batch.defer(i, reason: message) }
+                for i in batch.groups[g].indices { batch.defer(i, .refused(message)) }
                 continue
             }
             batch.groups[g].state = decode(hash: replies[k].reply, taskId: batch.groups[g].taskId)

@@ -79,7 +79,9 @@ final class UpdateProcessor {
             policy.pause(after: rounds, openTasks: !batch.groups.isEmpty)
         }
         if batch.hasOpenWork {
-            batch.deferOpenWork(reason: "the task was written by others \(policy.maxRounds) times in a row while this update was decided")
+            batch.deferOpenWork(
+                Deferral(.contended, "the task was written by others \(policy.maxRounds) times in a row while this update was decided")
+            )
         }
         batch.answerRepeats()
         try announcer.announce(batch, acknowledging: extraAcks, on: link)

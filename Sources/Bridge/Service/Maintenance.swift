@@ -192,7 +192,7 @@ extension StreamConsumer {
     private func confirmReplicated() throws(RedisError) {
         guard let replication else { return }
         if let shortfall = try replication.execute(RedisPipeline(), on: commands, confirming: "the dead letter").shortfall {
-            throw RedisError(code: .serverError, message: shortfall)
+            throw RedisError(code: .serverError, message: shortfall.message)
         }
     }
 

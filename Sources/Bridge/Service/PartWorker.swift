@@ -28,6 +28,23 @@ final class PartWorker: Sendable {
         var isEmpty: Bool { requests.isEmpty && extraAcks.isEmpty }
     }
 
+    /// Why a part did not answer everything.
+    enum Failure: Error, Sendable {
+        /// The connection failed, or the announcements of the batch before did (their entries
+        /// are still pending).
+        case redis(RedisError)
+        /// Redis refused some requests for now: neither answered nor acknowledged.
+        case deferred(Deferral)
+
+        /// As a Redis error, for the logs, readiness and the refusal counter.
+        var error: RedisError {
+            switch self {
+            case .redis(let error): return error
+            case .deferred(let deferral): return RedisError(code: .serverError, message: deferral.message)
+            }
+        }
+    }
+
     private enum Job: Sendable {
         case process(Part)
         case settle
@@ -55,7 +72,7 @@ final class PartWorker: Sendable {
 
     /// The last job's outcome, set on the worker's thread and read after ``BlockingWorker/waitUntilIdle()``.
     private final class Outcome: Sendable {
-        let result = Mutex<Result<String?, RedisError>>(.success(nil))
+        let result = Mutex<Result<Void, Failure>>(.success(()))
     }
 
     init(configuration: BridgeConfiguration, name: String, logger: Logger, metrics: BridgeMetrics) {
@@ -64,13 +81,13 @@ final class PartWorker: Sendable {
         let outcome = self.outcome
         worker = BlockingWorker(name: name) { jobs in
             for job in jobs {
-                let result: Result<String?, RedisError> = processor.withLock { processor in
+                let result: Result<Void, Failure> = processor.withLock { processor in
                     switch job {
-                    case .process(let part): return Self.run(part, on: processor).map { nil }
-                    case .settle: return Self.settle(processor).map { nil }
+                    case .process(let part): return Self.run(part, on: processor)
+                    case .settle: return Self.settle(processor).mapError(Failure.redis)
                     case .forgetCachedTasks:
                         processor.forgetCachedTasks()
-                        return .success(nil)
+                        return .success(())
                     }
                 }
                 outcome.result.withLock { $0 = result }
@@ -82,13 +99,13 @@ final class PartWorker: Sendable {
     /// some of its requests (those are neither answered nor acknowledged), or when the
     /// announcements of the batch before on this connection failed (read with this batch's
     /// round trips: their entries are still pending).
-    static func run(_ part: Part, on processor: UpdateProcessor) -> Result<Void, RedisError> {
+    static func run(_ part: Part, on processor: UpdateProcessor) -> Result<Void, Failure> {
         do {
             let batch = try processor.process(part.requests, acknowledging: part.extraAcks)
-            if let reason = batch.deferrals.values.first { return .failure(RedisError(code: .serverError, message: reason)) }
-            return announced(processor)
+            if let deferral = batch.deferrals.values.first { return .failure(.deferred(deferral)) }
+            return announced(processor).mapError(Failure.redis)
         } catch {
-            return .failure(error)
+            return .failure(.redis(error))
         }
     }
 
@@ -117,7 +134,7 @@ final class PartWorker: Sendable {
     /// Decides, commits and answers a part on the calling thread, with this worker's processor
     /// (so a task keeps its connection, its cache and the order of its announcements): for a
     /// batch too small to pay for the two threads' wake-ups.
-    func runHere(_ part: Part) -> Result<Void, RedisError> {
+    func runHere(_ part: Part) -> Result<Void, Failure> {
         processor.withLock { Self.run(part, on: $0) }
     }
 
@@ -128,15 +145,15 @@ final class PartWorker: Sendable {
 
     /// Waits for the part given to ``start(_:)`` until its answers are sent (see ``settle()``),
     /// or for the failure that stopped it.
-    func finish() -> Result<Void, RedisError> {
+    func finish() -> Result<Void, Failure> {
         worker.waitUntilIdle()
-        return outcome.result.withLock { $0 }.map { _ in () }
+        return outcome.result.withLock { $0 }
     }
 
     /// Waits until Redis has run the announcements and acknowledgements sent so far (a part is
     /// finished as soon as they are sent); a failure when they failed.
     func settle() -> Result<Void, RedisError> {
-        perform(.settle).map { _ in () }
+        perform(.settle).mapError(\.error)
     }
 
     /// Forgets the cached tasks (after Redis may have lost its data).
@@ -144,7 +161,7 @@ final class PartWorker: Sendable {
         _ = perform(.forgetCachedTasks)
     }
 
-    private func perform(_ job: Job) -> Result<String?, RedisError> {
+    private func perform(_ job: Job) -> Result<Void, Failure> {
         worker.submit(job)
         worker.waitUntilIdle()
         return outcome.result.withLock { $0 }

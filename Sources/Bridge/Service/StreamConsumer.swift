@@ -46,6 +46,9 @@ actor StreamConsumer {
     private var needsSetup = true
     /// With several shards: whether this bridge reads this one now (see ``ShardLease``).
     private var lease: ShardLease?
+    /// Why the current step's requests were deferred, when Redis refused them (read by the step's
+    /// failure, then cleared).
+    private var deferral: Deferral?
     /// Why the last step failed; while set, the next step first processes what this consumer holds.
     private var recovering: String?
     var maintenance: MaintenanceClock
@@ -88,7 +91,8 @@ actor StreamConsumer {
     /// What one step did.
     enum Outcome: Sendable {
         case processed(Int)
-        case failed(RedisError)
+        /// Redis failed, or refused some requests for now (`deferral`: why, typed).
+        case failed(RedisError, deferral: Deferral?)
     }
 
     /// Runs batch after batch until `stop` is set (or the task is cancelled), backing off while
@@ -101,12 +105,12 @@ actor StreamConsumer {
             switch await step() {
             case .processed:
                 backoff.reset()
-            case .failed(let error):
+            case .failed(let error, let deferral):
                 // Replicas that did not confirm in time were already waited for (`WAIT` takes
                 // up to --replica-timeout-ms): try again soon, so that a shard whose master just
                 // got its replica back (after a failover) resumes within a second, not after the
                 // back-off's 5 s.
-                let delay = error.serverErrorPrefix == "NOREPLICAS" ? Backoff.first : backoff.next()
+                let delay = deferral?.retriesSoon == true ? Backoff.first : backoff.next()
                 logger.warning("redis refused or failed; trying the same entries again", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
                 var left = delay
                 // A failover the sentinels announce ends the wait: the new master is ready. (Not
@@ -178,7 +182,8 @@ actor StreamConsumer {
             metrics.countRefusal(error)
             status.markProblem(error.message, shard: shard)
             recovering = error.message
-            return .failed(error)
+            defer { deferral = nil }
+            return .failed(error, deferral: deferral)
         }
     }
 
@@ -326,7 +331,7 @@ actor StreamConsumer {
         }
         metrics.batchSize.record(entries.count)
         if configuration.shards > 1 { metrics.shard(shard).entries.increment(by: entries.count) }
-        var failure: RedisError?
+        var failure: PartWorker.Failure?
         let busy = workers.indices.filter { !parts[$0 + 1].isEmpty }
         guard Self.forks(entries: entries.count, busyParts: busy.count + (parts[0].isEmpty ? 0 : 1)) else {
             // The consumer runs every part itself, each on its own processor, in turn.
@@ -334,7 +339,7 @@ actor StreamConsumer {
             for k in busy {
                 if case .failure(let error) = workers[k].runHere(parts[k + 1]), failure == nil { failure = error }
             }
-            if let failure { throw failure }
+            if let failure { throw fail(failure) }
             return
         }
         let started = busy
@@ -346,7 +351,13 @@ actor StreamConsumer {
         for k in started {
             if case .failure(let error) = workers[k].finish(), failure == nil { failure = error }
         }
-        if let failure { throw failure }
+        if let failure { throw fail(failure) }
+    }
+
+    /// A part's failure as the step's error; a deferral is kept for the back-off (``run(until:)``).
+    private func fail(_ failure: PartWorker.Failure) -> RedisError {
+        if case .deferred(let deferral) = failure, self.deferral == nil { self.deferral = deferral }
+        return failure.error
     }
 }
 

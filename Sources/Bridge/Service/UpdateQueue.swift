@@ -135,10 +135,10 @@ public final class UpdateQueue: Service, @unchecked Sendable {
                     switch outcome {
                     case .answered(let response):
                         answer.resume(returning: response)
-                    case .deferred(let reason):
-                        refused = refused ?? reason
+                    case .deferred(let deferral):
+                        refused = refused ?? deferral.message
                         metrics.countRequest(path: .http, status: 503)
-                        answer.resume(returning: Self.unavailable("Redis cannot take the update for now (\(reason)); nothing was changed"))
+                        answer.resume(returning: Self.unavailable("Redis cannot take the update for now (\(deferral.message)); nothing was changed"))
                     }
                 }
                 if let refused { metrics.countRefusal(RedisError(code: .serverError, message: refused)) }
