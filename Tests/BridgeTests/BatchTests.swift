@@ -53,7 +53,12 @@ struct BatchTests {
         batch.answer(0, answer)
         batch.defer(2, .refused("OOM command not allowed"))
         batch.answerRepeats()
-        #expect(batch.outcomes == [.answered(answer.response), .answered(answer.response), .deferred(.refused("OOM command not allowed")), .deferred(.refused("OOM command not allowed"))])
+        #expect(
+            batch.outcomes == [
+                .answered(answer.response), .answered(answer.response), .deferred(.refused("OOM command not allowed")),
+                .deferred(.refused("OOM command not allowed")),
+            ]
+        )
         #expect(batch.answers[1].reply == answer.reply)
         #expect(batch.answers[1].notification == nil)
     }
