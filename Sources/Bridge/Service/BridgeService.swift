@@ -92,6 +92,12 @@ struct MaintenanceClock {
     var nextClaim: ContinuousClock.Instant
     var nextTrim: ContinuousClock.Instant
     var nextConsumers: ContinuousClock.Instant
+    /// When the request stream was last trimmed, and whether a trim is owed (entries handled
+    /// since, or the last trim held back by an entry pending).
+    var lastTrim: ContinuousClock.Instant
+    var trimOwed = true
+    /// The longest an idle shard goes untrimmed.
+    static let idleTrimEvery = Duration.seconds(60)
 
     init(configuration: BridgeConfiguration) {
         claimEvery = min(max(configuration.claimIdle / 2, .milliseconds(100)), .seconds(5))
@@ -101,5 +107,6 @@ struct MaintenanceClock {
         nextClaim = now
         nextTrim = now
         nextConsumers = now
+        lastTrim = now
     }
 }

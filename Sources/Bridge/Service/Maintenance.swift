@@ -21,7 +21,14 @@ extension StreamConsumer {
             maintenance.nextClaim = now + maintenance.claimEvery
         }
         if now >= maintenance.nextTrim {
-            try trimRequests()
+            // Nothing handled since the last trim: nothing this consumer acknowledged is left to
+            // trim, so an idle shard skips it (two round trips each time, on every shard), but
+            // not for longer than a minute (others may have acknowledged entries).
+            if maintenance.trimOwed || now >= maintenance.lastTrim + MaintenanceClock.idleTrimEvery {
+                // Held back by an entry pending (here or with another consumer): owed still.
+                maintenance.trimOwed = !(try trimRequests())
+                maintenance.lastTrim = now
+            }
             maintenance.nextTrim = now + maintenance.trimEvery
         }
         if now >= maintenance.nextConsumers {
@@ -214,25 +221,30 @@ extension StreamConsumer {
     }
 
     /// Trims acknowledged entries from the request stream, never past the oldest entry a group
-    /// still has pending or has not read yet.
-    func trimRequests() throws(RedisError) {
+    /// still has pending or has not read yet. Whether the trim went as far as every group has
+    /// read (no entry pending held it back): if not, it is tried again at the next turn.
+    @discardableResult
+    func trimRequests() throws(RedisError) -> Bool {
         let groups = try commands.execute([RedisCommand("XINFO", "GROUPS", keys.requests)])[0]
-        guard case .array(let rows) = groups, !rows.isEmpty else { return }
+        guard case .array(let rows) = groups else { return false }
         var keep: String?
+        var heldBack = false
         for row in rows {
             let info = row.map
-            guard let name = info["name"]?.string, let lastDelivered = info["last-delivered-id"]?.string else { return }
+            guard let name = info["name"]?.string, let lastDelivered = info["last-delivered-id"]?.string else { return false }
             var candidate = StreamEntry.successor(of: lastDelivered)
             if let pending = info["pending"]?.int, pending > 0 {
                 let summary = try commands.execute(RedisCommand("XPENDING", keys.requests, name))
-                guard case .array(let parts) = summary, parts.count >= 2, let oldest = parts[1].string else { return }
+                guard case .array(let parts) = summary, parts.count >= 2, let oldest = parts[1].string else { return false }
                 candidate = oldest
+                heldBack = true
             }
             if keep == nil || StreamEntry.compare(candidate, keep!) { keep = candidate }
         }
         if let keep, keep != "0-1" {
             _ = try commands.execute(RedisCommand("XTRIM", keys.requests, "MINID", "~", keep))
         }
+        return !heldBack
     }
 
     /// Removes other consumers that have nothing pending and have been idle past the limit.

@@ -119,7 +119,7 @@ struct ShardLease {
 final class BridgeRoster: Sendable {
     let membersKey: String
     let consumer: String
-    private let state = Mutex<(members: [String], seen: ContinuousClock.Instant?)>(([], nil))
+    private let state = Mutex<(members: [String], seen: ContinuousClock.Instant?, looking: Bool)>(([], nil, false))
     private static let rosters = Mutex<[String: BridgeRoster]>([:])
 
     init(membersKey: String, consumer: String) {
@@ -143,8 +143,16 @@ final class BridgeRoster: Sendable {
     /// (Redis's clock, so that every bridge counts the same time).
     func members(on link: RedisLink, ttl: Duration) throws(RedisError) -> [String] {
         let now = ContinuousClock.now
-        let cached = state.withLock { state in state.seen.map { now - $0 < ttl / 3 } == true ? state.members : nil }
+        // The shards' consumers renew their leases at about the same times: one of them looks,
+        // the others take the last look meanwhile (a little older, still within the lease).
+        let cached = state.withLock { state -> [String]? in
+            guard let seen = state.seen else { return nil }
+            if now - seen < ttl / 3 || (state.looking && now - seen < ttl / 2) { return state.members }
+            state.looking = true
+            return nil
+        }
         if let cached { return cached }
+        defer { state.withLock { $0.looking = false } }
         let ttlMilliseconds = ttl.milliseconds
         let clock = try link.execute(RedisCommand("TIME"))
         guard case .array(let parts) = clock, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
@@ -157,7 +165,7 @@ final class BridgeRoster: Sendable {
             RedisCommand("ZRANGE", membersKey, nowMilliseconds - ttlMilliseconds, "+inf", "BYSCORE"),
         ])
         let members = (try replies[2].get().array ?? []).compactMap(\.string)
-        state.withLock { $0 = (members, now) }
+        state.withLock { $0 = (members, now, false) }
         return members
     }
 }

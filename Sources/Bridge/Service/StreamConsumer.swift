@@ -330,6 +330,7 @@ actor StreamConsumer {
             parts[part].requests.append(consume request)
         }
         metrics.batchSize.record(entries.count)
+        maintenance.trimOwed = true
         if configuration.shards > 1 { metrics.shard(shard).entries.increment(by: entries.count) }
         var failure: PartWorker.Failure?
         let busy = workers.indices.filter { !parts[$0 + 1].isEmpty }
