@@ -19,24 +19,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import redis
 
-from faultsuite.workload import bench_task  # noqa: E402
+from faultsuite.servers import free_port
+from faultsuite.workload import bench_task
 
 P = "taskstatus"
 TID = "t000000"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def process_cpu(pid):

@@ -25,22 +25,16 @@ Each COMMAND runs under `sh -c 'exec COMMAND'` with REDIS_URL set. The first bri
 the ratios are of (ratio FIRST/OTHER of CPU per request). Exit status 0 only when every run got
 every answer right.
 """
-import argparse, json, multiprocessing, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, types
+import argparse, json, multiprocessing, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time, types
 
 import redis
 
+from faultsuite.servers import free_port
 from faultsuite.workload import bench_patch, bench_task
 
 P = os.environ.get("TASKSTATUS_PREFIX", "taskstatus")
 STREAM, GROUP = f"{P}:requests", f"{P}-bridge"
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cpu_seconds(pid):
