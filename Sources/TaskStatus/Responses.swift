@@ -86,7 +86,7 @@ public struct TaskResponse: Sendable, Equatable {
 }
 
 /// A reply read back from where it is stored (see ``TaskResponse/storedReplyJSON(requestId:taskId:)``).
-public struct StoredReply: Sendable, Equatable {
+public struct StoredReply: Sendable {
     public var status: Int
     public var rev: Int64?
     public var headers: [(name: String, value: String)]
@@ -109,14 +109,12 @@ public struct StoredReply: Sendable, Equatable {
         self.body = body?.serialized()
     }
 
+    /// Whether this is a success stored without its task: answering it again needs the task.
+    public var keepsNoTask: Bool { status == 200 && body == nil }
+
     /// The answer as the body it was stored with; `nil` for a success stored without its task.
     public var response: TaskResponse? {
         body.map { TaskResponse(status: status, headers: headers, body: $0, rev: rev) }
-    }
-
-    public static func == (lhs: StoredReply, rhs: StoredReply) -> Bool {
-        lhs.status == rhs.status && lhs.rev == rhs.rev && lhs.body == rhs.body
-            && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
     }
 }
 

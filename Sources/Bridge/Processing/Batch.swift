@@ -94,9 +94,14 @@ struct Batch {
         /// the task is still at that revision, else with the patch alone (a later revision's
         /// announcement carries the task's state). A stored reply that does not read back is
         /// answered 500.
-        init(stored: [UInt8], for request: PatchRequest, current: TaskRecord?, wholeTaskLimit: Int) {
-            reply = .whole(stored)
-            guard let stored = StoredReply(json: stored) else {
+        init(stored bytes: [UInt8], for request: PatchRequest, current: TaskRecord?, wholeTaskLimit: Int) {
+            self.init(stored: bytes, reading: StoredReply(json: bytes), for: request, current: current, wholeTaskLimit: wholeTaskLimit)
+        }
+
+        /// The same, with the stored reply read already (`nil`: it does not read back).
+        init(stored bytes: [UInt8], reading stored: StoredReply?, for request: PatchRequest, current: TaskRecord?, wholeTaskLimit: Int) {
+            reply = .whole(bytes)
+            guard let stored else {
                 self.response = .error(500, "the stored reply cannot be read")
                 return
             }
@@ -105,17 +110,18 @@ struct Batch {
                 return
             }
             if let body = stored.body {
-                // Stored whole by a version before replies kept no task.
+                // Stored whole by a version before replies kept no task: published as stored.
                 self.response = TaskResponse(status: 200, headers: stored.headers, body: body, rev: rev)
-            } else if let current {
-                self.response = TaskResponse(status: 200, headers: [("ETag", "\"\(current.rev)\"")], body: current.json, rev: rev)
-                reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: current.json)
             } else {
-                self.response = .error(
-                    404,
-                    "there is no task with id \(request.taskId) any more; this request was applied before, at revision \(rev)",
-                    rev: rev
-                )
+                if let current {
+                    self.response = TaskResponse(status: 200, headers: [("ETag", "\"\(current.rev)\"")], body: current.json, rev: rev)
+                } else {
+                    self.response = .error(
+                        404,
+                        "there is no task with id \(request.taskId) any more; this request was applied before, at revision \(rev)",
+                        rev: rev
+                    )
+                }
                 reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
             }
             let atRevision = current.flatMap { $0.rev == rev ? $0 : nil }
@@ -140,13 +146,6 @@ struct Batch {
             var summary = JSONObject()
             for member in task where TaskProperty(name: member.key)?.isInSummary == true { summary[member.key] = member.value }
             return JSONValue.object(summary).serialized()
-        }
-
-        /// Whether this is a success answered from a reply stored without its task, which needs
-        /// the task as it is now.
-        static func needsTask(stored: [UInt8]) -> Bool {
-            guard let reply = StoredReply(json: stored) else { return false }
-            return reply.status == 200 && reply.body == nil
         }
     }
 

@@ -108,14 +108,15 @@ struct CommitRound {
             batch.deferEverything(shortfall)
             return
         }
-        var storedSuccesses: [(index: Int, reply: [UInt8])] = []
+        var storedSuccesses: [(index: Int, bytes: [UInt8], reply: StoredReply)] = []
         for (k, i) in stored.enumerated() {
             let reply = replies[k]
-            if let bytes = reply.bytes, reply.kind == .bulk {
-                if Batch.Answer.needsTask(stored: Array(bytes)) {
-                    storedSuccesses.append((i, Array(bytes)))
+            if let bytes = reply.bytes.map(Array.init), reply.kind == .bulk {
+                let read = StoredReply(json: bytes)
+                if let read, read.keepsNoTask {
+                    storedSuccesses.append((i, bytes, read))
                 } else {
-                    batch.answer(i, Batch.Answer(stored: Array(bytes), for: batch.requests[i], current: nil, wholeTaskLimit: wholeTaskLimit))
+                    batch.answer(i, Batch.Answer(stored: bytes, reading: read, for: batch.requests[i], current: nil, wholeTaskLimit: wholeTaskLimit))
                 }
             } else if let message = reply.errorMessage {
                 if RedisError.isTransient(serverError: message) {
@@ -184,26 +185,25 @@ struct CommitRound {
     /// Answers the requests decided without their task whose earlier copy was answered 200: a
     /// success is stored without its task, which is read now (one round trip; rare).
     private func answerStoredSuccesses(
-        _ found: [(index: Int, reply: [UInt8])],
+        _ found: [(index: Int, bytes: [UInt8], reply: StoredReply)],
         in batch: inout Batch,
         loader: inout TaskLoader,
         on link: RedisLink
     ) throws(RedisError) {
         guard !found.isEmpty else { return }
-        var pipeline = RedisPipeline()
-        for (i, _) in found {
-            pipeline.begin("HGETALL")
-            pipeline.add(joining: keys.taskPrefix, batch.requests[i].taskId, "}")
-        }
-        let replies = try link.execute(pipeline)
-        for (k, (i, reply)) in found.enumerated() {
-            if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
-                batch.defer(i, .refused(message))
-                continue
+        let tasks = try loader.read(found.map { batch.requests[$0.index].taskId }, on: link)
+        for ((i, bytes, reply), task) in zip(found, tasks) {
+            switch task {
+            case .failure(let deferral):
+                batch.defer(i, deferral)
+            case .success(let state):
+                var current: TaskRecord?
+                if case .record(let record) = state { current = record }
+                batch.answer(
+                    i,
+                    Batch.Answer(stored: bytes, reading: reply, for: batch.requests[i], current: current, wholeTaskLimit: wholeTaskLimit)
+                )
             }
-            var current: TaskRecord?
-            if case .record(let record) = loader.decode(hash: replies[k].reply, taskId: batch.requests[i].taskId) { current = record }
-            batch.answer(i, Batch.Answer(stored: reply, for: batch.requests[i], current: current, wholeTaskLimit: wholeTaskLimit))
         }
     }
 

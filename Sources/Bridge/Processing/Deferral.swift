@@ -9,7 +9,7 @@
 /// Why a request was neither answered nor acknowledged: Redis cannot take it for now, which is
 /// never the request's fault. The stream tries it again after a back-off; HTTP answers 503 with
 /// `Retry-After`.
-public struct Deferral: Sendable, Equatable, CustomStringConvertible {
+public struct Deferral: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
         /// Redis refused a command for now; the error's first word (`OOM`, `BUSY`, `LOADING`,
         /// `READONLY`, `TRYAGAIN`, ...).

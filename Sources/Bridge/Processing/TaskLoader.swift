@@ -46,23 +46,36 @@ struct TaskLoader {
             }
         }
         guard !missing.isEmpty else { return }
-        var pipeline = RedisPipeline()
-        for g in missing {
-            pipeline.begin("HGETALL")
-            pipeline.add(joining: keys.taskPrefix, batch.groups[g].taskId, "}")
-        }
-        let replies = try link.execute(pipeline)
+        let read = try self.read(missing.map { batch.groups[$0].taskId }, on: link)
         var refused: [Int] = []
-        for (k, g) in missing.enumerated() {
-            if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
+        for (g, state) in zip(missing, read) {
+            switch state {
+            case .success(let state):
+                batch.groups[g].state = state
+            case .failure(let deferral):
                 refused.append(g)
-                cache.remove(batch.groups[g].taskId)
-                for i in batch.groups[g].indices { batch.defer(i, .refused(message)) }
-                continue
+                for i in batch.groups[g].indices { batch.defer(i, deferral) }
             }
-            batch.groups[g].state = decode(hash: replies[k].reply, taskId: batch.groups[g].taskId)
         }
         for g in refused.reversed() { batch.groups.remove(at: g) }
+    }
+
+    /// Reads tasks from Redis, in one round trip: each as it is now, or why Redis refused to
+    /// read it for now (it is then forgotten).
+    mutating func read(_ taskIds: [String], on link: RedisLink) throws(RedisError) -> [Result<Batch.TaskState, Deferral>] {
+        var pipeline = RedisPipeline()
+        for id in taskIds {
+            pipeline.begin("HGETALL")
+            pipeline.add(joining: keys.taskPrefix, id, "}")
+        }
+        let replies = try link.execute(pipeline)
+        return taskIds.enumerated().map { k, id in
+            if let message = replies[k].errorMessage, RedisError.isTransient(serverError: message) {
+                cache.remove(id)
+                return .failure(.refused(message))
+            }
+            return .success(decode(hash: replies[k].reply, taskId: id))
+        }
     }
 
     mutating func decode(hash reply: RedisReply, taskId: String) -> Batch.TaskState {

@@ -334,23 +334,16 @@ actor StreamConsumer {
         if configuration.shards > 1 { metrics.shard(shard).entries.increment(by: entries.count) }
         var failure: PartWorker.Failure?
         let busy = workers.indices.filter { !parts[$0 + 1].isEmpty }
-        guard Self.forks(entries: entries.count, busyParts: busy.count + (parts[0].isEmpty ? 0 : 1)) else {
-            // The consumer runs every part itself, each on its own processor, in turn.
-            if !parts[0].isEmpty, case .failure(let error) = PartWorker.run(parts[0], on: processor) { failure = error }
-            for k in busy {
-                if case .failure(let error) = workers[k].runHere(parts[k + 1]), failure == nil { failure = error }
-            }
-            if let failure { throw fail(failure) }
-            return
-        }
-        let started = busy
-        for k in started { workers[k].start(parts[k + 1]) }
+        // Otherwise the consumer runs every part itself, each on its own processor, in turn.
+        let forking = Self.forks(entries: entries.count, busyParts: busy.count + (parts[0].isEmpty ? 0 : 1))
+        if forking { for k in busy { workers[k].start(parts[k + 1]) } }
         if !parts[0].isEmpty {
             if case .failure(let error) = PartWorker.run(parts[0], on: processor) { failure = error }
         }
         // Every started part is waited for, failed or not: its worker is then free again.
-        for k in started {
-            if case .failure(let error) = workers[k].finish(), failure == nil { failure = error }
+        for k in busy {
+            let result = forking ? workers[k].finish() : workers[k].runHere(parts[k + 1])
+            if case .failure(let error) = result, failure == nil { failure = error }
         }
         if let failure { throw fail(failure) }
     }
