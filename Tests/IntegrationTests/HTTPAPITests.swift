@@ -214,6 +214,44 @@ struct HTTPAPITests {
         }
     }
 
+    @Test(
+        "a change-feed entry Redis refuses after an HTTP commit is sent again once Redis takes it, once; the answer did not wait for it",
+        .enabled(if: PrivateRedis.isAvailable, "redis-server is not on the PATH")
+    )
+    func refusedAnnouncementSentAgain() async throws {
+        try await TestSpace.withPrivateServer { space in
+            try await space.putTask("t1")
+            // A user that may commit but not append to the feed: the announcement's transaction
+            // is refused as it is queued (EXECABORT), nothing of it runs.
+            try await space.run("ACL", "SETUSER", "feedless", "on", ">feedless-pw", "~*", "&*", "+@all", "-xadd")
+            try await RunningBridge.with(
+                space,
+                configure: {
+                    $0.redis.username = "feedless"
+                    $0.redis.password = "feedless-pw"
+                }
+            ) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let answer = try await patch(base, "/task-status/t1", #"[{"op":"replace","path":"/percentComplete","value":40}]"#)
+                #expect(answer.status == 200)
+                #expect(answer.headers["etag"] == #""2""#)
+                // Past the first retry (a second later), still refused: nothing in the feed.
+                try await Task.sleep(for: .milliseconds(1500))
+                #expect(try await space.run("XLEN", space.keys.events).int == 0)
+                try await space.run("ACL", "SETUSER", "feedless", "+xadd")
+                let length = try await eventually(timeout: .seconds(5)) { () async throws -> Int64? in
+                    let n = try await space.run("XLEN", space.keys.events).int ?? 0
+                    return n > 0 ? n : nil
+                }
+                #expect(length == 1)
+                // Another second: no copy follows.
+                try await Task.sleep(for: .milliseconds(1200))
+                let entries = try await space.run("XRANGE", space.keys.events, "-", "+").array ?? []
+                #expect(entries.count == 1)
+            }
+        }
+    }
+
     @Test("/metrics shows requests by path and status, latency, batches and consumer gauges")
     func metrics() async throws {
         try await TestSpace.with { space in

@@ -26,6 +26,8 @@ protocol Announcer {
     var hasOwed: Bool { get }
     /// Sends again the announcements Redis refused, with nothing new.
     mutating func retryOwed(on link: RedisLink) throws(RedisError)
+    /// The connection failed: what was sent without waiting may not have run.
+    mutating func connectionFailed()
 }
 
 /// The stream's announcer: one `MULTI`/`EXEC`, sent without waiting, so that either all of it
@@ -83,6 +85,9 @@ struct StreamAnnouncer: Announcer {
 
     mutating func retryOwed(on link: RedisLink) throws(RedisError) {}
 
+    /// Nothing to do: the entries stay pending, and are processed again.
+    mutating func connectionFailed() {}
+
     private mutating func noteDeferredErrors(on link: RedisLink) {
         for message in link.takeDeferredErrors() {
             log(message)
@@ -95,15 +100,22 @@ struct StreamAnnouncer: Announcer {
     }
 }
 
-/// The HTTP path's announcer: one round trip without a transaction (there is nothing to
-/// acknowledge); an announcement Redis refuses after its commit is kept and sent again, a second
-/// later or with the next batch.
+/// The HTTP path's announcer (there is nothing to acknowledge). On one Redis: one `MULTI`/`EXEC`
+/// sent without waiting, so that the callers are answered without a second round trip; its
+/// answer is read with the next round trip (or by the retry a second later). When Redis refused
+/// the transaction (`EXECABORT`: nothing of it ran), or the connection broke before its answer
+/// was read, its commands are kept and sent again, with the next batch or a second later: at
+/// least once, like the stream's announcements after a crash. On a cluster, whose shard feeds lie
+/// in other slots than one transaction may touch: one round trip without a transaction, and a
+/// refused command is kept and sent again.
 struct HTTPAnnouncer: Announcer {
     private var writer: AnnouncementWriter
     private let logger: Logger
     /// Announcements Redis refused after their commit, sent again before the next ones.
     private var owed: [RedisCommand] = []
     private var pipeline = RedisPipeline()
+    /// The transaction sent without waiting whose answer is not checked yet (empty: none).
+    private var unchecked = RedisPipeline()
 
     /// Most announcements kept for a retry; past it the oldest are dropped (and logged).
     static let owedLimit = 10_000
@@ -114,32 +126,80 @@ struct HTTPAnnouncer: Announcer {
     }
 
     mutating func announce(_ batch: Batch, acknowledging extraAcks: [String], on link: RedisLink) throws(RedisError) {
+        try check(on: link)
+        let transaction = !link.routesBySlot
         pipeline.removeAll()
+        if transaction { pipeline.begin(Words.multi) }
+        let header = pipeline.count
         for command in owed { pipeline.append(command) }
-        let retried = owed.count
         owed = []
         var unused = RedisPipeline()
         writer.write(batch, acknowledging: extraAcks, to: &pipeline, publications: &unused, apart: false)
-        guard pipeline.count > 0 || retried > 0 else { return }
+        guard pipeline.count > header else { return }
+        if transaction {
+            pipeline.begin(Words.exec)
+            do {
+                try link.sendDeferred(pipeline)
+            } catch {
+                owe(pipeline)
+                throw error
+            }
+            swap(&pipeline, &unchecked)
+            return
+        }
         for error in try link.executeForErrors(pipeline) {
             logger.warning("announcing an update failed", metadata: ["redis.error": "\(error.message)"])
-            if owed.count < Self.owedLimit {
-                owed.append(RedisCommand(arguments: pipeline.arguments(of: error.index)))
-            } else {
-                logger.error("dropped an announcement Redis kept refusing", metadata: ["redis.error": "\(error.message)"])
-            }
+            keep(RedisCommand(arguments: pipeline.arguments(of: error.index)))
         }
     }
 
-    mutating func settle(on link: RedisLink) throws(RedisError) { try link.settle() }
+    mutating func settle(on link: RedisLink) throws(RedisError) { try check(on: link) }
 
     mutating func takeFailure(on link: RedisLink) -> String? { nil }
 
-    var hasOwed: Bool { !owed.isEmpty }
+    var hasOwed: Bool { !owed.isEmpty || !unchecked.isEmpty }
 
     mutating func retryOwed(on link: RedisLink) throws(RedisError) {
-        guard !owed.isEmpty else { return }
+        guard hasOwed else { return }
         try announce(Batch([]), acknowledging: [], on: link)
+    }
+
+    mutating func connectionFailed() {
+        owe(unchecked)
+        unchecked.removeAll()
+    }
+
+    /// Reads the answer of the transaction sent without waiting, when a round trip has not read
+    /// it yet; keeps its commands when Redis refused it or the connection broke first.
+    private mutating func check(on link: RedisLink) throws(RedisError) {
+        guard !unchecked.isEmpty else { return }
+        do {
+            try link.settle()
+        } catch {
+            connectionFailed()
+            throw error
+        }
+        let errors = link.takeDeferredErrors()
+        for message in errors { logger.warning("announcing an update failed", metadata: ["redis.error": "\(message)"]) }
+        // A command refused as it was queued aborts the transaction: nothing of it ran. An error
+        // while it ran (a key of another type) leaves the rest done: sending it again would
+        // repeat what went out, every second, for good.
+        if errors.contains(where: { $0.hasPrefix("EXECABORT") }) { owe(unchecked) }
+        unchecked.removeAll()
+    }
+
+    /// Keeps a transaction's commands (without its `MULTI` and `EXEC`) to send again.
+    private mutating func owe(_ transaction: RedisPipeline) {
+        guard transaction.count > 2 else { return }
+        for k in 1..<(transaction.count - 1) { keep(RedisCommand(arguments: transaction.arguments(of: k))) }
+    }
+
+    private mutating func keep(_ command: RedisCommand) {
+        if owed.count < Self.owedLimit {
+            owed.append(command)
+        } else {
+            logger.error("dropped an announcement Redis kept refusing")
+        }
     }
 }
 

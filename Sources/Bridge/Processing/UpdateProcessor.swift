@@ -25,7 +25,7 @@ import TaskStatus
 ///    ``CommitRound`` decides each group's requests in order and commits them, one round trip;
 /// 3. the path's ``Announcer``: the change-feed entries, the notifications of replies found
 ///    stored, the replies and, on the stream, the `XACK` (one `MULTI`/`EXEC` sent without
-///    waiting; its answer is read with the next round trip's).
+///    waiting; its answer is read with the next round trip's; on HTTP too, on one Redis).
 ///
 /// Redis refusing for a while (memory full, a failover, a lost connection) is never a request's
 /// fault: a refused request is deferred, neither answered nor acknowledged, and tried again by
@@ -68,6 +68,21 @@ final class UpdateProcessor {
     /// connection failed mid-batch: what was committed has stored replies, the rest nothing, and
     /// no answer went out for either.
     func process(_ requests: [PatchRequest], acknowledging extraAcks: [String] = []) throws(RedisError) -> Batch {
+        try noticingLoss { () throws(RedisError) in try processBatch(requests, acknowledging: extraAcks) }
+    }
+
+    /// Runs `body`; when the connection failed in it, tells the announcer, whose announcements
+    /// sent without waiting may then not have run.
+    private func noticingLoss<T>(_ body: () throws(RedisError) -> T) throws(RedisError) -> T {
+        do {
+            return try body()
+        } catch {
+            if error.code != .serverError && error.code != .unexpectedReply { announcer.connectionFailed() }
+            throw error
+        }
+    }
+
+    private func processBatch(_ requests: [PatchRequest], acknowledging extraAcks: [String]) throws(RedisError) -> Batch {
         var batch = Batch(requests)
         try gate.limit(&batch, on: link)
         batch.formGroups()
@@ -92,6 +107,10 @@ final class UpdateProcessor {
     /// 404, 500 for a task that does not decode, or 429 over the caller's rate limit. Redis
     /// refusing is thrown.
     func read(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
+        try noticingLoss { () throws(RedisError) in try readTask(taskId: taskId, rateLimitKey: rateLimitKey) }
+    }
+
+    private func readTask(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
         var probe = Batch([PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
         try gate.limit(&probe, on: link)
         if let rejection = probe.requests[0].rejection { return rejection }
