@@ -20,7 +20,7 @@ LAYERS = [
     {"checker"},
     {"backlog"},
     {"proxy"},
-    {"single", "sentinel", "cluster", "network"},
+    {"single", "sentinel", "cluster", "network", "httppath"},
     {"cli"},
     {"__main__"},
 ]

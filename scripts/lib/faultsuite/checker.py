@@ -21,9 +21,10 @@ def marker_keys(messages):
 from .resp import Redis, RedisError, pairs, text
 
 
-def change_feed(call, feed=None):
+def change_feed(call, feed=None, copies=None):
     """The change feed as {(task id, rev): {request ids}}, read in chunks. `call` runs one command
-    (a Redis, or a cluster client bound to the feed's key); `feed` collects several feeds."""
+    (a Redis, or a cluster client bound to the feed's key); `feed` collects several feeds;
+    `copies`, when given, counts the entries of each (task id, rev, request id)."""
     feed = {} if feed is None else feed
     cursor = "-"
     for _ in range(100000):
@@ -32,7 +33,10 @@ def change_feed(call, feed=None):
             break
         for _, flat in chunk:
             f = pairs(flat)
-            feed.setdefault((text(f.get("id")), int(f.get("rev", b"0"))), set()).add(text(f.get("request-id")))
+            key = (text(f.get("id")), int(f.get("rev", b"0")))
+            feed.setdefault(key, set()).add(text(f.get("request-id")))
+            if copies is not None:
+                copies[key + (text(f.get("request-id")),)] = copies.get(key + (text(f.get("request-id")),), 0) + 1
         cursor = "(" + text(chunk[-1][0])
     return feed
 

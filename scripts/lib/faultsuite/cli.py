@@ -1,7 +1,7 @@
 """scripts/faults' command line: the scenarios chosen, one line each, "N passed, M failed"."""
 import argparse, signal, sys
 
-from . import cluster, network, sentinel, single
+from . import cluster, httppath, network, sentinel, single
 
 GROUPS = (
     # (group, {name: spec}, run(name, spec, args, seed))
@@ -9,6 +9,7 @@ GROUPS = (
     ("sentinel", sentinel.SENTINEL_SCENARIOS, sentinel.run_sentinel_scenario),
     ("cluster", cluster.CLUSTER_SCENARIOS, cluster.run_cluster_scenario),
     ("network", network.NETWORK_SCENARIOS, network.run_network_scenario),
+    ("http", httppath.HTTP_SCENARIOS, httppath.run_http_scenario),
 )
 
 

@@ -4,7 +4,7 @@ ports, each in a directory of its own (scripts/faults finds leftovers by working
 import os, shutil, signal, socket, subprocess, time
 
 from .keys import acl_user_args
-from .resp import Redis, RedisError, text
+from .resp import Redis, RedisError, pairs, text
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 MASTER_NAME = "faultsmaster"
@@ -117,6 +117,20 @@ class Server:
 
     def client(self):
         return Redis(self.port)
+
+    def fill_memory(self, seconds=3.0):
+        """maxmemory just below the memory in use for `seconds` (noeviction): writes are refused."""
+        r = self.client()
+        used = int(pairs([x for line in text(r("INFO", "memory")).splitlines() if ":" in line
+                          for x in line.split(":", 1)]).get("used_memory", b"1"))
+        r("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        r("CONFIG", "SET", "maxmemory", str(max(1, used - 1024 * 1024)))
+        time.sleep(seconds)
+        r("CONFIG", "SET", "maxmemory", "0")
+        return "maxmemory below used memory for %.0f s" % seconds
+
+    def kill_clients(self):
+        return "CLIENT KILL TYPE normal: %s clients" % self.client()("CLIENT", "KILL", "TYPE", "normal")
 
 
 class Servers:

@@ -5,7 +5,7 @@ import signal, time
 from .backlog import run_backlog
 from .keys import BRIDGE_USER, task_key
 from .workload import compact
-from .resp import RedisError, pairs, text
+from .resp import RedisError
 
 
 def restart(server, subscriber, graceful):
@@ -27,21 +27,6 @@ def restart(server, subscriber, graceful):
     return "redis %s and restarted on its AOF" % ("shut down" if graceful else "killed (SIGKILL)")
 
 
-def memory_full(server, seconds=3.0):
-    r = server.client()
-    used = int(pairs([x for line in text(r("INFO", "memory")).splitlines() if ":" in line
-                      for x in line.split(":", 1)]).get("used_memory", b"1"))
-    r("CONFIG", "SET", "maxmemory-policy", "noeviction")
-    r("CONFIG", "SET", "maxmemory", str(max(1, used - 1024 * 1024)))
-    time.sleep(seconds)
-    r("CONFIG", "SET", "maxmemory", "0")
-    return "maxmemory below used memory for %.0f s" % seconds
-
-
-def client_kill(server):
-    return "CLIENT KILL TYPE normal: %s clients" % server.client()("CLIENT", "KILL", "TYPE", "normal")
-
-
 def kill_restart(run):
     run.crashes += 1
     return restart(run.server, run.subscriber, graceful=False)
@@ -52,7 +37,7 @@ def graceful_restart(run):
 
 
 def kill_clients(run):
-    return client_kill(run.server)
+    return run.server.kill_clients()
 
 
 def client_pause(run):
@@ -64,7 +49,7 @@ def debug_sleep(run):
 
 
 def fill_memory(run):
-    return memory_full(run.server)
+    return run.server.fill_memory()
 
 
 def script_flush(run):
