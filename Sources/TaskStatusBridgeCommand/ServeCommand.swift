@@ -31,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeOptions.consumer.help) var consumer: String?
     @Option(help: ServeOptions.batchSize.help) var batchSize: String?
     @Option(help: ServeOptions.blockMs.help) var blockMs: String?
+    @Option(help: ServeOptions.batchWindowUs.help) var batchWindowUs: String?
     @Option(help: ServeOptions.workers.help) var workers: String?
     @Option(help: ServeOptions.cacheSize.help) var cacheSize: String?
     @Option(help: ServeOptions.claimIdleMs.help) var claimIdleMs: String?
@@ -143,6 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
             maxConnections: try O.httpMaxConnections.resolve(httpMaxConnections, default: HTTPConfiguration.Defaults.maxConnections),
             tls: try resolveTLS()
         )
+        bridge.batchWindow = .microseconds(try O.batchWindowUs.resolve(batchWindowUs))
         bridge.auth = try resolveAuth()
         let limit = try O.rateLimitRequests.resolve(rateLimitRequests)
         bridge.rateLimit = RateLimitConfiguration(

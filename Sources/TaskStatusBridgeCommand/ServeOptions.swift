@@ -179,6 +179,14 @@ enum ServeOptions {
         in: 1...60000,
         "how long one `XREADGROUP` waits for entries, in ms"
     )
+    static let batchWindowUs = OptionSpec<Int>.integer(
+        "--batch-window-us",
+        "TASKSTATUS_BATCH_WINDOW_US",
+        .consumer,
+        default: Bridge.batchWindowMicroseconds,
+        in: 0...100_000,
+        "the longest, in µs, a read's first entries wait for more to join their batch; only while requests arrive fast enough that at least 2 more are expected meanwhile (2,000/s with the default) (a batch costs its round trips once, whatever its size); 0 never waits"
+    )
     static let workers = OptionSpec<Int>.integer(
         "--workers",
         "TASKSTATUS_WORKERS",
@@ -517,8 +525,8 @@ enum ServeOptions {
     static let all: [any DocumentedOption] = [
         redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, redisCluster, shards, pubsub, prefix, consumer,
         redisTLSCAFile, redisTLSCertFile, redisTLSKeyFile, redisTLSServerName, redisTLSInsecure, sentinelTLS, redisCommandTimeout, redisKeepalive,
-        batchSize, blockMs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen, eventsMaxBytes,
-        wholeTaskMaxBytes, deadMaxlen, minReplicas,
+        batchSize, blockMs, batchWindowUs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen,
+        eventsMaxBytes, wholeTaskMaxBytes, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
         httpHost, httpPort, httpTLSCertFile, httpTLSKeyFile, httpHeaderTimeout, httpBodyTimeout, httpIdleTimeout, httpMaxConnections,

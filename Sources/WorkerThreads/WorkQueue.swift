@@ -29,9 +29,11 @@ public struct WorkQueue<Job> {
         case exit
     }
 
-    /// Most jobs waiting at once (those being run do not count).
+    /// Most jobs waiting at once (those being run, and those forced in, do not count).
     public let capacity: Int
     private var jobs: [Job] = []
+    /// Jobs waiting that were forced in: they take no caller's place.
+    private var forced = 0
     /// Whether the thread is running a batch it took.
     public private(set) var isRunning = false
     public private(set) var isClosed = false
@@ -49,11 +51,12 @@ public struct WorkQueue<Job> {
     public var isIdle: Bool { jobs.isEmpty && !isRunning }
 
     /// Adds a job unless the queue is closed or full. `force` skips the capacity check, for work
-    /// that was admitted once already (a retry).
+    /// that was admitted once already (a retry), and does not count against it.
     public mutating func submit(_ job: Job, force: Bool = false) -> Admission {
         if isClosed { return .closed }
-        if !force, jobs.count >= capacity { return .full }
+        if !force, jobs.count - forced >= capacity { return .full }
         jobs.append(job)
+        if force { forced += 1 }
         return .accepted
     }
 
@@ -63,6 +66,7 @@ public struct WorkQueue<Job> {
         isRunning = false
         if !jobs.isEmpty {
             swap(&jobs, &batch)
+            forced = 0
             isRunning = true
             return .run
         }
@@ -83,7 +87,10 @@ public struct WorkQueue<Job> {
     public mutating func abandon() -> [Job] {
         isClosed = true
         hasExited = true
-        defer { jobs = [] }
+        defer {
+            jobs = []
+            forced = 0
+        }
         return jobs
     }
 }

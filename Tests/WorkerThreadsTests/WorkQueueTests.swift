@@ -50,6 +50,23 @@ struct WorkQueueTests {
         #expect(queue.submit(6) == .full)
     }
 
+    @Test("a forced job (a retry the worker owes itself) takes no caller's place")
+    func forcedTakesNoPlace() {
+        var queue = WorkQueue<Int>(capacity: 2)
+        #expect(queue.submit(0, force: true) == .accepted)
+        #expect(queue.submit(1) == .accepted)
+        #expect(queue.submit(2) == .accepted)
+        #expect(queue.submit(3) == .full)
+        var batch: [Int] = []
+        #expect(queue.next(into: &batch) == .run)
+        #expect(batch == [0, 1, 2])
+        // Once handed over, forced jobs are forgotten: the next ones count from zero.
+        batch.removeAll()
+        #expect(queue.submit(4) == .accepted)
+        #expect(queue.submit(5) == .accepted)
+        #expect(queue.submit(6) == .full)
+    }
+
     @Test("once closed, nothing new is taken; the waiting jobs still run, then the thread exits")
     func closing() {
         var queue = WorkQueue<Int>()

@@ -22,6 +22,9 @@ public struct BridgeConfiguration: Sendable {
     public var batchSize: Int
     /// How long one `XREADGROUP` waits for entries (`BLOCK`).
     public var blockTimeout: Duration
+    /// The longest a read's first entries wait for more to join their batch, when the rate says
+    /// more are coming (see ``BatchWindow``); zero never waits.
+    public var batchWindow: Duration = .microseconds(Defaults.batchWindowMicroseconds)
     /// How long another consumer's entry stays pending before this one claims it.
     public var claimIdle: Duration
     /// Deliveries after which an entry goes to the dead-letter stream.
@@ -160,6 +163,7 @@ public struct BridgeConfiguration: Sendable {
         public static let prefix = "taskstatus"
         public static let batchSize = 128
         public static let blockMilliseconds = 1000
+        public static let batchWindowMicroseconds = 1000
         public static let claimIdleMilliseconds = 30_000
         public static let maxDeliveries = 5
         public static let replyTTLSeconds = 86_400

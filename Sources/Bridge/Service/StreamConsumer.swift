@@ -11,6 +11,10 @@ import Metrics
 import Redis
 import TaskStatus
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The consumer's work, on a thread of its own: each ``step()`` settles set-up, entries held
 /// since a failure, and the periodic jobs when due, then reads one batch with `XREADGROUP ...
 /// BLOCK` and splits it by task into parts that are decided, committed and answered at the same
@@ -52,6 +56,8 @@ actor StreamConsumer {
     /// Why the last step failed; while set, the next step first processes what this consumer holds.
     private var recovering: String?
     var maintenance: MaintenanceClock
+    /// Whether a read waits for more entries to join it (adaptive batching).
+    private var batchWindow: BatchWindow
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -78,6 +84,7 @@ actor StreamConsumer {
         }
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
         self.maintenance = MaintenanceClock(configuration: configuration)
+        self.batchWindow = BatchWindow(window: configuration.batchWindow)
         self.lease =
             configuration.shards > 1
             ? ShardLease(shard: shard, keys: configuration.keys, consumer: configuration.consumer, ttl: configuration.shardLease) : nil
@@ -147,18 +154,13 @@ actor StreamConsumer {
                 status.markConsuming(shard: shard)
             }
             try await maintain()
-            var read = RedisPipeline()
-            read.begin("XREADGROUP")
-            for word in ["GROUP", keys.group, configuration.consumer, "COUNT"] { read.add(word) }
-            read.add(configuration.batchSize)
-            read.add("BLOCK")
-            read.add(configuration.blockTimeout.milliseconds)
-            read.add("STREAMS")
-            read.add(keys.requests)
-            read.add(">")
-            let replies = try reader.execute(read)
-            if let message = replies[0].errorMessage { throw RedisError(code: .serverError, message: message) }
-            let entries = StreamEntry.fromReadGroup(replies[0])
+            var entries = try readNew(count: configuration.batchSize, blocking: true)
+            if batchWindow.waits(after: entries.count, batchSize: configuration.batchSize) {
+                // Requests come fast: those due within the window join this batch (see BatchWindow).
+                sleep(for: batchWindow.window)
+                entries += try readNew(count: configuration.batchSize - entries.count, blocking: false)
+            }
+            batchWindow.record(entries.count)
             if entries.isEmpty {
                 // Idle: confirm the last answers, so that a failed one is retried now rather than
                 // once its entries are claimed as abandoned.
@@ -185,6 +187,31 @@ actor StreamConsumer {
             defer { deferral = nil }
             return .failed(error, deferral: deferral)
         }
+    }
+
+    /// Reads up to `count` new entries; `blocking`, waiting up to `--block-ms` for the first.
+    private func readNew(count: Int, blocking: Bool) throws(RedisError) -> [StreamEntry] {
+        var read = RedisPipeline()
+        read.begin("XREADGROUP")
+        for word in ["GROUP", keys.group, configuration.consumer, "COUNT"] { read.add(word) }
+        read.add(count)
+        if blocking {
+            read.add("BLOCK")
+            read.add(configuration.blockTimeout.milliseconds)
+        }
+        read.add("STREAMS")
+        read.add(keys.requests)
+        read.add(">")
+        let replies = try reader.execute(read)
+        if let message = replies[0].errorMessage { throw RedisError(code: .serverError, message: message) }
+        return StreamEntry.fromReadGroup(replies[0])
+    }
+
+    /// Sleeps on the consumer's own thread (not the cooperative pool's): one wake-up, no timer
+    /// thread involved.
+    private func sleep(for duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        _ = usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
     }
 
     /// Waits until Redis has run every answer and acknowledgement sent without waiting. A
