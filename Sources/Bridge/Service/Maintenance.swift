@@ -195,10 +195,13 @@ extension StreamConsumer {
 
     /// With `--min-replicas`: waits until that many replicas have what this connection wrote and
     /// read (a marker write first, so that `WAIT` covers replies others stored); throws when
-    /// they do not confirm in time, leaving the entry pending.
+    /// they do not confirm in time, leaving the entry pending. The shortfall is the step's
+    /// deferral, so that the consumer tries again soon, as after a batch's shortfall (`WAIT`
+    /// already waited).
     private func confirmReplicated() throws(RedisError) {
         guard let replication else { return }
         if let shortfall = try replication.execute(RedisPipeline(), on: commands, confirming: "the dead letter").shortfall {
+            noteDeferral(shortfall)
             throw RedisError(code: .serverError, message: shortfall.message)
         }
     }

@@ -377,8 +377,13 @@ actor StreamConsumer {
 
     /// A part's failure as the step's error; a deferral is kept for the back-off (``run(until:)``).
     private func fail(_ failure: PartWorker.Failure) -> RedisError {
-        if case .deferred(let deferral) = failure, self.deferral == nil { self.deferral = deferral }
+        if case .deferred(let deferral) = failure { noteDeferral(deferral) }
         return failure.error
+    }
+
+    /// Keeps why the step's requests were deferred (the first reason), for the back-off.
+    func noteDeferral(_ deferral: Deferral) {
+        if self.deferral == nil { self.deferral = deferral }
     }
 }
 
