@@ -147,7 +147,15 @@ struct HTTPAnnouncer: Announcer {
             swap(&pipeline, &unchecked)
             return
         }
-        for error in try link.executeForErrors(pipeline) {
+        let errors: [(index: Int, message: String)]
+        do {
+            errors = try link.executeForErrors(pipeline)
+        } catch {
+            // Whether Redis ran them is unknown: sent again (at least once).
+            for k in header..<pipeline.count { keep(RedisCommand(arguments: pipeline.arguments(of: k))) }
+            throw error
+        }
+        for error in errors {
             logger.warning("announcing an update failed", metadata: ["redis.error": "\(error.message)"])
             keep(RedisCommand(arguments: pipeline.arguments(of: error.index)))
         }

@@ -33,8 +33,11 @@ struct BatchWindow: Sendable {
     private var counted = 0
     private var since: ContinuousClock.Instant?
 
+    /// The longest window taken (a longer one is cut to it: `usleep` takes under a second).
+    static let longest = Duration.milliseconds(100)
+
     init(window: Duration) {
-        self.window = window
+        self.window = max(.zero, min(window, Self.longest))
     }
 
     /// Counts a read's entries (0 for one that found none).

@@ -114,6 +114,8 @@ package final class NodeTransport: RedisTransport {
 
     private func dropIfBroken(_ failed: RedisConnection) {
         guard failed.isBroken, connection === failed else { return }
+        // Errors already read for deferred commands must outlive it (see takeDeferredErrors).
+        carriedErrors += failed.takeDeferredErrors()
         connection = nil
         // The master may be gone: ask the sentinels again.
         router?.invalidate(generation: connectionGeneration)
@@ -122,6 +124,7 @@ package final class NodeTransport: RedisTransport {
     /// A reply said the node is no longer the master: find it again before the next command.
     private func noteRoleChange(_ used: RedisConnection) {
         guard used.takeRoleChange(), let router, connection === used else { return }
+        carriedErrors += used.takeDeferredErrors()
         connection = nil
         router.invalidate(generation: connectionGeneration)
     }
