@@ -141,7 +141,7 @@ struct HTTPAnnouncer: Announcer {
             do {
                 try link.sendDeferred(pipeline)
             } catch {
-                owe(pipeline)
+                keep(pipeline, commands: header..<(pipeline.count - 1))
                 throw error
             }
             swap(&pipeline, &unchecked)
@@ -152,7 +152,7 @@ struct HTTPAnnouncer: Announcer {
             errors = try link.executeForErrors(pipeline)
         } catch {
             // Whether Redis ran them is unknown: sent again (at least once).
-            for k in header..<pipeline.count { keep(RedisCommand(arguments: pipeline.arguments(of: k))) }
+            keep(pipeline, commands: header..<pipeline.count)
             throw error
         }
         for error in errors {
@@ -173,7 +173,7 @@ struct HTTPAnnouncer: Announcer {
     }
 
     mutating func connectionFailed() {
-        owe(unchecked)
+        keepTransaction(unchecked)
         unchecked.removeAll()
     }
 
@@ -192,14 +192,19 @@ struct HTTPAnnouncer: Announcer {
         // A command refused as it was queued aborts the transaction: nothing of it ran. An error
         // while it ran (a key of another type) leaves the rest done: sending it again would
         // repeat what went out, every second, for good.
-        if errors.contains(where: { $0.hasPrefix("EXECABORT") }) { owe(unchecked) }
+        if errors.contains(where: { $0.hasPrefix("EXECABORT") }) { keepTransaction(unchecked) }
         unchecked.removeAll()
     }
 
     /// Keeps a transaction's commands (without its `MULTI` and `EXEC`) to send again.
-    private mutating func owe(_ transaction: RedisPipeline) {
+    private mutating func keepTransaction(_ transaction: RedisPipeline) {
         guard transaction.count > 2 else { return }
-        for k in 1..<(transaction.count - 1) { keep(RedisCommand(arguments: transaction.arguments(of: k))) }
+        keep(transaction, commands: 1..<(transaction.count - 1))
+    }
+
+    /// Keeps the commands at `positions` of `pipeline` to send again.
+    private mutating func keep(_ pipeline: RedisPipeline, commands positions: Range<Int>) {
+        for k in positions { keep(RedisCommand(arguments: pipeline.arguments(of: k))) }
     }
 
     private mutating func keep(_ command: RedisCommand) {

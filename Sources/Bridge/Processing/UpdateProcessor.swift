@@ -77,7 +77,7 @@ final class UpdateProcessor {
         do {
             return try body()
         } catch {
-            if error.code != .serverError && error.code != .unexpectedReply { announcer.connectionFailed() }
+            if error.isConnectionFailure { announcer.connectionFailed() }
             throw error
         }
     }

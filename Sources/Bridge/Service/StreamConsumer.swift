@@ -11,10 +11,6 @@ import Metrics
 import Redis
 import TaskStatus
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The consumer's work, on a thread of its own: each ``step()`` settles set-up, entries held
 /// since a failure, and the periodic jobs when due, then reads one batch with `XREADGROUP ...
 /// BLOCK` and splits it by task into parts that are decided, committed and answered at the same
@@ -154,11 +150,12 @@ actor StreamConsumer {
                 status.markConsuming(shard: shard)
             }
             try await maintain()
-            var entries = try readNew(count: configuration.batchSize, blocking: true)
+            var entries = try readGroup(count: configuration.batchSize, after: ">", blocking: true, on: reader)
             if batchWindow.waits(after: entries.count, batchSize: configuration.batchSize) {
-                // Requests come fast: those due within the window join this batch (see BatchWindow).
-                sleep(for: batchWindow.window)
-                entries += try readNew(count: configuration.batchSize - entries.count, blocking: false)
+                // Requests come fast: those due within the window join this batch (see BatchWindow),
+                // waited for on the consumer's own thread.
+                sleepThisThread(for: batchWindow.window)
+                entries += try readGroup(count: configuration.batchSize - entries.count, after: ">", blocking: false, on: reader)
             }
             batchWindow.record(entries.count)
             if entries.isEmpty {
@@ -189,29 +186,17 @@ actor StreamConsumer {
         }
     }
 
-    /// Reads up to `count` new entries; `blocking`, waiting up to `--block-ms` for the first.
-    private func readNew(count: Int, blocking: Bool) throws(RedisError) -> [StreamEntry] {
-        var read = RedisPipeline()
-        read.begin("XREADGROUP")
-        for word in ["GROUP", keys.group, configuration.consumer, "COUNT"] { read.add(word) }
-        read.add(count)
+    /// Reads up to `count` of the group's entries for this consumer after `id` (`>`: entries no
+    /// one was given yet; an id: this consumer's own pending ones) on `link`; `blocking`, waiting
+    /// up to `--block-ms` for the first.
+    private func readGroup(count: Int, after id: String, blocking: Bool, on link: RedisLink) throws(RedisError) -> [StreamEntry] {
+        var read = RedisCommand("XREADGROUP", "GROUP", keys.group, configuration.consumer, "COUNT", count)
         if blocking {
-            read.add("BLOCK")
-            read.add(configuration.blockTimeout.milliseconds)
+            read.append("BLOCK")
+            read.append(configuration.blockTimeout.milliseconds)
         }
-        read.add("STREAMS")
-        read.add(keys.requests)
-        read.add(">")
-        let replies = try reader.execute(read)
-        if let message = replies[0].errorMessage { throw RedisError(code: .serverError, message: message) }
-        return StreamEntry.fromReadGroup(replies[0])
-    }
-
-    /// Sleeps on the consumer's own thread (not the cooperative pool's): one wake-up, no timer
-    /// thread involved.
-    private func sleep(for duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        _ = usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        for word in ["STREAMS", keys.requests, id] { read.append(word) }
+        return StreamEntry.fromReadGroup(try link.value(of: read))
     }
 
     /// Waits until Redis has run every answer and acknowledgement sent without waiting. A
@@ -245,20 +230,7 @@ actor StreamConsumer {
         try deadLetter(Self.overdelivered(own, limit: configuration.maxDeliveries), minIdle: 0)
         var cursor = "0"
         for _ in 0..<1000 {
-            let reply = try commands.value(
-                of: RedisCommand(
-                    "XREADGROUP",
-                    "GROUP",
-                    keys.group,
-                    configuration.consumer,
-                    "COUNT",
-                    configuration.batchSize,
-                    "STREAMS",
-                    keys.requests,
-                    cursor
-                )
-            )
-            let entries = StreamEntry.fromReadGroup(reply)
+            let entries = try readGroup(count: configuration.batchSize, after: cursor, blocking: false, on: commands)
             guard let last = entries.last else { break }
             try await handle(entries)
             cursor = last.id

@@ -8,6 +8,10 @@
 
 import WorkerThreads
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A serial executor with a thread of its own, for actors whose methods block in C calls: their
 /// jobs never occupy a thread of Swift's cooperative pool. The thread starts with the first job.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
@@ -32,4 +36,12 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     public func shutdown() {
         worker.close()
     }
+}
+
+/// Blocks the calling thread for `duration` (at least a microsecond, under a second): for a
+/// thread of our own (a consumer's, a transport's), never one of the cooperative pool, where a
+/// timer would cost another thread's wake-up.
+package func sleepThisThread(for duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    usleep(UInt32(max(1, attoseconds / 1_000_000_000_000 + seconds * 1_000_000)))
 }

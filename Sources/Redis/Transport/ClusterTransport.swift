@@ -6,10 +6,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The transport to a Redis Cluster: the slot map (``ClusterTopology``), one connection per
 /// master (``NodePool``), and each command sent to the master of its key's slot, following
 /// `MOVED` and `ASK` (``ClusterDispatcher``).
@@ -163,7 +159,7 @@ package final class ClusterTransport: RedisTransport {
             for move in outcome.moved { topology.move(slot: move.slot, to: move.master) }
             if !outcome.moved.isEmpty { try? refresh() }
             if outcome.retry {
-                Self.sleep(pause)
+                sleepThisThread(for: pause)
                 pause = min(pause * 2, .milliseconds(200))
             }
         }
@@ -189,9 +185,5 @@ package final class ClusterTransport: RedisTransport {
             if let message = firstError(in: element) { return message }
         }
         return nil
-    }
-
-    private static func sleep(_ duration: Duration) {
-        usleep(UInt32(max(1, duration.components.attoseconds / 1_000_000_000_000 + duration.components.seconds * 1_000_000)))
     }
 }
