@@ -37,6 +37,10 @@ struct TaskStatusRoutes {
 
     func add(to router: Router<APIRequestContext>, recording routes: inout KnownRoutes) {
         for prefix in Self.prefixes {
+            router.get("\(prefix)/task-status") { request, context in await list(request, context, experimental: true) }
+            router.get("\(prefix)/task-status/v1") { request, context in await list(request, context, experimental: false) }
+            router.post("\(prefix)/task-status") { request, context in await write(request, context, experimental: true, creating: true) }
+            router.post("\(prefix)/task-status/v1") { request, context in await write(request, context, experimental: false, creating: true) }
             router.patch("\(prefix)/task-status/:id") { request, context in await patch(request, context, experimental: true) }
             router.get("\(prefix)/task-status/:id") { request, context in await get(request, context, experimental: true) }
             router.patch("\(prefix)/task-status/v1/:id") { request, context in await patch(request, context, experimental: false) }
@@ -45,10 +49,20 @@ struct TaskStatusRoutes {
                 routes.add(path, .patch)
                 routes.add(path, .get)
             }
+            for path in ["\(prefix)/task-status", "\(prefix)/task-status/v1"] {
+                routes.add(path, .post)
+                routes.add(path, .get)
+            }
         }
     }
 
     private func patch(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
+        await write(request, context, experimental: experimental, creating: false)
+    }
+
+    /// A PATCH of a task, or (`creating`) a POST of a whole new one: the same checks, engine and
+    /// commit; a creation is answered 201 with `Location`.
+    private func write(_ request: Request, _ context: APIRequestContext, experimental: Bool, creating: Bool) async -> Response {
         let started = ContinuousClock.now
         defer {
             let (seconds, attoseconds) = (ContinuousClock.now - started).components
@@ -73,10 +87,12 @@ struct TaskStatusRoutes {
             // answered or the peer is gone, so this answer only ends the request.
             return Self.response(.error(400, "the body did not arrive whole: \(error)"))
         }
-        let taskId: String
-        switch Self.taskId(in: context) {
-        case .success(let id): taskId = id
-        case .failure(let denied): return denied.response
+        var taskId: String?
+        if !creating {
+            switch Self.taskId(in: context) {
+            case .success(let id): taskId = id
+            case .failure(let denied): return denied.response
+            }
         }
         let requestId = headers[Self.requestIdField]
         var patchRequest = decoder.decode(
@@ -87,12 +103,20 @@ struct TaskStatusRoutes {
             authorization: nil,
             experimental: experimental ? headers[Self.experimentalField] : "true",
             contentType: headers[.contentType],
-            ifMatch: headers[.ifMatch],
-            patch: bytes
+            ifMatch: creating ? nil : headers[.ifMatch],
+            patch: creating ? nil : bytes,
+            create: creating ? bytes : nil
         )
         patchRequest.storesReply = requestId != nil
         patchRequest.rateLimitKey = rateLimitKey
-        return Self.response(await queue.submit(patchRequest))
+        var response = Self.response(await queue.submit(patchRequest))
+        if creating, response.status == .created {
+            // The task's URL under the path the client used (its prefix, and `/v1` or not).
+            let base = request.uri.path.hasSuffix("/") ? String(request.uri.path.dropLast()) : request.uri.path
+            let id = patchRequest.taskId.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? patchRequest.taskId
+            response.headers[.location] = "\(base)/\(id)"
+        }
+        return response
     }
 
     private func get(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
@@ -109,6 +133,25 @@ struct TaskStatusRoutes {
         case .success(let taskId): return Self.response(await queue.read(taskId: taskId, rateLimitKey: rateLimitKey))
         case .failure(let denied): return denied.response
         }
+    }
+
+    /// `GET /task-status`: SailPoint's list, from the index.
+    private func list(_ request: Request, _ context: APIRequestContext, experimental: Bool) async -> Response {
+        let rateLimitKey: String?
+        switch await caller(of: request, context, for: .read) {
+        case .success(let key): rateLimitKey = key
+        case .failure(let denied): return denied.response
+        }
+        if experimental, configuration.requireExperimentalFlag, request.headers[Self.experimentalField]?.lowercased() != "true" {
+            return Self.response(.error(400, "x-sailpoint-experimental must be true for this experimental API"))
+        }
+        let query: ListQuery
+        do {
+            query = try ListQuery(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        } catch {
+            return Self.response(.error(400, error.description))
+        }
+        return Self.response(await queue.list(query, rateLimitKey: rateLimitKey))
     }
 
     /// The `{id}` of the path, percent-decoded: SailPoint's SDKs encode path parameters, so the

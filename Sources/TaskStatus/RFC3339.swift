@@ -60,6 +60,45 @@ public enum RFC3339 {
         return oh <= 23 && om <= 59
     }
 
+    /// The milliseconds since the Unix epoch of an RFC 3339 date-time (its offset applied, digits
+    /// past the millisecond dropped); `nil` for text ``isValid(_:)`` refuses.
+    public static func unixMilliseconds(of text: some StringProtocol) -> Int64? {
+        let b = Array(text.utf8)
+        guard isValid(String(decoding: b, as: UTF8.self)) else { return nil }
+        func digits(_ start: Int, _ count: Int) -> Int64 {
+            var v: Int64 = 0
+            for i in start..<(start + count) { v = v * 10 + Int64(b[i] - UInt8(ascii: "0")) }
+            return v
+        }
+        var (year, month) = (digits(0, 4), digits(5, 2))
+        let day = digits(8, 2)
+        // Days from civil (Howard Hinnant's algorithm), the inverse of ``format``.
+        year -= month <= 2 ? 1 : 0
+        let era = (year >= 0 ? year : year - 399) / 400
+        let yoe = year - era * 400
+        month = month > 2 ? month - 3 : month + 9
+        let doy = (153 * month + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        var seconds = days * 86400 + digits(11, 2) * 3600 + digits(14, 2) * 60 + min(digits(17, 2), 59)
+        var i = 19
+        var millis: Int64 = 0
+        if b[i] == UInt8(ascii: ".") {
+            i += 1
+            var scale: Int64 = 100
+            while i < b.count, b[i] &- UInt8(ascii: "0") <= 9 {
+                millis += Int64(b[i] - UInt8(ascii: "0")) * scale
+                scale /= 10
+                i += 1
+            }
+        }
+        if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            let offset = digits(i + 1, 2) * 3600 + digits(i + 4, 2) * 60
+            seconds += b[i] == UInt8(ascii: "+") ? -offset : offset
+        }
+        return seconds * 1000 + millis
+    }
+
     /// Milliseconds since the Unix epoch.
     public static func unixMilliseconds() -> Int {
         var ts = timespec()

@@ -74,7 +74,7 @@ public struct TaskResponse: Sendable, Equatable {
     /// its hash), so that a task's stored replies do not each hold a copy of it; any other answer
     /// whole, as it is published.
     public func storedReplyJSON(requestId: String, taskId: String) -> [UInt8] {
-        guard status == 200 else { return replyJSON(requestId: requestId, taskId: taskId) }
+        guard Self.isSuccess(status) else { return replyJSON(requestId: requestId, taskId: taskId) }
         var out = replyHead(requestId: requestId, taskId: taskId)
         out.removeLast(Self.bodyKey.count)
         out.append(UInt8(ascii: "}"))
@@ -82,6 +82,9 @@ public struct TaskResponse: Sendable, Equatable {
     }
 
     private static let bodyKey = Array(#","body":"#.utf8)
+
+    /// Whether `status` answers a TaskStatus the request wrote: 200 (updated) or 201 (created).
+    public static func isSuccess(_ status: Int) -> Bool { status == 200 || status == 201 }
 
 }
 
@@ -98,7 +101,7 @@ public struct StoredReply: Sendable {
         // A reply this program stored: its body may nest as deep as the request limits allowed.
         guard let reply = try? JSONParser.accepted.parse(bytes), let status = reply["status"]?.int64Value else { return nil }
         let body = reply["body"]
-        guard body != nil || status == 200 else { return nil }
+        guard body != nil || TaskResponse.isSuccess(Int(status)) else { return nil }
         var headers: [(name: String, value: String)] = []
         if case .object(let object)? = reply["headers"] {
             for member in object { headers.append((member.key, member.value.stringValue ?? member.value.jsonText)) }
@@ -110,7 +113,7 @@ public struct StoredReply: Sendable {
     }
 
     /// Whether this is a success stored without its task: answering it again needs the task.
-    public var keepsNoTask: Bool { status == 200 && body == nil }
+    public var keepsNoTask: Bool { TaskResponse.isSuccess(status) && body == nil }
 
     /// The answer as the body it was stored with; `nil` for a success stored without its task.
     public var response: TaskResponse? {
@@ -156,6 +159,7 @@ public enum ErrorEnvelope {
         case 400: return ("400.1 Bad Request Content", "The request was syntactically correct but its content is semantically invalid.")
         case 403: return ("403 Forbidden", "The server understood the request but refuses to authorize it.")
         case 404: return ("404 Not found", "The server did not find a current representation for the target resource.")
+        case 409: return ("409 Conflict", "The request conflicts with the current state of the target resource.")
         case 405: return ("405 Method Not Allowed", "The target resource does not support the request's method; see the Allow header.")
         case 408: return ("408 Request Timeout", "The server did not receive a complete request in the time it was prepared to wait.")
         case 412: return ("412 Precondition Failed", "One or more conditions given in the request header fields evaluated to false.")

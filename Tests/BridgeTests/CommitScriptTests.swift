@@ -33,6 +33,7 @@ struct CommitScriptTests {
             taskId: "t1",
             expectedRev: "4",
             update: (record, changed),
+            index: TaskIndexEntry(status: "none", score: 1_594_502_595_000),
             requests: [
                 .init(
                     requestId: "r1",
@@ -48,6 +49,8 @@ struct CommitScriptTests {
         #expect(
             strings(pipeline) == [
                 "EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", "p:reply:{t1}:r2", "4", "60", "p:updates", "p:updates:t1",
+                // The task's new place in the list index: score, the keys' stem and tag, status, id.
+                "1594502595000", "p:index:", "", "none", "t1",
                 // _rev and progress are set; completed is null in the fixture: its field is deleted.
                 "2", "_rev", "5", "progress", "Started", "1", "completed",
                 // The reply as stored (a success without its task), not as published.
@@ -79,7 +82,11 @@ struct CommitScriptTests {
         #expect(pipeline.arguments(of: 1).map { String(decoding: $0, as: UTF8.self) } == ["PEXPIRE", stage[1], CommitScript.stageTTL])
         let eval = pipeline.arguments(of: 2).map { String(decoding: $0, as: UTF8.self) }
         #expect(
-            eval == ["EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", stage[1], "4", "60", "p:updates", "p:updates:t1", "staged", "s", "n"]
+            eval == [
+                "EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", stage[1], "4", "60", "p:updates", "p:updates:t1", "", "", "", "", "",
+                "staged",
+                "s", "n",
+            ]
         )
         // A small change of the same task goes through the script.
         var small = TaskPropertySet()
@@ -106,7 +113,9 @@ struct CommitScriptTests {
         var pipeline = RedisPipeline()
         CommitScript.add(call, sha: "abc", context: context, to: &pipeline)
         #expect(
-            strings(pipeline) == ["EVALSHA", "abc", "2", "p:task:{t1}", "p:reply:{t1}:r", "", "60", "p:updates", "p:updates:t1", "0", "0", "x", ""]
+            strings(pipeline) == [
+                "EVALSHA", "abc", "2", "p:task:{t1}", "p:reply:{t1}:r", "", "60", "p:updates", "p:updates:t1", "", "", "", "", "", "0", "0", "x", "",
+            ]
         )
     }
 

@@ -38,9 +38,9 @@ public struct TaskStatusClient: Sendable {
 
     /// Stores a whole TaskStatus, validated; its `_rev` becomes 1, or one more than before.
     public func put(_ document: JSONValue) async throws -> TaskRecord {
-        var (command, record) = try putCommand(document)
-        guard let rev = try await redis.execute(command).int else { throw Failure(description: "the put script did not answer a revision") }
-        record.rev = rev
+        let (records, revisions) = try await store([document])
+        var record = records[0]
+        record.rev = revisions[0]
         return record
     }
 
@@ -49,13 +49,127 @@ public struct TaskStatusClient: Sendable {
         var revisions: [Int64] = []
         revisions.reserveCapacity(documents.count)
         for start in stride(from: 0, to: documents.count, by: 500) {
-            let commands = try documents[start..<min(start + 500, documents.count)].map { try putCommand($0).command }
-            for reply in try await redis.execute(commands) {
-                guard let rev = try reply.get().int else { throw Failure(description: "the put script did not answer a revision") }
-                revisions.append(rev)
-            }
+            revisions += try await store(Array(documents[start..<min(start + 500, documents.count)])).revisions
         }
         return revisions
+    }
+
+    /// Stores tasks the way the bridge creates them (contract section 9): validated as a creation
+    /// is, written by the commit script (which checks the revision it replaces, moves the task in
+    /// the list index and publishes the notifications), then announced in the change feed. A task
+    /// that exists is replaced whole, at one more revision.
+    private func store(_ documents: [JSONValue]) async throws -> (records: [TaskRecord], revisions: [Int64]) {
+        let decoder = PatchRequestDecoder(
+            limits: RequestLimits(maxPatchBytes: Int.max, maxOperations: 0, maxDepth: 4096),
+            requireExperimentalFlag: false
+        )
+        var requests: [PatchRequest] = []
+        for document in documents {
+            let request = decoder.decode(
+                taskId: nil,
+                requestId: nil,
+                entryId: nil,
+                replyTo: nil,
+                authorization: nil,
+                experimental: nil,
+                contentType: nil,
+                ifMatch: nil,
+                patch: nil,
+                create: document.serialized()
+            )
+            if let rejection = request.rejection {
+                throw Failure(description: String(decoding: rejection.body, as: UTF8.self))
+            }
+            requests.append(request)
+        }
+        let context = CommitScript.Context(
+            keys: keys,
+            replyTTL: "1",
+            updatesChannel: keys.shardedPubSub ? [] : Array(keys.updates.utf8),
+            indexesInScript: configuration.cluster == nil,
+            shards: shards
+        )
+        guard let sha = try await redis.execute(RedisCommand("SCRIPT", "LOAD", CommitScript.text)).string else {
+            throw Failure(description: "SCRIPT LOAD did not answer a SHA")
+        }
+        var revisions = [Int64](repeating: 0, count: requests.count)
+        var open = Array(requests.indices)
+        for _ in 0..<10 where !open.isEmpty {
+            var read = RedisPipeline()
+            for i in open {
+                read.begin("HGET")
+                read.add(keys.task(requests[i].taskId))
+                read.add(TaskProperty.revisionField)
+            }
+            let current = try await redis.execute(read)
+            var pipeline = RedisPipeline()
+            var answerAt: [Int] = []
+            var calls: [CommitScript.Call] = []
+            for (k, i) in open.enumerated() {
+                if let message = current[k].errorMessage { throw Failure(description: "reading \(keys.task(requests[i].taskId)) failed: \(message)") }
+                let before = current[k].string
+                guard var record = requests[i].creation else { continue }
+                record.rev = (before.flatMap { Int64($0) } ?? 0) + 1
+                let note = UpdateNotification.json(
+                    taskId: requests[i].taskId,
+                    rev: record.rev,
+                    requestId: requests[i].requestId,
+                    patch: requests[i].patchJSON,
+                    summary: record.summaryJSON,
+                    task: record.json.count <= BridgeConfiguration.Defaults.wholeTaskMaxBytes ? record.json : nil
+                )
+                let call = CommitScript.Call(
+                    taskId: requests[i].taskId,
+                    expectedRev: before ?? "",
+                    update: (record, TaskPropertySet(TaskProperty.allCases)),
+                    index: TaskIndexEntry(record),
+                    requests: [
+                        CommitScript.Call.Request(requestId: requests[i].requestId, reply: .whole([]), storedReply: nil, notification: .whole(note))
+                    ]
+                )
+                answerAt.append(pipeline.count + CommitScript.add(call, sha: sha, context: context, to: &pipeline) - 1)
+                calls.append(call)
+                revisions[i] = record.rev
+            }
+            let replies = try await redis.execute(pipeline)
+            var announce = RedisPipeline()
+            var moved: [Int] = []
+            for (k, i) in open.enumerated() {
+                switch CommitScript.decode(replies[answerAt[k]], requestCount: 1) {
+                case .committed:
+                    guard let record = calls[k].update?.record else { continue }
+                    let shard = keys.forTask(requests[i].taskId, of: shards)
+                    announce.begin("XADD")
+                    for word in [
+                        shard.events, "MAXLEN", "~", String(BridgeConfiguration.Defaults.eventsMaxLength), "*", "id", requests[i].taskId, "rev",
+                        String(record.rev), "request-id", requests[i].requestId, "event",
+                    ] {
+                        announce.add(word)
+                    }
+                    CommitScript.Payload.add(calls[k].requests[0].notification, orEmptyTo: &announce)
+                    if !context.indexesInScript, let entry = calls[k].index {
+                        for status in TaskIndexEntry.statuses {
+                            announce.begin(status == entry.status ? "ZADD" : "ZREM")
+                            announce.add(shard.index(status))
+                            if status == entry.status { announce.add(String(entry.score)) }
+                            announce.add(requests[i].taskId)
+                        }
+                    }
+                case .revisionMoved, .answeredBefore, .stageMissing:
+                    moved.append(i)
+                case .failed(let message):
+                    throw Failure(description: "storing \(keys.task(requests[i].taskId)) failed: \(message)")
+                }
+            }
+            if !announce.isEmpty {
+                for (_, message) in try await redis.executeForErrors(announce) {
+                    throw Failure(description: "announcing a stored task failed: \(message)")
+                }
+            }
+            open = moved
+        }
+        guard open.isEmpty else { throw Failure(description: "the tasks kept changing while they were stored: \(open.map { requests[$0].taskId })") }
+        return (requests.compactMap(\.creation), revisions)
     }
 
     /// Deletes keys (tasks, stored replies), a thousand per round trip; one key per command, so
@@ -64,28 +178,6 @@ public struct TaskStatusClient: Sendable {
         for start in stride(from: 0, to: keys.count, by: 1000) {
             _ = try await redis.execute(keys[start..<min(start + 1000, keys.count)].map { RedisCommand("UNLINK", $0) })
         }
-    }
-
-    private func putCommand(_ document: JSONValue) throws -> (command: RedisCommand, record: TaskRecord) {
-        let canonical: JSONValue
-        do {
-            canonical = try TaskStatusSchema.validate(document)
-        } catch {
-            throw Failure(description: error.description)
-        }
-        guard let id = canonical["id"]?.stringValue, PatchRequest.isValidTaskId(id) else {
-            throw Failure(description: PatchRequest.taskIdRule)
-        }
-        let record = TaskRecord(rev: 0, document: canonical)
-        var command = RedisCommand("EVAL", Scripts.put, 1, keys.task(id))
-        let fields = TaskProperty.allCases.map { ($0, record.field($0)) }
-        command.append(fields.filter { $0.1 != nil }.count)
-        for case (let property, let value?) in fields {
-            command.append(property.rawValue)
-            command.append(value)
-        }
-        for (property, value) in fields where value == nil { command.append(property.rawValue) }
-        return (command, record)
     }
 
     /// Reads a task; `nil` when there is none.

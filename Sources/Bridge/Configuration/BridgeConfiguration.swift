@@ -245,6 +245,8 @@ public struct Keys: Sendable, Equatable {
         self.dead = "\(prefix):requests:dead\(tag)"
         self.events = "\(prefix):events\(tag)"
         self.updates = "\(prefix):updates"
+        self.indexStem = "\(prefix):index:"
+        self.indexTag = tag
         self.replicationMarker = "\(prefix):replication"
     }
 
@@ -258,6 +260,15 @@ public struct Keys: Sendable, Equatable {
     /// so that a `WAIT` after it covers whatever the connection read before (see
     /// ``BridgeConfiguration/minReplicas``). On a cluster, a key of that name per node instead.
     public let replicationMarker: String
+
+    /// `<prefix>:index:`, to which a status and ``indexTag`` are joined.
+    public let indexStem: String
+    /// The shard's hash tag, `:{s<k>}`, or "" for the single stream's names.
+    public let indexTag: String
+
+    /// The list index of one completion status (see ``TaskIndexEntry``):
+    /// `<prefix>:index:<status>`, with `:{s<k>}` per shard (in the slot of the shard's streams).
+    public func index(_ status: String) -> String { indexStem + status + indexTag }
 
     public func task(_ id: String) -> String { "\(prefix):task:{\(id)}" }
     public func reply(taskId: String, requestId: String) -> String { "\(prefix):reply:{\(taskId)}:\(requestId)" }

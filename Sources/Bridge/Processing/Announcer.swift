@@ -226,6 +226,10 @@ struct AnnouncementWriter {
     private let path: BridgeMetrics.Path
     /// The change feed's cap, by entries and by bytes.
     private var feedBound: FeedBound
+    /// Whether the announcement moves tasks in the list index (on a cluster, where the commit
+    /// script cannot reach the index's slots), and the shard count that places a task's index.
+    private let setsIndex: Bool
+    private let shards: Int
 
     init(configuration: BridgeConfiguration, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
         self.keys = configuration.keys
@@ -233,6 +237,26 @@ struct AnnouncementWriter {
         self.metrics = metrics
         self.path = path
         self.feedBound = FeedBound(maxEntries: configuration.eventsMaxLength, maxBytes: configuration.eventsMaxBytes)
+        self.setsIndex = configuration.redis.cluster != nil
+        self.shards = configuration.shards
+    }
+
+    /// Puts a task in its status's index set and takes it out of the others, single-key commands
+    /// each (a cluster routes them by slot), idempotent: sent again after a crash, it changes nothing.
+    /// The stream's consumer keeps it in its own shard's index, like the change-feed entry.
+    private func addIndex(_ entry: TaskIndexEntry, taskId: String, to pipeline: inout RedisPipeline) {
+        let keys = path == .stream ? keys : keys.forTask(taskId, of: shards)
+        for status in TaskIndexEntry.statuses {
+            if status == entry.status {
+                pipeline.begin(Words.zadd)
+                pipeline.add(keys.index(status))
+                pipeline.add(String(entry.score))
+            } else {
+                pipeline.begin(Words.zrem)
+                pipeline.add(keys.index(status))
+            }
+            pipeline.add(taskId)
+        }
     }
 
     /// Adds the announcements of `batch` to `pipeline`; with `apart`, the shard-channel messages
@@ -286,6 +310,14 @@ struct AnnouncementWriter {
                 pipeline.add(batch.requests[i].requestId)
                 pipeline.add(Words.event)
                 CommitScript.Payload.add(batch.answers[i].notification, orEmptyTo: &pipeline)
+                if setsIndex, let entry = batch.answers[i].index {
+                    // Not in the stream's transaction: the index's slots are not its slot.
+                    if path == .stream {
+                        addIndex(entry, taskId: batch.requests[i].taskId, to: &publications)
+                    } else {
+                        addIndex(entry, taskId: batch.requests[i].taskId, to: &pipeline)
+                    }
+                }
             }
             if let replyTo = batch.requests[i].replyTo {
                 addMessage { messages in
@@ -319,6 +351,8 @@ private struct Words {
     static let spublish = Array("SPUBLISH".utf8)
     static let xadd = Array("XADD".utf8)
     static let xack = Array("XACK".utf8)
+    static let zadd = Array("ZADD".utf8)
+    static let zrem = Array("ZREM".utf8)
     static let multi = Array("MULTI".utf8)
     static let exec = Array("EXEC".utf8)
     static let maxlen = Array("MAXLEN".utf8)

@@ -62,6 +62,9 @@ struct Batch {
         var notification: CommitScript.Payload?
         /// Whether it still has to be published (the commit script publishes fresh ones).
         var needsPublishing = false
+        /// The task's place in the list index after this answer, for the announcement to set on a
+        /// cluster (one Redis sets it in the commit script); `nil`: nothing to set.
+        var index: TaskIndexEntry?
 
         /// What a request holds until it is answered (status 0 never leaves the processor).
         static let unanswered = Answer(status: 0)
@@ -105,16 +108,16 @@ struct Batch {
                 self.response = .error(500, "the stored reply cannot be read")
                 return
             }
-            guard stored.status == 200, let rev = stored.rev else {
+            guard TaskResponse.isSuccess(stored.status), let rev = stored.rev else {
                 self.response = stored.response ?? .error(500, "the stored reply cannot be read")
                 return
             }
             if let body = stored.body {
                 // Stored whole by a version before replies kept no task: published as stored.
-                self.response = TaskResponse(status: 200, headers: stored.headers, body: body, rev: rev)
+                self.response = TaskResponse(status: stored.status, headers: stored.headers, body: body, rev: rev)
             } else {
                 if let current {
-                    self.response = TaskResponse(status: 200, headers: [("ETag", "\"\(current.rev)\"")], body: current.json, rev: rev)
+                    self.response = TaskResponse(status: stored.status, headers: [("ETag", "\"\(current.rev)\"")], body: current.json, rev: rev)
                 } else {
                     self.response = .error(
                         404,
@@ -125,6 +128,8 @@ struct Batch {
                 reply = .framed(head: response.replyHead(requestId: request.requestId, taskId: request.taskId), body: response.body)
             }
             let atRevision = current.flatMap { $0.rev == rev ? $0 : nil }
+            // Set again (it is idempotent): the first announcement may not have run.
+            index = atRevision.map(TaskIndexEntry.init)
             let summary = stored.body.map(Self.summary(ofTask:)) ?? atRevision?.summaryJSON
             let whole = atRevision.flatMap { $0.json.count <= wholeTaskLimit ? $0.json : nil }
             notification = .whole(
@@ -228,6 +233,11 @@ struct Batch {
     /// Moves `answer` into place (it is left unanswered): no copy of its buffers.
     mutating func answer(_ i: Int, moving answer: inout Answer) {
         swap(&answers[i], &answer)
+    }
+
+    /// Notes the task's place in the list index after request `i`, for the announcement.
+    mutating func setIndex(_ index: TaskIndexEntry, of i: Int) {
+        answers[i].index = index
     }
 
     /// Leaves a request unanswered: Redis refused for now.

@@ -41,7 +41,9 @@ struct CommitRound {
             keys: configuration.keys,
             replyTTL: String(max(1, configuration.replyTTL.components.seconds)),
             updatesChannel: configuration.pubsub == .sharded ? [] : Array(configuration.keys.updates.utf8),
-            publishesNotifications: configuration.minReplicas == 0
+            publishesNotifications: configuration.minReplicas == 0,
+            indexesInScript: configuration.redis.cluster == nil,
+            shards: configuration.shards
         )
         self.wholeTaskLimit = configuration.wholeTaskMaxBytes
     }
@@ -143,6 +145,9 @@ struct CommitRound {
                     batch.answer(i, moving: &answer)
                 }
                 if let record = decided[g].call.update?.record { loader.keep(record, for: group.taskId) }
+                if let index = decided[g].call.index, let last = group.indices.last(where: { batch.answers[$0].notification != nil }) {
+                    batch.setIndex(index, of: last)
+                }
             case .answeredBefore(let found, let hash):
                 // The task as it is now answers the stored successes and decides the rest.
                 group.state = loader.decode(pairs: hash.map { ($0.field, $0.value) }, taskId: group.taskId)
@@ -274,7 +279,10 @@ struct CommitRound {
             )
             responses.append(response)
         }
-        if let record, record.rev != startRev { call.update = (record, changed) }
+        if let record, record.rev != startRev {
+            call.update = (record, changed)
+            if startRev == nil || changed.contains(.completionStatus) { call.index = TaskIndexEntry(record) }
+        }
         return Decision(responses: responses, call: call)
     }
 

@@ -23,13 +23,17 @@ enum CommitScript {
     /// ARGV[1] is the `_rev` the answers were decided against ("" when the task had none),
     /// ARGV[2] the reply TTL in seconds, ARGV[3] and ARGV[4] the channels of all updates and of
     /// this task's (ARGV[3] empty: shard channels, and only the task's, with `SPUBLISH`; its
-    /// name shares the task's hash tag, so the script may), ARGV[5] the number of hash fields to set (as name/value pairs after it, `_rev`
+    /// name shares the task's hash tag, so the script may), ARGV[5] to ARGV[9] the task's place in the
+    /// list index when it changes (``TaskIndexEntry``: the score, or "" for no change; the keys' stem
+    /// and tag, the status, the task id: the script adds the task to that status's set and removes
+    /// it from the others; never on a cluster, whose index lies in other slots: the announcement
+    /// moves it there), ARGV[10] the number of hash fields to set (as name/value pairs after it, `_rev`
     /// among them when the revision moves), then the number of fields to delete and their names,
     /// then two per request: its reply to store ("" for none) and its notification ("" when it
     /// changed nothing). When a reply is stored already, the script writes nothing and answers
     /// the stored replies with the task as it is now: a success is stored without its task.
     ///
-    /// A large update (``stagingThreshold``) is staged instead: ARGV[5] is `staged`, the last key
+    /// A large update (``stagingThreshold``) is staged instead: ARGV[10] is `staged`, the last key
     /// is a hash the same pipeline wrote just before with the whole new task (and a TTL), and the
     /// script renames it over the task once the checks pass (else deletes it). Redis's Lua hashes
     /// every byte of every string it is handed, so a field of hundreds of KiB passed to the script
@@ -40,7 +44,7 @@ enum CommitScript {
     static let text = """
         local n = #KEYS
         local stage
-        if ARGV[5] == 'staged' then
+        if ARGV[10] == 'staged' then
           stage = KEYS[n]
           n = n - 1
         end
@@ -63,12 +67,12 @@ enum CommitScript {
           table.insert(hash, 1, 3)
           return hash
         end
-        local i = 5
+        local i = 10
         if stage then
           if redis.call('EXISTS', stage) == 0 then return {4} end
           redis.call('RENAME', stage, KEYS[1])
           redis.call('PERSIST', KEYS[1])
-          i = 6
+          i = 11
         else
           local sets = tonumber(ARGV[i])
           if sets > 0 then
@@ -80,6 +84,16 @@ enum CommitScript {
             redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
           end
           i = i + dels + 1
+        end
+        if ARGV[5] ~= '' then
+          for _, status in ipairs({'none', 'SUCCESS', 'WARNING', 'ERROR', 'TERMINATED', 'TEMPERROR'}) do
+            local index = ARGV[6] .. status .. ARGV[7]
+            if status == ARGV[8] then
+              redis.call('ZADD', index, ARGV[5], ARGV[9])
+            else
+              redis.call('ZREM', index, ARGV[9])
+            end
+          end
         end
         for k = 2, n do
           if ARGV[i] ~= '' then
@@ -149,6 +163,8 @@ enum CommitScript {
         /// The task after the requests and the properties whose fields change; `nil` when no
         /// request changed it (the call then only stores replies, if the revision still holds).
         var update: (record: TaskRecord, changed: TaskPropertySet)?
+        /// The task's new place in the list index, when it changes (created, or its status moved).
+        var index: TaskIndexEntry?
         var requests: [Request]
 
         struct Request {
@@ -172,6 +188,11 @@ enum CommitScript {
         /// Whether the script publishes the notifications with the commit. Not when replicas must
         /// confirm the commit first: then the bridge publishes them after `WAIT`.
         var publishesNotifications = true
+        /// Whether the script moves the task in the list index (one Redis: the index keys may lie
+        /// in any slot there); on a cluster the announcement does.
+        var indexesInScript = true
+        /// The bridges' `--shards`: a task's index is its shard's.
+        var shards = 1
     }
 
     /// Changed fields of at least this many bytes are staged (see ``text``): below it, `HSET` in
@@ -214,6 +235,16 @@ enum CommitScript {
         pipeline.add(context.replyTTL)
         pipeline.add(context.updatesChannel)
         pipeline.add(joining: context.keys.updatesPrefix, call.taskId, context.keys.updatesSuffix)
+        if let index = call.index, context.indexesInScript {
+            let keys = context.keys.forTask(call.taskId, of: context.shards)
+            pipeline.add(String(index.score))
+            pipeline.add(keys.indexStem)
+            pipeline.add(keys.indexTag)
+            pipeline.add(index.status)
+            pipeline.add(call.taskId)
+        } else {
+            for _ in 0..<5 { pipeline.add("") }
+        }
         func addRequests() {
             for k in call.requests.indices {
                 pipeline.add(call.requests[k].storedReply ?? [])

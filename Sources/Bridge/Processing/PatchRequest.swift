@@ -34,6 +34,9 @@ public struct PatchRequest: Sendable {
     public var storesReply: Bool
     /// Who the request counts against for rate limits (`nil`: not limited).
     public var rateLimitKey: String?
+    /// For a creation (the entry's `create` field, `POST /task-status`): the task to store, validated,
+    /// at revision 1. `nil` for an update.
+    public var creation: TaskRecord?
 
     public init(
         taskId: String,
@@ -95,6 +98,7 @@ public struct PatchRequestDecoder: Sendable {
         var experimental: ArraySlice<UInt8>?
         var contentType: ArraySlice<UInt8>?
         var ifMatch: ArraySlice<UInt8>?
+        var create: ArraySlice<UInt8>?
         for (field, value) in fields {
             switch EntryField(field) {
             case .id: taskId = value
@@ -105,6 +109,7 @@ public struct PatchRequestDecoder: Sendable {
             case .experimental: experimental = value
             case .contentType: contentType = value
             case .ifMatch: ifMatch = value
+            case .create: create = value
             case nil: break
             }
         }
@@ -122,7 +127,8 @@ public struct PatchRequestDecoder: Sendable {
             experimental: text(experimental),
             contentType: text(contentType),
             ifMatch: text(ifMatch),
-            patch: patch.map { Array($0) }
+            patch: patch.map { Array($0) },
+            create: create.map { Array($0) }
         )
     }
 
@@ -137,7 +143,8 @@ public struct PatchRequestDecoder: Sendable {
         experimental: String?,
         contentType: String?,
         ifMatch: String?,
-        patch: [UInt8]?
+        patch: [UInt8]?,
+        create: [UInt8]? = nil
     ) -> PatchRequest {
         let id = taskId ?? ""
         var request = PatchRequest(
@@ -159,6 +166,10 @@ public struct PatchRequestDecoder: Sendable {
             request.requestId = requestId
         }
         if request.requestId.isEmpty { request.requestId = ErrorEnvelope.trackingId() }
+        if let create {
+            guard patch == nil else { return reject(400, "the request has both a patch and a task to create (fields patch and create): send one") }
+            return decodeCreation(create, taskId: taskId, experimental: experimental, contentType: contentType, into: request)
+        }
         guard let taskId else {
             return reject(400, taskIdGiven ? "the task id is empty or not UTF-8" : "the request has no task id (field id)")
         }
@@ -209,6 +220,61 @@ public struct PatchRequestDecoder: Sendable {
         return request
     }
 
+    /// Decodes a creation: the whole TaskStatus, validated as an update's result is, stored at
+    /// revision 1. Its id is the document's; a task id given besides (the entry's `id`) must match it.
+    private func decodeCreation(
+        _ document: [UInt8],
+        taskId: String?,
+        experimental: String?,
+        contentType: String?,
+        into request: PatchRequest
+    )
+        -> PatchRequest
+    {
+        var request = request
+        func reject(_ status: Int, _ cause: String) -> PatchRequest {
+            request.rejection = .error(status, cause)
+            return request
+        }
+        if requireExperimentalFlag, experimental?.lowercased() != "true" {
+            return reject(400, "x-sailpoint-experimental must be true for this experimental API")
+        }
+        if let contentType {
+            let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() } ?? ""
+            guard mediaType == "application/json" else {
+                return reject(415, "content-type \(contentType) is not supported for a task to create; send application/json")
+            }
+        }
+        guard document.count <= limits.maxPatchBytes else {
+            return reject(413, "the task is \(document.count) bytes, over the limit of \(limits.maxPatchBytes)")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser(limits: .init(maxDepth: limits.maxDepth, maxBytes: limits.maxPatchBytes)).parse(document)
+        } catch {
+            return reject(400, "the task to create is not valid JSON: \(error)")
+        }
+        // The reply of a refused document is stored under the id it names, where its sender looks.
+        if taskId == nil, let named = value["id"]?.stringValue, PatchRequest.isValidTaskId(named) { request.taskId = named }
+        let canonical: JSONValue
+        do {
+            canonical = try TaskStatusSchema.validate(value)
+        } catch {
+            return reject(400, "the task to create is not a valid TaskStatus: \(error)")
+        }
+        let id = canonical["id"]?.stringValue ?? ""
+        if let taskId, taskId != id {
+            return reject(400, "the task id \(taskId) is not the document's id \(id)")
+        }
+        request.taskId = id
+        guard PatchRequest.isValidTaskId(id) else { return reject(400, PatchRequest.taskIdRule) }
+        let record = TaskRecord(rev: 1, document: canonical)
+        request.creation = record
+        // Announced as the one operation that makes the task: an add of the whole document.
+        request.patchJSON = Array(#"[{"op":"add","path":"","value":"#.utf8) + record.json + Array("}]".utf8)
+        return request
+    }
+
     /// The bytes as text when they are UTF-8. Field values are nearly always ASCII, which needs no
     /// validation beyond the high bit.
     static func utf8String(_ bytes: some Collection<UInt8>) -> String? {
@@ -238,6 +304,7 @@ enum EntryField: String, CaseIterable {
     case experimental = "x-sailpoint-experimental"
     case contentType = "content-type"
     case ifMatch = "if-match"
+    case create
 
     private static let names: [(EntryField, [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
 

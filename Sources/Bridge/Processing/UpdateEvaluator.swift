@@ -60,6 +60,18 @@ public struct UpdateEvaluator: Sendable {
     ///   - now: the time to stamp `modified` with.
     public func evaluate(_ request: PatchRequest, on record: TaskRecord?, now: String) -> Evaluation {
         if let rejection = request.rejection { return .failed(rejection) }
+        if let creation = request.creation {
+            if let record {
+                return .failed(.error(409, "a task with id \(request.taskId) exists already (revision \(record.rev))", rev: record.rev))
+            }
+            var changed = TaskPropertySet()
+            for property in TaskProperty.allCases where creation.valueRange(property) != nil { changed.insert(property) }
+            return .updated(
+                creation,
+                changed: changed,
+                response: TaskResponse(status: 201, headers: [("ETag", "\"1\"")], body: creation.json, rev: 1)
+            )
+        }
         guard let patch = request.patch else { return .failed(.error(500, "the request has no decoded patch")) }
         guard let record else { return .failed(.error(404, "there is no task with id \(request.taskId)")) }
         let rev = record.rev

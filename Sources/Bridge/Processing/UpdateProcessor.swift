@@ -38,6 +38,7 @@ final class UpdateProcessor {
     private var loader: TaskLoader
     private var round: CommitRound
     private var announcer: any Announcer
+    private let lister: TaskLister
 
     init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
         self.link = link
@@ -46,6 +47,7 @@ final class UpdateProcessor {
         self.gate = RateLimitGate(configuration: configuration, metrics: metrics)
         self.loader = TaskLoader(configuration: configuration, logger: logger)
         self.round = CommitRound(configuration: configuration, logger: logger, metrics: metrics)
+        self.lister = TaskLister(configuration: configuration, logger: logger)
         self.announcer =
             path == .stream
             ? StreamAnnouncer(configuration: configuration, logger: logger, metrics: metrics)
@@ -128,6 +130,28 @@ final class UpdateProcessor {
             return .error(404, "there is no task with id \(taskId)")
         case .corrupt(_, let reason):
             return .error(500, "the stored task \(taskId) cannot be read: \(reason)")
+        }
+    }
+
+    /// Lists tasks as the HTTP API's `GET /task-status` answers: 200 with a JSON array of
+    /// TaskStatus, `X-Last-Event-Id` and (when asked) `X-Total-Count`, or 429 over the caller's
+    /// rate limit. Redis refusing is thrown.
+    func list(_ query: ListQuery, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
+        try noticingLoss { () throws(RedisError) in
+            var probe = Batch([PatchRequest(taskId: "", requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
+            try gate.limit(&probe, on: link)
+            if let rejection = probe.requests[0].rejection { return rejection }
+            let page = try lister.list(query, on: link)
+            var body: [UInt8] = [UInt8(ascii: "[")]
+            body.reserveCapacity(page.tasks.reduce(2) { $0 + $1.json.count + 1 })
+            for (k, task) in page.tasks.enumerated() {
+                if k > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(contentsOf: task.json)
+            }
+            body.append(UInt8(ascii: "]"))
+            var headers = [("X-Last-Event-Id", page.position)]
+            if let total = page.total { headers.append(("X-Total-Count", String(total))) }
+            return TaskResponse(status: 200, headers: headers, body: body)
         }
     }
 

@@ -20,18 +20,4 @@ enum Scripts {
         end
         return 0
         """
-
-    /// Stores a whole task (the `put` command): replaces every TaskStatus field and moves `_rev`
-    /// to 1 or one more than it was. KEYS[1] is the task hash; ARGV holds the number of fields to
-    /// set, the name/value pairs, then the names of the TaskStatus fields to delete. Answers the
-    /// new revision.
-    static let put = """
-        local rev = tonumber(redis.call('HGET', KEYS[1], '_rev') or '0') or 0
-        local sets = tonumber(ARGV[1])
-        if #ARGV > 2 * sets + 1 then
-          redis.call('HDEL', KEYS[1], unpack(ARGV, 2 * sets + 2, #ARGV))
-        end
-        redis.call('HSET', KEYS[1], '_rev', rev + 1, unpack(ARGV, 2, 2 * sets + 1))
-        return rev + 1
-        """
 }

@@ -25,6 +25,7 @@ public final class UpdateQueue: Service, @unchecked Sendable {
     private enum Job: Sendable {
         case update(PatchRequest, CheckedContinuation<TaskResponse, Never>)
         case read(taskId: String, rateLimitKey: String?, CheckedContinuation<TaskResponse, Never>)
+        case list(ListQuery, rateLimitKey: String?, CheckedContinuation<TaskResponse, Never>)
         /// Sends again the announcements Redis refused after their commit.
         case retryAnnouncements
     }
@@ -62,6 +63,11 @@ public final class UpdateQueue: Service, @unchecked Sendable {
         await withCheckedContinuation { answer in enqueue(.read(taskId: taskId, rateLimitKey: rateLimitKey, answer), answer) }
     }
 
+    /// Lists tasks (`GET /task-status`); Redis refusing answers 503.
+    public func list(_ query: ListQuery, rateLimitKey: String?) async -> TaskResponse {
+        await withCheckedContinuation { answer in enqueue(.list(query, rateLimitKey: rateLimitKey, answer), answer) }
+    }
+
     private func enqueue(_ job: Job, _ answer: CheckedContinuation<TaskResponse, Never>) {
         switch worker.submit(job) {
         case .accepted:
@@ -92,7 +98,8 @@ public final class UpdateQueue: Service, @unchecked Sendable {
     private func close() {
         for job in worker.close() {
             switch job {
-            case .update(_, let answer), .read(_, _, let answer): answer.resume(returning: Self.unavailable("the bridge is shutting down"))
+            case .update(_, let answer), .read(_, _, let answer), .list(_, _, let answer):
+                answer.resume(returning: Self.unavailable("the bridge is shutting down"))
             case .retryAnnouncements: break
             }
         }
@@ -114,6 +121,13 @@ public final class UpdateQueue: Service, @unchecked Sendable {
             case .read(let taskId, let rateLimitKey, let answer):
                 do {
                     answer.resume(returning: try processor.read(taskId: taskId, rateLimitKey: rateLimitKey))
+                } catch {
+                    metrics.countRefusal(error)
+                    answer.resume(returning: Self.unavailable("Redis cannot answer for now: \(error.message)"))
+                }
+            case .list(let query, let rateLimitKey, let answer):
+                do {
+                    answer.resume(returning: try processor.list(query, rateLimitKey: rateLimitKey))
                 } catch {
                     metrics.countRefusal(error)
                     answer.resume(returning: Self.unavailable("Redis cannot answer for now: \(error.message)"))
