@@ -136,6 +136,7 @@ public func buildHTTPApplication(
     HealthRoutes(probe: health).add(to: router, recording: &routes)
     if let queue = services.queue, let bridge = services.configuration {
         TaskStatusRoutes(queue: queue, authenticator: services.authenticator, configuration: bridge).add(to: router, recording: &routes)
+        PageRoute().add(to: router, recording: &routes)
     }
     if let registry = services.metrics {
         MetricsRoute(registry: registry).add(to: router, recording: &routes)
