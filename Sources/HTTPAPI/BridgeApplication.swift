@@ -39,14 +39,19 @@ public struct BridgeApplication: Sendable {
             logger: logger
         )
         let queue = UpdateQueue(configuration: configuration, metrics: bridgeMetrics, status: status, logger: logger)
+        let hub = ChangeFeedHub(configuration: configuration, logger: logger)
         let server = buildHTTPApplication(
             configuration: http,
             health: HealthProbe(configuration: configuration, status: status),
-            services: HTTPServices(queue: queue, authenticator: authenticator, configuration: configuration, metrics: metrics),
+            services: HTTPServices(queue: queue, hub: hub, authenticator: authenticator, configuration: configuration, metrics: metrics),
             logger: logger,
             onServerRunning: onServerRunning
         )
-        self.services = [bridge, queue, NamedService(server, what: "the HTTP\(http.tls == nil ? "" : "S") server on \(http.host):\(http.port)")]
+        // A graceful shutdown goes from the last service to the first: the watches end first,
+        // so that the server's open connections can close.
+        self.services = [
+            bridge, queue, NamedService(server, what: "the HTTP\(http.tls == nil ? "" : "S") server on \(http.host):\(http.port)"), hub,
+        ]
         self.status = status
     }
 }

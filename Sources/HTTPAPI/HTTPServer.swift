@@ -102,17 +102,21 @@ private let resourceLimitNoFile = RLIMIT_NOFILE
 /// What the HTTP server serves besides health: the task-status API and the metrics.
 public struct HTTPServices: Sendable {
     public var queue: UpdateQueue?
+    /// Live updates for the watch routes.
+    public var hub: ChangeFeedHub?
     public var authenticator: Authenticator?
     public var configuration: BridgeConfiguration?
     public var metrics: PrometheusCollectorRegistry?
 
     public init(
         queue: UpdateQueue? = nil,
+        hub: ChangeFeedHub? = nil,
         authenticator: Authenticator? = nil,
         configuration: BridgeConfiguration? = nil,
         metrics: PrometheusCollectorRegistry? = nil
     ) {
         self.queue = queue
+        self.hub = hub
         self.authenticator = authenticator
         self.configuration = configuration
         self.metrics = metrics
@@ -135,7 +139,10 @@ public func buildHTTPApplication(
     var routes = KnownRoutes()
     HealthRoutes(probe: health).add(to: router, recording: &routes)
     if let queue = services.queue, let bridge = services.configuration {
-        TaskStatusRoutes(queue: queue, authenticator: services.authenticator, configuration: bridge).add(to: router, recording: &routes)
+        TaskStatusRoutes(queue: queue, hub: services.hub, authenticator: services.authenticator, configuration: bridge).add(
+            to: router,
+            recording: &routes
+        )
         PageRoute().add(to: router, recording: &routes)
     }
     if let registry = services.metrics {

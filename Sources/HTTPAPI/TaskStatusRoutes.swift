@@ -22,13 +22,16 @@ struct TaskStatusRoutes {
     static let prefixes = ["", "/beta", "/v2024", "/v2025", "/v2026"]
 
     let queue: UpdateQueue
+    /// Live updates (`Accept: text/event-stream`); `nil`: the routes answer as without the header.
+    let hub: ChangeFeedHub?
     let authenticator: Authenticator?
     let configuration: BridgeConfiguration
     let decoder: PatchRequestDecoder
     let duration: Metrics.Timer
 
-    init(queue: UpdateQueue, authenticator: Authenticator?, configuration: BridgeConfiguration) {
+    init(queue: UpdateQueue, hub: ChangeFeedHub? = nil, authenticator: Authenticator?, configuration: BridgeConfiguration) {
         self.queue = queue
+        self.hub = hub
         self.authenticator = authenticator
         self.configuration = configuration
         self.decoder = PatchRequestDecoder(limits: configuration.limits, requireExperimentalFlag: configuration.requireExperimentalFlag)
@@ -130,7 +133,13 @@ struct TaskStatusRoutes {
             return Self.response(.error(400, "x-sailpoint-experimental must be true for this experimental API"))
         }
         switch Self.taskId(in: context) {
-        case .success(let taskId): return Self.response(await queue.read(taskId: taskId, rateLimitKey: rateLimitKey))
+        case .success(let taskId):
+            if let hub, Self.asksForEvents(request) {
+                var filter = ListQuery()
+                filter.ids = [taskId]
+                return await watch(request, filter: filter, on: hub)
+            }
+            return Self.response(await queue.read(taskId: taskId, rateLimitKey: rateLimitKey))
         case .failure(let denied): return denied.response
         }
     }
@@ -151,7 +160,81 @@ struct TaskStatusRoutes {
         } catch {
             return Self.response(.error(400, error.description))
         }
+        if let hub, Self.asksForEvents(request) { return await watch(request, filter: query, on: hub) }
         return Self.response(await queue.list(query, rateLimitKey: rateLimitKey))
+    }
+
+    /// Whether the client asks for Server-Sent Events, as a browser's `EventSource` does.
+    private static func asksForEvents(_ request: Request) -> Bool {
+        request.headers[values: .accept].contains { $0.lowercased().contains("text/event-stream") }
+    }
+
+    static let lastEventIdField = HTTPField.Name("Last-Event-ID")!
+
+    /// Streams the changes `filter` admits as Server-Sent Events (contract section 9): from the
+    /// `Last-Event-ID` header (a reconnecting `EventSource`) or the `lastEventId` parameter (a
+    /// list's `X-Last-Event-Id`, for a first connection), else from now. Each change's `data` is
+    /// its change-feed JSON and its `id` the feed position after it; `event: reset` tells the
+    /// client to list again, and ends the stream.
+    private func watch(_ request: Request, filter: ListQuery, on hub: ChangeFeedHub) async -> Response {
+        var from: FeedPosition?
+        if let text = request.headers[Self.lastEventIdField] ?? request.uri.queryParameters["lastEventId"].map(String.init), !text.isEmpty {
+            guard let position = FeedPosition(text, shards: configuration.shards) else {
+                return Self.response(
+                    .error(
+                        400,
+                        "Last-Event-ID \(text) is not a position of this bridge's change feed (\(configuration.shards) stream id(s), comma-separated)"
+                    )
+                )
+            }
+            from = position
+        }
+        var fields = HTTPFields()
+        fields[.contentType] = "text/event-stream; charset=utf-8"
+        fields[.cacheControl] = "no-cache"
+        fields[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let watch: ChangeFeedHub.Watch
+        do {
+            watch = try await hub.watch(filter, from: from)
+        } catch {
+            switch error {
+            case .unavailable(let failure):
+                return Self.response(.error(503, "Redis cannot answer for now: \(failure)", headers: [("Retry-After", "1")]))
+            case .gone(let reason):
+                return Response(
+                    status: .ok,
+                    headers: fields,
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: ServerSentEvents.preamble + ServerSentEvents.reset(reason)))
+                )
+            }
+        }
+        return Response(
+            status: .ok,
+            headers: fields,
+            body: ResponseBody { writer in
+                var cursor = WatchCursor(from: watch.start)
+                var out = ServerSentEvents.preamble
+                for change in watch.backlog {
+                    if let id = cursor.accept(change) { ServerSentEvents.append(change.data, id: id, to: &out) }
+                }
+                try await writer.write(ByteBuffer(bytes: out))
+                for await delivery in watch.live {
+                    out.removeAll(keepingCapacity: true)
+                    switch delivery {
+                    case .change(let change):
+                        guard let id = cursor.accept(change) else { continue }
+                        ServerSentEvents.append(change.data, id: id, to: &out)
+                    case .heartbeat:
+                        out += ServerSentEvents.heartbeat
+                    }
+                    try await writer.write(ByteBuffer(bytes: out))
+                }
+                if watch.ending.value == .behind {
+                    try await writer.write(ByteBuffer(bytes: ServerSentEvents.reset("this client fell behind the change feed; list again")))
+                }
+                try await writer.finish(nil)
+            }
+        )
     }
 
     /// The `{id}` of the path, percent-decoded: SailPoint's SDKs encode path parameters, so the

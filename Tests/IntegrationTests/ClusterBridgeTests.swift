@@ -212,6 +212,11 @@ struct ClusterBridgeTests {
                 #expect(all.headers["x-total-count"] == "12")
                 #expect(all.json?.arrayValue?.compactMap { $0["id"]?.stringValue } == (5...9).reversed().map { "k\($0)" })
                 #expect(all.headers["x-last-event-id"]?.split(separator: ",").count == 4, "one position per shard")
+                // A watch over every shard's feed: its ids hold one position per shard.
+                let port = Int(url.split(separator: ":").last ?? "") ?? 0
+                let watcher = try await LiveUpdatesTests.Watcher.open(port, "/v2026/task-status")
+                _ = try await watcher.wait(for: "the stream to open") { _ in watcher.status != nil }
+                try await Task.sleep(for: .milliseconds(200))
                 let done = try await HTTP.request(
                     "PATCH",
                     url + "/task-status/k3",
@@ -223,6 +228,10 @@ struct ClusterBridgeTests {
                 #expect(running.headers["x-total-count"] == "11")
                 let succeeded = try await list("?filters=completionStatus%20eq%20%22SUCCESS%22")
                 #expect(succeeded.json?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["k3"])
+                let events = try await watcher.wait(for: "k3's change") { !$0.isEmpty }
+                #expect(events.first?.task == "k3" && events.first?.rev == 2)
+                #expect(events.first?.id?.split(separator: ",").count == 4)
+                await watcher.connection.close()
             }
         }
     }

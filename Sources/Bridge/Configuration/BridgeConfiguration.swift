@@ -67,6 +67,8 @@ public struct BridgeConfiguration: Sendable {
     public var rateLimit: RateLimitConfiguration
     /// Properties an update may change (`id` and `created` never can).
     public var writableProperties: Set<TaskProperty>
+    /// Changes a live-update watcher may have waiting before it is told to list again and closed.
+    public var watchBuffer = 1024
 
     public init(
         redis: RedisConfiguration,
