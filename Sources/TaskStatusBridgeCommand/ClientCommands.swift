@@ -11,6 +11,7 @@ import Bridge
 import Foundation
 import JSONPatch
 import Redis
+import Synchronization
 import TaskStatus
 
 extension ConnectionOptions {
@@ -203,6 +204,53 @@ struct ReplayDeadCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("replayed \(letters.count) dead letters\n".utf8))
         } catch {
             exitWithMessage("error: \(error)", status: 1)
+        }
+    }
+}
+
+/// `reindex`: put every stored task in the list index.
+struct ReindexCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reindex",
+        abstract:
+            "Put every stored task in the list index (hashes written before this version or by hand); resumes a run that was stopped, and is safe to run again."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Keys per SCAN step.")
+    var batch = 500
+
+    @Flag(help: "Start over instead of resuming a run that was stopped.")
+    var restart = false
+
+    func run() async throws {
+        let reindexer = Reindexer(
+            configuration: try connection.redisConfiguration(),
+            prefix: try connection.resolvedPrefix(),
+            shards: try connection.resolvedShards()
+        )
+        let started = ContinuousClock.now
+        let lastReport = Mutex(ContinuousClock.now)
+        do {
+            let done = try await reindexer.run(batch: max(10, batch), restart: restart) { progress in
+                let due = lastReport.withLock { last in
+                    guard ContinuousClock.now - last >= .seconds(1) else { return false }
+                    last = .now
+                    return true
+                }
+                if due {
+                    FileHandle.standardError.write(
+                        Data(
+                            "indexed \(progress.indexed) tasks (\(progress.skipped) skipped), node \(progress.nodesDone + 1) of \(progress.nodes)\n"
+                                .utf8
+                        )
+                    )
+                }
+            }
+            print("indexed \(done.indexed) tasks, skipped \(done.skipped), in \(ContinuousClock.now - started)")
+        } catch {
+            exitWithMessage("error: \(error) (run reindex again to resume)", status: 1)
         }
     }
 }

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeOptions.replyTTL.help) var replyTtl: String?
     @Option(help: ServeOptions.eventsMaxlen.help) var eventsMaxlen: String?
     @Option(help: ServeOptions.eventsMaxBytes.help) var eventsMaxBytes: String?
+    @Option(help: ServeOptions.retentionDays.help) var retentionDays: String?
     @Option(help: ServeOptions.wholeTaskMaxBytes.help) var wholeTaskMaxBytes: String?
     @Option(help: ServeOptions.deadMaxlen.help) var deadMaxlen: String?
     @Option(help: ServeOptions.minReplicas.help) var minReplicas: String?
@@ -135,6 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
             shards: try connection.resolvedShards(),
             pubsub: try connection.resolvedPubSub()
         )
+        let days = try O.retentionDays.resolve(retentionDays)
+        bridge.retention = days > 0 ? .seconds(days * 86_400) : nil
         let http = HTTPConfiguration(
             host: try O.httpHost.resolve(httpHost),
             port: try O.httpPort.resolve(httpPort),

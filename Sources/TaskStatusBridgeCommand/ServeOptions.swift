@@ -243,6 +243,15 @@ enum ServeOptions {
         in: 1...1_000_000_000,
         "approximate cap of the change feed `taskstatus:events`"
     )
+    static let retentionDays = OptionSpec<Int>.integer(
+        "--retention-days",
+        "TASKSTATUS_RETENTION_DAYS",
+        .consumer,
+        default: 0,
+        defaultText: "0 (off)",
+        in: 0...36_500,
+        "completed tasks whose `completed` time is older than this many days are removed, with their list-index entries, a small batch at a time (SailPoint keeps 90); running tasks never; 0 keeps every task"
+    )
     static let eventsMaxBytes = OptionSpec<Int>.integer(
         "--events-max-bytes",
         "TASKSTATUS_EVENTS_MAX_BYTES",
@@ -526,7 +535,7 @@ enum ServeOptions {
         redisURL, redisPasswordFile, sentinel, sentinelMaster, sentinelPasswordFile, redisCluster, shards, pubsub, prefix, consumer,
         redisTLSCAFile, redisTLSCertFile, redisTLSKeyFile, redisTLSServerName, redisTLSInsecure, sentinelTLS, redisCommandTimeout, redisKeepalive,
         batchSize, blockMs, batchWindowUs, workers, cacheSize, claimIdleMs, maxDeliveries, consumerIdleTimeout, replyTTL, eventsMaxlen,
-        eventsMaxBytes, wholeTaskMaxBytes, deadMaxlen, minReplicas,
+        eventsMaxBytes, retentionDays, wholeTaskMaxBytes, deadMaxlen, minReplicas,
         replicaTimeoutMs,
         maxPatchBytes, maxOperations, maxDepth, writableProperties, requireExperimental,
         httpHost, httpPort, httpTLSCertFile, httpTLSKeyFile, httpHeaderTimeout, httpBodyTimeout, httpIdleTimeout, httpMaxConnections,

@@ -15,7 +15,8 @@ struct TaskStatusBridge: AsyncParsableCommand {
         commandName: "task-status-bridge",
         abstract: "SailPoint's task-status PATCH semantics over Redis: a JSON Patch bridge.",
         subcommands: [
-            ServeCommand.self, PutCommand.self, GetCommand.self, SendCommand.self, PatchCommand.self, ReplayDeadCommand.self, LoadTestCommand.self,
+            ServeCommand.self, PutCommand.self, GetCommand.self, SendCommand.self, PatchCommand.self, ReplayDeadCommand.self, ReindexCommand.self,
+            LoadTestCommand.self,
         ]
     )
 }

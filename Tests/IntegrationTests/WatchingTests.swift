@@ -249,6 +249,87 @@ struct WatchingTests {
     }
 }
 
+extension WatchingTests {
+    @Test("reindex puts hashes written by hand in the index, resumes a stopped run, and changes nothing when run again")
+    func reindexesHandWrittenTasks() async throws {
+        try await TestSpace.with { space in
+            // Written as an older version (or a person) would: fields and _rev, no index.
+            for k in 0..<30 {
+                var fields: [any RedisArgument] = [space.keys.task("old\(k)"), "_rev", "3"]
+                let record = TaskRecord(
+                    rev: 3,
+                    document: try TaskStatusSchema.validate(
+                        Self.document(
+                            "old\(k)",
+                            [
+                                "created": .string(RFC3339.format(seconds: 1_500_000_000 + Int64(k), milliseconds: 0)),
+                                "completionStatus": k < 10 ? "WARNING" : nil,
+                            ]
+                        )
+                    )
+                )
+                for property in TaskProperty.allCases {
+                    if let value = record.field(property) {
+                        fields.append(property.rawValue)
+                        fields.append(value)
+                    }
+                }
+                try await space.redis.execute(RedisCommand("HSET", arguments: fields))
+            }
+            try await space.run("SET", "\(space.prefix):task:{not-a-hash}", "x")
+            let reindexer = Reindexer(configuration: space.configuration, prefix: space.prefix, shards: 1)
+            // A run stopped after its last step resumes as done: nothing more to index.
+            try await space.run("HSET", reindexer.progressKey, RedisConfiguration.describe(space.configuration.endpoint), "done")
+            #expect(try await reindexer.run(batch: 7) { _ in }.indexed == 0)
+            #expect(try await space.run("EXISTS", reindexer.progressKey).int == 0, "a finished run forgets its cursors")
+            let first = try await reindexer.run(batch: 7) { _ in }
+            #expect(first.indexed == 30)
+            #expect(try await space.run("ZCARD", space.keys.index("WARNING")).int == 10)
+            #expect(try await space.run("ZCARD", space.keys.index("none")).int == 20)
+            let again = try await reindexer.run(batch: 7) { _ in }
+            #expect(again.indexed == 30)
+            #expect(try await space.run("ZCARD", space.keys.index("none")).int == 20)
+            try await RunningBridge.with(space) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let warned = try await Self.list(base, "?count=true&limit=3&filters=" + #"completionStatus eq "WARNING""#.percentEncodedQuery)
+                #expect(warned.headers["x-total-count"] == "10")
+                #expect(Self.ids(warned) == ["old9", "old8", "old7"])
+            }
+        }
+    }
+
+    @Test("retention removes completed tasks older than the limit with their index entries, never running ones, and counts them")
+    func retentionRemovesOldCompletedTasks() async throws {
+        try await TestSpace.with { space in
+            let now = Int64(RFC3339.unixMilliseconds() / 1000)
+            func stamp(_ secondsAgo: Int64) -> JSONValue { .string(RFC3339.format(seconds: now - secondsAgo, milliseconds: 0)) }
+            let day: Int64 = 86_400
+            _ = try await TaskStatusClient(configuration: space.configuration, prefix: space.prefix).put([
+                Self.document("old-done", ["created": stamp(5 * day), "completed": stamp(3 * day), "completionStatus": "SUCCESS"]),
+                Self.document("old-error", ["created": stamp(9 * day), "completed": stamp(2 * day), "completionStatus": "ERROR"]),
+                Self.document("recent-done", ["created": stamp(5 * day), "completed": stamp(day / 2), "completionStatus": "SUCCESS"]),
+                Self.document("old-running", ["created": stamp(30 * day), "completed": nil, "completionStatus": nil]),
+            ])
+            try await RunningBridge.with(space, configure: { $0.retention = .seconds(day) }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let removed = try await eventually(timeout: .seconds(10)) { () async throws -> Bool? in
+                    let done = try await space.hash("old-done").isEmpty
+                    let error = try await space.hash("old-error").isEmpty
+                    return done && error ? true : nil
+                }
+                #expect(removed == true)
+                #expect(try await !space.hash("recent-done").isEmpty)
+                #expect(try await !space.hash("old-running").isEmpty)
+                let listed = try await Self.list(base, "?count=true")
+                #expect(Set(Self.ids(listed)) == ["recent-done", "old-running"])
+                #expect(listed.headers["x-total-count"] == "2")
+                let metrics = String(decoding: try await HTTP.request("GET", base + "/metrics").body, as: UTF8.self)
+                #expect(metrics.contains("taskstatus_retention_removed_total 2"))
+            }
+        }
+    }
+}
+
 extension String {
     /// The text as a query parameter value.
     var percentEncodedQuery: String {

@@ -22,6 +22,8 @@ public final class BridgeMetrics: Sendable {
     let redeliveries = Counter(label: "taskstatus_redeliveries_total")
     let deadLettered = Counter(label: "taskstatus_dead_lettered_total")
     let claimed = Counter(label: "taskstatus_claimed_total")
+    /// Completed tasks removed by retention (`--retention-days`).
+    let retentionRemovals = Counter(label: "taskstatus_retention_removed_total")
     let rateLimited = Counter(label: "taskstatus_rate_limited_total")
     let batchSize = Recorder(label: "taskstatus_batch_size", aggregate: true)
     /// From a stream entry's creation (its id) to its reply.

@@ -20,4 +20,14 @@ enum Scripts {
         end
         return 0
         """
+
+    /// Deletes a task (KEYS[1]) only if its `_rev` is still ARGV[1] and it is completed: an update
+    /// since it was read keeps it. Answers 1 when it deleted it.
+    static let removeIfAt = """
+        if redis.call('HGET', KEYS[1], '_rev') == ARGV[1] and redis.call('HEXISTS', KEYS[1], 'completionStatus') == 1 then
+            redis.call('DEL', KEYS[1])
+            return 1
+        end
+        return 0
+        """
 }

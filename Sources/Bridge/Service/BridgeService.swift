@@ -89,6 +89,9 @@ struct MaintenanceClock {
     let claimEvery: Duration
     let trimEvery: Duration
     let consumersEvery: Duration
+    /// How often retention looks for completed tasks to remove (when it is on).
+    static let retentionEvery = Duration.seconds(60)
+    var nextRetention: ContinuousClock.Instant
     var nextClaim: ContinuousClock.Instant
     var nextTrim: ContinuousClock.Instant
     var nextConsumers: ContinuousClock.Instant
@@ -107,6 +110,7 @@ struct MaintenanceClock {
         nextClaim = now
         nextTrim = now
         nextConsumers = now
+        nextRetention = now
         lastTrim = now
     }
 }

@@ -35,6 +35,60 @@ extension StreamConsumer {
             try removeDeadConsumers()
             maintenance.nextConsumers = now + maintenance.consumersEvery
         }
+        if let retention = configuration.retention, now >= maintenance.nextRetention {
+            // A full batch may mean more: the next look comes sooner.
+            let removed = try applyRetention(olderThan: retention)
+            maintenance.nextRetention = now + (removed >= Self.retentionBatch ? .seconds(1) : MaintenanceClock.retentionEvery)
+        }
+    }
+
+    /// Most tasks one look removes, and most it inspects.
+    static let retentionBatch = 100
+    static let retentionInspected = 1000
+
+    /// Removes completed tasks of this shard's index whose `completed` time is before now minus
+    /// `age` (contract section 9), with their index entries: each with a script that deletes the
+    /// task only if its revision is still the one read (an update in between keeps it). Running
+    /// tasks are never candidates: they sit in the index's `none` set. Candidates come oldest
+    /// `created` first (a task completes after it is created, so none older is missed); an index
+    /// entry whose task is gone is removed too. Answers how many tasks it removed.
+    func applyRetention(olderThan age: Duration) throws(RedisError) -> Int {
+        let cutoff = Int64(RFC3339.unixMilliseconds()) - Int64(age.components.seconds) * 1000
+        var removed = 0
+        for status in TaskIndexEntry.statuses where status != TaskIndexEntry.notCompleted {
+            var offset = 0
+            while removed < Self.retentionBatch, offset < Self.retentionInspected {
+                let index = keys.index(status)
+                let ids = (try commands.execute(RedisCommand("ZRANGE", index, "-inf", String(cutoff), "BYSCORE", "LIMIT", offset, 100)).array ?? [])
+                    .compactMap(\.string)
+                guard !ids.isEmpty else { break }
+                let reads = try commands.execute(ids.map { RedisCommand("HMGET", keys.task($0), "completed", "_rev") })
+                var deletions: [RedisCommand] = []
+                var gone: [String] = []
+                for (id, read) in zip(ids, reads) {
+                    let values = read.array ?? []
+                    guard values.count == 2, let rev = values[1].string else {
+                        gone.append(id)
+                        continue
+                    }
+                    guard let completed = values[0].string.flatMap({ RFC3339.unixMilliseconds(of: $0) }), completed < cutoff else {
+                        offset += 1
+                        continue
+                    }
+                    deletions.append(RedisCommand("EVAL", Scripts.removeIfAt, 1, keys.task(id), rev))
+                    gone.append(id)
+                }
+                var pipeline = deletions
+                for id in gone { pipeline.append(RedisCommand("ZREM", index, id)) }
+                let replies = try commands.execute(pipeline)
+                let count = replies.prefix(deletions.count).filter { $0.int == 1 }.count
+                removed += count
+                metrics.retentionRemovals.increment(by: count)
+                if ids.count < 100 { break }
+            }
+        }
+        if removed > 0 { logger.info("retention removed completed tasks", metadata: ["count": "\(removed)"]) }
+        return removed
     }
 
     /// Entries pending longer than the claim idle time belong to consumers that died or hang.

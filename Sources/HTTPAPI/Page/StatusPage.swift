@@ -86,6 +86,7 @@ enum StatusPage {
         tbody tr:hover { background: var(--hover); }
         tbody tr:last-child td { border-bottom: 0; }
         tbody tr.stale { opacity: 0.5; }
+        table[aria-busy="true"] tbody { opacity: 0.6; transition: opacity 0.2s 0.15s; }
         .name { border: 0; background: none; color: var(--fg); padding: 0; font-weight: 600; text-align: left; border-radius: 3px; }
         .name:hover { text-decoration: underline; color: var(--accent); }
         .sub { color: var(--muted); font-size: 0.8rem; margin-top: 2px; overflow-wrap: anywhere; }
@@ -491,7 +492,7 @@ enum StatusPage {
             const params = { limit: state.limit, offset: state.offset, count: 'true', sorters: '-created' };
             const f = filterString();
             if (f) params.filters = f;
-            if (state.tasks.size === 0) setText($('summary'), 'Loading…');
+            setAttr($('tasks'), 'aria-busy', 'true');
             let res;
             let tasks;
             try {
@@ -499,6 +500,7 @@ enum StatusPage {
               tasks = await res.json();
             } catch (e) {
               if (gen !== state.generation || e.name === 'AbortError') return;
+              $('tasks').removeAttribute('aria-busy');
               if (e.status === 401) return;
               showError('Could not list the tasks: ' + e.message);
               if (e.status === 400) { setLive('error', 'Filters refused'); return; }
@@ -507,6 +509,7 @@ enum StatusPage {
               return;
             }
             if (gen !== state.generation) return;
+            $('tasks').removeAttribute('aria-busy');
             showError('');
             state.attempt = 0;
             if (!Array.isArray(tasks)) tasks = [];
@@ -605,6 +608,7 @@ enum StatusPage {
             const decoder = new TextDecoder();
             const parser = sseParser((event) => onEvent(event, gen));
             armWatchdog(ctrl);
+            state.attempt = 0;
             setLive('live', 'Live');
             try {
               for (;;) {
@@ -745,7 +749,7 @@ enum StatusPage {
                 refetch(c.id);
               }
             }
-            state.revs.set(c.id, { rev: c.rev, exact: exact && next !== null });
+            if (current || next || c.id === state.selected) state.revs.set(c.id, { rev: c.rev, exact: exact && next !== null });
             if (current) {
               if (!next) return;
               state.tasks.set(c.id, next);
@@ -800,8 +804,12 @@ enum StatusPage {
               return;
             }
             if (!withinFirstPage(task)) {
-              if (state.total !== null) state.total += 1;
-              schedule(null);
+              // Older than this page's last row: a creation counts; an update of a task on a later page
+              // was counted already.
+              if (created && state.total !== null) {
+                state.total += 1;
+                schedule(null);
+              }
               return;
             }
             let i = 0;
@@ -1266,28 +1274,27 @@ enum StatusPage {
             return p.get('task');
           }
 
-          function applyFilters() {
+          function applyFilters(force) {
+            const before = JSON.stringify([state.filters, state.limit]);
             readForm();
+            if (force !== true && JSON.stringify([state.filters, state.limit]) === before) return;
             state.offset = 0;
             writeHash();
-            state.order = [];
-            state.tasks = new Map();
-            schedule(null);
             list();
           }
 
           let typing = 0;
 
           function bind() {
-            $('filters').addEventListener('submit', (e) => { e.preventDefault(); clearTimeout(typing); applyFilters(); });
+            $('filters').addEventListener('submit', (e) => { e.preventDefault(); clearTimeout(typing); applyFilters(true); });
             for (const id of ['f-status', 'f-type', 'f-limit']) $(id).addEventListener('change', applyFilters);
             for (const id of ['f-launcher', 'f-id']) {
               $(id).addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(applyFilters, 600); });
               $(id).addEventListener('change', () => { clearTimeout(typing); applyFilters(); });
             }
             $('f-clear').addEventListener('click', () => {
-              state.filters = { status: '', type: '', launcher: '', id: '' };
-              writeForm();
+              clearTimeout(typing);
+              for (const id of ['f-status', 'f-type', 'f-launcher', 'f-id']) $(id).value = '';
               applyFilters();
             });
             $('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); writeHash(); list(); });

@@ -152,7 +152,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         return "\(url) via \(sentinel)"
     }
 
-    static func describe(_ endpoint: Endpoint) -> String {
+    package static func describe(_ endpoint: Endpoint) -> String {
         switch endpoint {
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         case .unix(let path): return path
