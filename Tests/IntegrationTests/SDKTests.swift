@@ -26,10 +26,12 @@ enum SDK {
     .timeLimit(.minutes(2))
 )
 struct SDKTests {
-    @Test("update_task_status and get_task_status work unchanged against the bridge, with an access token")
+    @Test("update_task_status, get_task_status and get_task_status_list work unchanged against the bridge, with an access token")
     func sdk() async throws {
         try await TestSpace.with { space in
             try await space.putTask("sdk-task")
+            try await space.putTask("sdk-2", ["completionStatus": "SUCCESS", "completed": "2026-11-01T00:00:00Z"])
+            try await space.putTask("sdk-3")
             try await RunningBridge.with(space, configure: { $0.auth = Tokens.configuration }) { bridge in
                 let base = try #require(await bridge.baseURL())
                 let token = try await Tokens.sign(scope: .text("sp:scopes:all"))
@@ -52,6 +54,10 @@ struct SDKTests {
                 #expect(parsed["updated"]?["completed"]?.stringValue?.hasPrefix("2026-11-28T12:00:00") == true)
                 #expect(parsed["read"]?["percentComplete"] == 100)
                 #expect(try await space.hash("sdk-task")["completionStatus"] == "SUCCESS")
+                // A filtered, counted page of one: ties of created go by id, newest first.
+                #expect(parsed["list"]?["status"] == 200)
+                #expect(parsed["list"]?["total"] == "2")
+                #expect(parsed["list"]?["ids"] == ["sdk-task"])
             }
         }
     }

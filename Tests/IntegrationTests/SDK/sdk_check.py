@@ -1,4 +1,4 @@
-"""Drives the bridge's HTTP API with SailPoint's own Python SDK (PyPI `sailpoint`, 1.x) and prints
+"""Drives the bridge's HTTP API (update, read, list) with SailPoint's own Python SDK (PyPI `sailpoint`, 1.x) and prints
 what the SDK parsed, as JSON, for the Swift test to check.
 
 Usage: sdk_check.py BASE_URL ACCESS_TOKEN TASK_ID
@@ -30,10 +30,14 @@ with ApiClient(configuration) as client:
     ]
     updated = api.update_task_status(id=task_id, json_patch_operation=operations)
     read = api.get_task_status(id=task_id)
+    # SailPoint's getTaskStatusList: a filtered, counted page.
+    listed = api.get_task_status_list_with_http_info(limit=1, offset=0, count=True, filters='completionStatus eq "SUCCESS"', sorters="-created")
+    total = next((v for k, v in (listed.headers or {}).items() if k.lower() == "x-total-count"), None)
     print(json.dumps({
         "updated": {"id": updated.id, "percentComplete": updated.percent_complete,
                     "completionStatus": str(updated.completion_status.value if hasattr(updated.completion_status, "value") else updated.completion_status),
                     "completed": updated.completed.isoformat() if updated.completed else None,
                     "type": str(updated.type.value if hasattr(updated.type, "value") else updated.type)},
         "read": {"id": read.id, "percentComplete": read.percent_complete, "progress": read.progress},
+        "list": {"ids": [task.id for task in listed.data], "total": total, "status": listed.status_code},
     }))
