@@ -10,7 +10,7 @@ And `DrainWatch`: the drain's progress over time, for the recovery times of the 
 """
 import json, threading, time
 
-from .keys import DEAD, EVENTS, GROUP, PREFIX, REQUESTS, reply_key, shard_events, shard_stream, task_key
+from .keys import DEAD, EVENTS, GROUP, INDEX_STATUSES, PREFIX, REQUESTS, index_key, reply_key, shard_events, shard_stream, task_key
 
 STAGES = PREFIX + ":stage:*"
 
@@ -19,6 +19,7 @@ def marker_keys(messages):
     """The markers among a task's messages (a task may start with messages of its own: `pre-`)."""
     return [m["key"] for m in messages if not m["key"].startswith("pre-")]
 from .resp import Redis, RedisError, pairs, text
+from .workload import CREATED_MS
 
 
 def change_feed(call, feed=None, copies=None):
@@ -96,7 +97,7 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
     rids = list(expected)
     stored = dict(zip(rids, r.pipeline([["GET", reply_key(task_of[rid], rid)] for rid in rids])))
     counts = {"missing": 0, "wrong": 0, "lost": 0, "doubled": 0, "published_missing": 0, "published_extra": 0,
-              "published_mismatch": 0, "feed_missing": 0, "feed_doubled": 0, "bad_revision": 0, "bad_body": 0}
+              "published_mismatch": 0, "feed_missing": 0, "feed_doubled": 0, "bad_revision": 0, "bad_body": 0, "index_wrong": 0}
 
     def note(kind, message):
         counts[kind] += 1
@@ -189,6 +190,15 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
                     note("bad_body", "%s at rev %s: the reply (ETag %s) shows %d markers, not the %s before its ETag in order" %
                          (rid, rev, shown, len(body_markers), (shown or 1) - 1))
 
+    # The list index: each task in the set of its stored status, and in no other, at its created.
+    scores = list(r.pipeline([["ZSCORE", index_key(status), tid] for tid in tids for status in INDEX_STATUSES]))
+    for k, tid in enumerate(tids):
+        status = text(pairs(hashes[tid]).get("completionStatus")) or "none"
+        found = {s: scores[k * len(INDEX_STATUSES) + j] for j, s in enumerate(INDEX_STATUSES)}
+        placed = [s for s, score in found.items() if score is not None]
+        if placed != [status] or float(found[status]) != CREATED_MS:
+            note("index_wrong", "%s: completionStatus %s, but the index has it under %s" % (tid, status, placed or "nothing"))
+
     # The change feed.
     feed = change_feed(events_of(r))
     for tid, done in successes.items():
@@ -220,10 +230,10 @@ def summary(counts):
     """The backlog checker's counts, as the scenario's line shows them."""
     crash = counts.get("unpublished_at_crash", 0)
     return (("replies missing %d wrong %d; published missing %d extra %d differing %d; lost %d doubled %d; "
-             "revisions %d bodies %d; feed missing %d doubled %d")
+             "revisions %d bodies %d; feed missing %d doubled %d; index wrong %d")
             % (counts["missing"], counts["wrong"], counts["published_missing"], counts["published_extra"],
                counts["published_mismatch"], counts["lost"], counts["doubled"], counts["bad_revision"],
-               counts["bad_body"], counts["feed_missing"], counts["feed_doubled"])
+               counts["bad_body"], counts["feed_missing"], counts["feed_doubled"], counts["index_wrong"])
             + ("; %d replies stored but never published, Redis killed before it sent them (allowed)" % crash if crash else ""))
 
 

@@ -35,3 +35,12 @@ def bridge_url(port):
 def acl_user_args(state="on"):
     """redis-server arguments that create the bridge's user."""
     return ["--user", BRIDGE_USER, state, ">" + BRIDGE_PASSWORD, "~*", "&*", "+@all"]
+
+
+# The list index (contract section 9): one sorted set per completion status, scored by `created`.
+INDEX_STATUSES = ("none", "SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR")
+
+
+def index_key(status):
+    return PREFIX + ":index:" + status
+

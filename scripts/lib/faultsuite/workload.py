@@ -7,7 +7,7 @@ twice is an update applied twice.
 """
 import json, random
 
-from .keys import REPLIES, REQUESTS, task_key
+from .keys import REPLIES, REQUESTS, index_key, task_key
 
 
 def task_document(i):
@@ -17,6 +17,10 @@ def task_document(i):
         "created": "2026-11-30T10:00:00.000Z", "modified": "2026-11-30T10:00:00.000Z",
         "messages": "[]", "returns": "[]", "attributes": "{}", "percentComplete": "0", "_rev": "1",
     }
+
+
+# The tasks' `created`, 2026-11-30T10:00:00.000Z, in Unix milliseconds (the index's score).
+CREATED_MS = 1796032800000
 
 
 def task_fields(i):
@@ -62,6 +66,9 @@ def backlog(requests, tasks, repeats, seed):
         else:
             tid, status = "f%04d" % rng.randrange(tasks), 200
             patch = [marker(rid), {"op": "replace", "path": "/progress", "value": "step %d" % k}]
+            if roll > 0.92:
+                # Now and then the task's status moves: the list index moves with it, in the commit.
+                patch.append({"op": "replace", "path": "/completionStatus", "value": rng.choice(["SUCCESS", "ERROR", None])})
         copies = 8 if repeats and rng.random() < 0.1 else 1
         for _ in range(copies):
             queued.append((rid, tid, compact(patch), status))
@@ -72,6 +79,8 @@ def prepare(r, tasks, queued):
     """An empty Redis with the tasks stored and the backlog queued on the request stream."""
     r("FLUSHALL")
     list(r.pipeline([["HSET", task_key("f%04d" % i)] + task_fields(i) for i in range(tasks)]))
+    # Indexed as `put` or `reindex` would: running, scored by created.
+    list(r.pipeline([["ZADD", index_key("none"), CREATED_MS, "f%04d" % i] for i in range(tasks)]))
     list(r.pipeline([["XADD", REQUESTS, "*"] + request_fields(tid, patch, rid) for rid, tid, patch, _ in queued]))
 
 
