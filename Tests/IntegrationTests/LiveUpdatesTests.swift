@@ -187,6 +187,30 @@ struct LiveUpdatesTests {
         }
     }
 
+    @Test("a graceful shutdown ends the live streams cleanly, and the bridge stops in time")
+    func shutdownEndsStreams() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            var watchers: [Watcher] = []
+            let started = ContinuousClock.now
+            try await RunningBridge.with(space) { bridge in
+                let base = try #require(await bridge.baseURL())
+                for _ in 0..<3 { watchers.append(try await Watcher.open(Self.port(base), "/v2026/task-status")) }
+                for watcher in watchers { _ = try await watcher.wait(for: "the stream to open") { _ in watcher.status != nil } }
+                try await Self.progress(base, "t1", 5)
+                for watcher in watchers { _ = try await watcher.wait(for: "the change") { !$0.isEmpty } }
+            }
+            #expect(ContinuousClock.now - started < .seconds(10), "the open streams did not hold the shutdown up")
+            for watcher in watchers {
+                let ended = await eventually(timeout: .seconds(5)) { () -> Bool? in
+                    watcher.connection.isClosed || watcher.connection.received.suffix(5).elementsEqual("0\r\n\r\n".utf8) ? true : nil
+                }
+                #expect(ended == true, "each stream ends with its last chunk")
+                await watcher.connection.close()
+            }
+        }
+    }
+
     @Test("a watcher that stops reading is told to list again and closed; the others get every change meanwhile")
     func slowWatcherDropped() async throws {
         try await TestSpace.with { space in
