@@ -156,7 +156,7 @@ struct TaskStatusRoutes {
         }
         let query: ListQuery
         do {
-            query = try ListQuery(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+            query = try ListQuery(parameters: ListQuery.parameters(fromQuery: Substring(request.uri.query ?? "")))
         } catch {
             return Self.response(.error(400, error.description))
         }

@@ -39,6 +39,15 @@ struct ListQueryTests {
         #expect(try query([("filters", #"sourceId eq "s1""#)]).sourceIds == ["s1"])
     }
 
+    @Test("a query's + is a space and %XX a byte, as forms and most clients write them")
+    func formEncoding() throws {
+        let parameters = ListQuery.parameters(fromQuery: #"filters=completionStatus+isnull+and+id+eq+%22a%2Bb%22&limit=5&count"#)
+        #expect(parameters.map(\.name) == ["filters", "limit", "count"])
+        #expect(parameters.map(\.value) == [#"completionStatus isnull and id eq "a+b""#, "5", ""])
+        let q = try ListQuery(parameters: Array(parameters.prefix(2)))
+        #expect(q.statuses == ["none"] && q.ids == ["a+b"] && q.limit == 5)
+    }
+
     @Test(
         "what the list does not support is refused, naming it",
         arguments: [

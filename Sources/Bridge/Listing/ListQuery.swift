@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import Foundation
 import JSONPatch
 public import TaskStatus
 
@@ -88,6 +89,20 @@ public struct ListQuery: Sendable, Equatable {
             default:
                 continue
             }
+        }
+    }
+
+    /// The parameters of a URL's query as HTML forms and most HTTP clients write them: `+` is a
+    /// space (Python's `urlencode` and the browser's `URLSearchParams` send `filters=id+eq+"x"`),
+    /// `%XX` a byte. A parameter that is not valid percent-encoding keeps its text as sent.
+    public static func parameters(fromQuery query: Substring) -> [(name: String, value: String)] {
+        query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
         }
     }
 

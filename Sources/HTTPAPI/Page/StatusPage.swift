@@ -221,9 +221,9 @@ enum StatusPage {
             <p id="empty" class="empty" hidden>No tasks match these filters.</p>
           </div>
           <nav class="pager" aria-label="Pages">
-            <button type="button" id="prev" class="secondary">← Newer</button>
+            <button type="button" id="prev" class="secondary" disabled>← Newer</button>
             <span id="range" aria-live="polite"></span>
-            <button type="button" id="next" class="secondary">Older →</button>
+            <button type="button" id="next" class="secondary" disabled>Older →</button>
           </nav>
         </main>
         <dialog id="detail" aria-labelledby="d-title">
@@ -501,7 +501,10 @@ enum StatusPage {
             } catch (e) {
               if (gen !== state.generation || e.name === 'AbortError') return;
               $('tasks').removeAttribute('aria-busy');
-              if (e.status === 401) return;
+              if (e.status === 401) {
+                setText($('summary'), 'A token is needed to list the tasks.');
+                return;
+              }
               showError('Could not list the tasks: ' + e.message);
               if (e.status === 400) { setLive('error', 'Filters refused'); return; }
               setLive('error', 'Disconnected');
@@ -542,7 +545,7 @@ enum StatusPage {
 
           function backoff() {
             state.attempt += 1;
-            const base = Math.min(30000, state.retryMs * Math.pow(2, Math.min(state.attempt - 1, 4)));
+            const base = Math.min(15000, state.retryMs * Math.pow(2, Math.min(state.attempt - 1, 3)));
             return Math.round(base * (0.8 + Math.random() * 0.4));
           }
 
@@ -990,9 +993,9 @@ enum StatusPage {
                 updateRow(tr, state.tasks.get(id));
                 if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
               });
-              renderSummary();
               renderLaunchers();
             }
+            renderSummary();
             for (const id of changed) {
               const tr = rowEls.get(id);
               const task = state.tasks.get(id);
