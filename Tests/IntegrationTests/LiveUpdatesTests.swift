@@ -187,6 +187,27 @@ struct LiveUpdatesTests {
         }
     }
 
+    @Test("with authentication on, a watch needs a token with the read scope, as GET does")
+    func watchNeedsReadScope() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("t1")
+            try await RunningBridge.with(space, configure: { $0.auth = Tokens.configuration }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let port = Self.port(base)
+                let anonymous = try await Watcher.open(port, "/v2026/task-status")
+                let writer = try await Watcher.open(
+                    port, "/task-status/v1/t1", headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:write")))])
+                let reader = try await Watcher.open(
+                    port, "/v2026/task-status", headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:read")))])
+                for watcher in [anonymous, writer, reader] { _ = try await watcher.wait(for: "an answer") { _ in watcher.status != nil } }
+                #expect(anonymous.status == "HTTP/1.1 401 Unauthorized")
+                #expect(writer.status == "HTTP/1.1 403 Forbidden")
+                #expect(reader.status == "HTTP/1.1 200 OK")
+                for watcher in [anonymous, writer, reader] { await watcher.connection.close() }
+            }
+        }
+    }
+
     @Test("a graceful shutdown ends the live streams cleanly, and the bridge stops in time")
     func shutdownEndsStreams() async throws {
         try await TestSpace.with { space in
