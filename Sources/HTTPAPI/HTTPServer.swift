@@ -144,6 +144,7 @@ public func buildHTTPApplication(
             recording: &routes
         )
         PageRoute().add(to: router, recording: &routes)
+        OpenAPIRoute(configuration: bridge, services: services).add(to: router, recording: &routes)
     }
     if let registry = services.metrics {
         MetricsRoute(registry: registry).add(to: router, recording: &routes)

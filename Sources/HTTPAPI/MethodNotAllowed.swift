@@ -25,13 +25,20 @@ struct KnownRoutes: Sendable {
         }
     }
 
-    /// The methods the routes that match `path` answer; empty for an unknown path.
+    /// The methods the route the router picks for `path` answers; empty for an unknown path.
+    ///
+    /// Matched as the router's trie matches: segment by segment, a literal segment wins over a
+    /// parameter and is not given up for it later, so `/task-status/v1` is the list's path (GET,
+    /// POST), never the task `v1` (whose PATCH the router does not reach).
     func methods(for path: String) -> Set<HTTPRequest.Method> {
         let segments = path.split(separator: "/")
-        var methods: Set<HTTPRequest.Method> = []
-        for route in routes where route.segments.count == segments.count {
-            if zip(route.segments, segments).allSatisfy({ $0.hasPrefix(":") || $0 == $1 }) { methods.formUnion(route.methods) }
+        var candidates = routes.filter { $0.segments.count >= segments.count }
+        for (depth, segment) in segments.enumerated() {
+            let literal = candidates.filter { $0.segments[depth] == segment }
+            candidates = literal.isEmpty ? candidates.filter { $0.segments[depth].hasPrefix(":") } : literal
         }
+        var methods: Set<HTTPRequest.Method> = []
+        for route in candidates where route.segments.count == segments.count { methods.formUnion(route.methods) }
         return methods
     }
 }

@@ -196,9 +196,15 @@ struct LiveUpdatesTests {
                 let port = Self.port(base)
                 let anonymous = try await Watcher.open(port, "/v2026/task-status")
                 let writer = try await Watcher.open(
-                    port, "/task-status/v1/t1", headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:write")))])
+                    port,
+                    "/task-status/v1/t1",
+                    headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:write")))]
+                )
                 let reader = try await Watcher.open(
-                    port, "/v2026/task-status", headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:read")))])
+                    port,
+                    "/v2026/task-status",
+                    headers: ["Authorization": "Bearer " + (try await Tokens.sign(scope: .text("idn:task-management:read")))]
+                )
                 for watcher in [anonymous, writer, reader] { _ = try await watcher.wait(for: "an answer") { _ in watcher.status != nil } }
                 #expect(anonymous.status == "HTTP/1.1 401 Unauthorized")
                 #expect(writer.status == "HTTP/1.1 403 Forbidden")

@@ -70,7 +70,9 @@ struct TaskLister {
             return Page(tasks: Array(page), total: query.count ? found.count : nil, position: position)
         }
         let statuses = TaskIndexEntry.statuses.filter { query.statuses?.contains($0) ?? true }
-        let wanted = query.offset + query.limit
+        // Saturating: an offset near Int.max is valid (it lists nothing), and must not trap.
+        let (sum, overflow) = query.offset.addingReportingOverflow(query.limit)
+        let wanted = overflow ? Int.max : sum
         // Without filters on properties, each set's first `offset + limit` members hold the page.
         let whole = query.readsProperties
         var ranges = 0
