@@ -300,7 +300,7 @@ extension WatchingTests {
         }
     }
 
-    @Test("retention removes completed tasks older than the limit with their index entries, never running ones, and counts them")
+    @Test("retention removes completed tasks older than the limit with their index entries and stored replies, never running ones, and counts them")
     func retentionRemovesOldCompletedTasks() async throws {
         try await TestSpace.with { space in
             let now = Int64(RFC3339.unixMilliseconds() / 1000)
@@ -312,6 +312,16 @@ extension WatchingTests {
                 Self.document("recent-done", ["created": stamp(5 * day), "completed": stamp(day / 2), "completionStatus": "SUCCESS"]),
                 Self.document("old-running", ["created": stamp(30 * day), "completed": nil, "completionStatus": nil]),
             ])
+            // Stored replies: of a task that goes (decided against it: it has a rev), of one that
+            // stays, and a 404 for a task that never existed (kept, so that its repeats get it).
+            let replies = [
+                ("old-done", "r1", #"{"requestId":"r1","taskId":"old-done","status":200,"rev":2,"headers":{"ETag":"\"2\""}}"#),
+                ("recent-done", "r2", #"{"requestId":"r2","taskId":"recent-done","status":200,"rev":2,"headers":{"ETag":"\"2\""}}"#),
+                ("never", "r3", #"{"requestId":"r3","taskId":"never","status":404,"headers":{},"body":{}}"#),
+            ]
+            for (task, request, json) in replies {
+                try await space.run("SET", space.keys.reply(taskId: task, requestId: request), json, "EX", "3600")
+            }
             try await RunningBridge.with(space, configure: { $0.retention = .seconds(day) }) { bridge in
                 let base = try #require(await bridge.baseURL())
                 let removed = try await eventually(timeout: .seconds(10)) { () async throws -> Bool? in
@@ -327,6 +337,12 @@ extension WatchingTests {
                 #expect(listed.headers["x-total-count"] == "2")
                 let metrics = String(decoding: try await HTTP.request("GET", base + "/metrics").body, as: UTF8.self)
                 #expect(metrics.contains("taskstatus_retention_removed_total 2"))
+                let replyGone = try await eventually(timeout: .seconds(10)) { () async throws -> Bool? in
+                    try await space.run("EXISTS", space.keys.reply(taskId: "old-done", requestId: "r1")).int == 0 ? true : nil
+                }
+                #expect(replyGone == true, "the removed task's stored reply goes too")
+                #expect(try await space.run("EXISTS", space.keys.reply(taskId: "recent-done", requestId: "r2")).int == 1)
+                #expect(try await space.run("EXISTS", space.keys.reply(taskId: "never", requestId: "r3")).int == 1)
             }
         }
     }

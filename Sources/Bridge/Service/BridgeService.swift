@@ -92,6 +92,8 @@ struct MaintenanceClock {
     /// How often retention looks for completed tasks to remove (when it is on).
     static let retentionEvery = Duration.seconds(60)
     var nextRetention: ContinuousClock.Instant
+    /// Where the sweep of removed tasks' stored replies is in each node's keyspace.
+    var replyCursors: [String: String] = [:]
     var nextClaim: ContinuousClock.Instant
     var nextTrim: ContinuousClock.Instant
     var nextConsumers: ContinuousClock.Instant

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import JSONPatch
 import Logging
 import Metrics
 import Redis
@@ -38,7 +39,55 @@ extension StreamConsumer {
         if let retention = configuration.retention, now >= maintenance.nextRetention {
             // A full batch may mean more: the next look comes sooner.
             let removed = try applyRetention(olderThan: retention)
+            try sweepRepliesOfRemovedTasks()
             maintenance.nextRetention = now + (removed >= Self.retentionBatch ? .seconds(1) : MaintenanceClock.retentionEvery)
+        }
+    }
+
+    /// Removes the stored replies of tasks that retention removed: their keys are not known when
+    /// the task goes (a request id can be anything), so a sweep walks the reply keys with `SCAN`,
+    /// some thousands per look, resuming where it stopped (on a cluster, per master). A reply goes
+    /// when its task is gone and it was decided against the task (it has a `rev`); a reply to a
+    /// request for a task that never existed (a 404) stays, so that its repeats are still answered
+    /// from it until it expires. Shard 0's reader sweeps for all: the keyspace is one.
+    func sweepRepliesOfRemovedTasks() throws(RedisError) {
+        guard shard == 0 else { return }
+        let nodes =
+            try commands.clusterSlotMap().map { $0.masters.map { RedisNode(endpoint: $0) } } ?? [RedisNode(endpoint: commands.configuration.endpoint)]
+        for node in nodes {
+            var cursor = maintenance.replyCursors[node.description] ?? "0"
+            for _ in 0..<10 {
+                var scan = RedisPipeline()
+                scan.begin("SCAN")
+                for word in [cursor, "MATCH", keys.replyPrefix + "*", "COUNT", "1000"] { scan.add(word) }
+                let reply = try commands.execute(onEach: [(node, scan)])[0][0].reply
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
+                cursor = next
+                let replyKeys = (parts[1].array ?? []).compactMap(\.string)
+                // `<prefix>:reply:{<id>}:<request id>`: the id ends at the first `}` (an id never
+                // starts with one, and the hash tag ends there too).
+                let owners = replyKeys.map { key in String(key.dropFirst(keys.replyPrefix.count).prefix { $0 != "}" }) }
+                if !replyKeys.isEmpty {
+                    let exists = try commands.execute(owners.map { RedisCommand("EXISTS", keys.task($0)) })
+                    let orphans = zip(replyKeys, exists).filter { $0.1.int == 0 }.map(\.0)
+                    if !orphans.isEmpty {
+                        let stored = try commands.execute(orphans.map { RedisCommand("GET", $0) })
+                        // The reply names its task: an id with a `}` inside reads short from the key.
+                        var candidates: [(key: String, task: String)] = []
+                        for (key, value) in zip(orphans, stored) {
+                            guard let bytes = value.bytes, case .object(let reply)? = try? JSONParser.accepted.parse(bytes), reply["rev"] != nil,
+                                let task = reply["taskId"]?.stringValue
+                            else { continue }
+                            candidates.append((key, task))
+                        }
+                        let still = try commands.execute(candidates.map { RedisCommand("EXISTS", keys.task($0.task)) })
+                        let gone = zip(candidates, still).filter { $0.1.int == 0 }.map(\.0.key)
+                        if !gone.isEmpty { _ = try commands.execute(gone.map { RedisCommand("UNLINK", $0) }) }
+                    }
+                }
+                if cursor == "0" { break }
+            }
+            maintenance.replyCursors[node.description] = cursor
         }
     }
 
@@ -47,7 +96,8 @@ extension StreamConsumer {
     static let retentionInspected = 1000
 
     /// Removes completed tasks of this shard's index whose `completed` time is before now minus
-    /// `age` (contract section 9), with their index entries: each with a script that deletes the
+    /// `age` (contract section 9), with their index entries (their stored replies follow, with
+    /// ``sweepRepliesOfRemovedTasks()``): each with a script that deletes the
     /// task only if its revision is still the one read (an update in between keeps it). Running
     /// tasks are never candidates: they sit in the index's `none` set. Candidates come oldest
     /// `created` first (a task completes after it is created, so none older is missed); an index
