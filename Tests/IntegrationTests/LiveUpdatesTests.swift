@@ -187,6 +187,24 @@ struct LiveUpdatesTests {
         }
     }
 
+    @Test("a quiet stream gets a heartbeat comment once its heartbeat period passes")
+    func heartbeats() async throws {
+        try await TestSpace.with { space in
+            try await RunningBridge.with(space, configure: { $0.watchHeartbeat = .seconds(1) }) { bridge in
+                let base = try #require(await bridge.baseURL())
+                let watcher = try await Watcher.open(Self.port(base), "/v2026/task-status")
+                let started = ContinuousClock.now
+                let beat = await eventually(timeout: .seconds(10)) { () -> Bool? in
+                    String(decoding: watcher.connection.received, as: UTF8.self).contains(": keep-alive\n\n") ? true : nil
+                }
+                #expect(beat == true)
+                #expect(ContinuousClock.now - started >= .milliseconds(900), "not before its period")
+                #expect(watcher.events.isEmpty)
+                await watcher.connection.close()
+            }
+        }
+    }
+
     @Test("with authentication on, a watch needs a token with the read scope, as GET does")
     func watchNeedsReadScope() async throws {
         try await TestSpace.with { space in

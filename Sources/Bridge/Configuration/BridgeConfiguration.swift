@@ -69,6 +69,9 @@ public struct BridgeConfiguration: Sendable {
     public var writableProperties: Set<TaskProperty>
     /// Changes a live-update watcher may have waiting before it is told to list again and closed.
     public var watchBuffer = 1024
+    /// How long a live-update stream may stay quiet before it gets a heartbeat comment (proxies
+    /// drop quiet connections).
+    public var watchHeartbeat: Duration = .seconds(15)
     /// Completed tasks whose `completed` time is older than this are removed (with their index
     /// entries); `nil` keeps every task.
     public var retention: Duration?

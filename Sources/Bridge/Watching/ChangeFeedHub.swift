@@ -23,14 +23,14 @@ import TaskStatus
 /// A watcher that falls behind by more than ``BridgeConfiguration/watchBuffer`` changes is ended with
 /// ``WatchEnding/behind``: it never slows the reader or the others.
 public final class ChangeFeedHub: Service, Sendable {
-    /// How long a watcher may go without a byte before it gets a heartbeat.
-    public static let heartbeat: Duration = .seconds(15)
     /// The most changes a resumed watch catches up on from Redis; past it, it lists again.
     public static let backlogLimit = 10_000
 
     private let feeds: [String]
     /// Changes a watcher may have waiting before it is dropped.
     private let bufferLimit: Int
+    /// How long a watcher may go without a byte before it gets a heartbeat.
+    private let heartbeat: Duration
     private let taskKeys: Keys
     private let routesBySlot: Bool
     private let reader: RedisClient
@@ -65,6 +65,7 @@ public final class ChangeFeedHub: Service, Sendable {
         feeds = (0..<configuration.shards).map { keys.forShard($0, of: configuration.shards).events }
         routesBySlot = configuration.redis.cluster != nil
         bufferLimit = max(1, configuration.watchBuffer)
+        heartbeat = configuration.watchHeartbeat
         var blocking = configuration.redis
         blocking.commandTimeout += .seconds(2)
         reader = RedisClient(configuration: blocking, name: "feed-reader")
@@ -264,7 +265,7 @@ public final class ChangeFeedHub: Service, Sendable {
                     sent = true
                     count += 1
                 }
-                if !overflowed, !sent, now - subscriber.lastDelivery >= Self.heartbeat {
+                if !overflowed, !sent, now - subscriber.lastDelivery >= heartbeat {
                     if case .dropped = subscriber.continuation.yield(.heartbeat) { overflowed = true } else { sent = true }
                 }
                 if overflowed {
