@@ -83,18 +83,12 @@ public struct Reindexer: Sendable {
 
     /// Sets a task's (KEYS[1]) place from its status as it is: ARGV the index keys' stem and tag,
     /// the id and the score (from `created`, which never changes).
-    static let place = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        local status = redis.call('HGET', KEYS[1], 'completionStatus') or 'none'
-        for _, s in ipairs({'none', 'SUCCESS', 'WARNING', 'ERROR', 'TERMINATED', 'TEMPERROR'}) do
-          if s == status then
-            redis.call('ZADD', ARGV[1] .. s .. ARGV[2], ARGV[4], ARGV[3])
-          else
-            redis.call('ZREM', ARGV[1] .. s .. ARGV[2], ARGV[3])
-          end
-        end
-        return 1
-        """
+    static let place =
+        TaskIndexEntry.placeFunction + """
+            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+            place(ARGV[1], ARGV[2], redis.call('HGET', KEYS[1], 'completionStatus') or 'none', ARGV[4], ARGV[3])
+            return 1
+            """
 
     /// The id in `<prefix>:task:{<id>}`.
     private func taskId(ofKey key: String) -> String? {
@@ -119,12 +113,7 @@ public struct Reindexer: Sendable {
                 commands.append(RedisCommand("EVAL", Self.place, 1, keys.task(id), scope.indexStem, scope.indexTag, id, String(created)))
                 continue
             }
-            for candidate in TaskIndexEntry.statuses {
-                commands.append(
-                    candidate == status
-                        ? RedisCommand("ZADD", scope.index(candidate), String(created), id) : RedisCommand("ZREM", scope.index(candidate), id)
-                )
-            }
+            commands += TaskIndexEntry(status: status, score: created).placing(id, in: scope)
         }
         for (k, reply) in try await redis.execute(commands).enumerated() {
             if case .error(let message) = reply { throw RedisError(code: .serverError, message: "\(commands[k]): \(message)") }

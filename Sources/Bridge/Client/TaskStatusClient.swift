@@ -148,12 +148,7 @@ public struct TaskStatusClient: Sendable {
                     }
                     CommitScript.Payload.add(calls[k].requests[0].notification, orEmptyTo: &announce)
                     if !context.indexesInScript, let entry = calls[k].index {
-                        for status in TaskIndexEntry.statuses {
-                            announce.begin(status == entry.status ? "ZADD" : "ZREM")
-                            announce.add(shard.index(status))
-                            if status == entry.status { announce.add(String(entry.score)) }
-                            announce.add(requests[i].taskId)
-                        }
+                        for command in entry.placing(requests[i].taskId, in: shard) { announce.append(command) }
                     }
                 case .revisionMoved, .answeredBefore, .stageMissing:
                     moved.append(i)

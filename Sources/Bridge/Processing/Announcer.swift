@@ -241,22 +241,10 @@ struct AnnouncementWriter {
         self.shards = configuration.shards
     }
 
-    /// Puts a task in its status's index set and takes it out of the others, single-key commands
-    /// each (a cluster routes them by slot), idempotent: sent again after a crash, it changes nothing.
-    /// The stream's consumer keeps it in its own shard's index, like the change-feed entry.
+    /// Moves a task in the index (``TaskIndexEntry/placing(_:in:)``). The stream's consumer keeps
+    /// it in its own shard's index, like the change-feed entry.
     private func addIndex(_ entry: TaskIndexEntry, taskId: String, to pipeline: inout RedisPipeline) {
-        let keys = path == .stream ? keys : keys.forTask(taskId, of: shards)
-        for status in TaskIndexEntry.statuses {
-            if status == entry.status {
-                pipeline.begin(Words.zadd)
-                pipeline.add(keys.index(status))
-                pipeline.add(String(entry.score))
-            } else {
-                pipeline.begin(Words.zrem)
-                pipeline.add(keys.index(status))
-            }
-            pipeline.add(taskId)
-        }
+        for command in entry.placing(taskId, in: path == .stream ? keys : keys.forTask(taskId, of: shards)) { pipeline.append(command) }
     }
 
     /// Adds the announcements of `batch` to `pipeline`; with `apart`, the shard-channel messages
@@ -351,8 +339,6 @@ private struct Words {
     static let spublish = Array("SPUBLISH".utf8)
     static let xadd = Array("XADD".utf8)
     static let xack = Array("XACK".utf8)
-    static let zadd = Array("ZADD".utf8)
-    static let zrem = Array("ZREM".utf8)
     static let multi = Array("MULTI".utf8)
     static let exec = Array("EXEC".utf8)
     static let maxlen = Array("MAXLEN".utf8)

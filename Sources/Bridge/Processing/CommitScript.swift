@@ -41,77 +41,69 @@ enum CommitScript {
     ///
     /// The first write (`HSET`, `RENAME`) comes after every check, so that a refusal (`OOM`) leaves
     /// nothing half done, and replies are set with `NX`: a stored reply is never overwritten.
-    static let text = """
-        local n = #KEYS
-        local stage
-        if ARGV[10] == 'staged' then
-          stage = KEYS[n]
-          n = n - 1
-        end
-        if n > 1 and redis.call('EXISTS', unpack(KEYS, 2, n)) > 0 then
-          if stage then redis.call('DEL', stage) end
-          local out = {2, redis.call('HGETALL', KEYS[1])}
-          for k = 2, n do
-            local stored = redis.call('GET', KEYS[k])
-            if stored then
-              out[#out + 1] = k - 1
-              out[#out + 1] = stored
+    static let text =
+        TaskIndexEntry.placeFunction + """
+            local n = #KEYS
+            local stage
+            if ARGV[10] == 'staged' then
+              stage = KEYS[n]
+              n = n - 1
             end
-          end
-          return out
-        end
-        local rev = redis.call('HGET', KEYS[1], '_rev')
-        if (rev or '') ~= ARGV[1] then
-          if stage then redis.call('DEL', stage) end
-          local hash = redis.call('HGETALL', KEYS[1])
-          table.insert(hash, 1, 3)
-          return hash
-        end
-        local i = 10
-        if stage then
-          if redis.call('EXISTS', stage) == 0 then return {4} end
-          redis.call('RENAME', stage, KEYS[1])
-          redis.call('PERSIST', KEYS[1])
-          i = 11
-        else
-          local sets = tonumber(ARGV[i])
-          if sets > 0 then
-            redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
-          end
-          i = i + 2 * sets + 1
-          local dels = tonumber(ARGV[i])
-          if dels > 0 then
-            redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
-          end
-          i = i + dels + 1
-        end
-        if ARGV[5] ~= '' then
-          for _, status in ipairs({'none', 'SUCCESS', 'WARNING', 'ERROR', 'TERMINATED', 'TEMPERROR'}) do
-            local index = ARGV[6] .. status .. ARGV[7]
-            if status == ARGV[8] then
-              redis.call('ZADD', index, ARGV[5], ARGV[9])
+            if n > 1 and redis.call('EXISTS', unpack(KEYS, 2, n)) > 0 then
+              if stage then redis.call('DEL', stage) end
+              local out = {2, redis.call('HGETALL', KEYS[1])}
+              for k = 2, n do
+                local stored = redis.call('GET', KEYS[k])
+                if stored then
+                  out[#out + 1] = k - 1
+                  out[#out + 1] = stored
+                end
+              end
+              return out
+            end
+            local rev = redis.call('HGET', KEYS[1], '_rev')
+            if (rev or '') ~= ARGV[1] then
+              if stage then redis.call('DEL', stage) end
+              local hash = redis.call('HGETALL', KEYS[1])
+              table.insert(hash, 1, 3)
+              return hash
+            end
+            local i = 10
+            if stage then
+              if redis.call('EXISTS', stage) == 0 then return {4} end
+              redis.call('RENAME', stage, KEYS[1])
+              redis.call('PERSIST', KEYS[1])
+              i = 11
             else
-              redis.call('ZREM', index, ARGV[9])
+              local sets = tonumber(ARGV[i])
+              if sets > 0 then
+                redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + 2 * sets))
+              end
+              i = i + 2 * sets + 1
+              local dels = tonumber(ARGV[i])
+              if dels > 0 then
+                redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + dels))
+              end
+              i = i + dels + 1
             end
-          end
-        end
-        for k = 2, n do
-          if ARGV[i] ~= '' then
-            redis.call('SET', KEYS[k], ARGV[i], 'NX', 'EX', ARGV[2])
-          end
-          local note = ARGV[i + 1]
-          if note ~= '' then
-            if ARGV[3] == '' then
-              redis.call('SPUBLISH', ARGV[4], note)
-            else
-              redis.call('PUBLISH', ARGV[3], note)
-              redis.call('PUBLISH', ARGV[4], note)
+            if ARGV[5] ~= '' then place(ARGV[6], ARGV[7], ARGV[8], ARGV[5], ARGV[9]) end
+            for k = 2, n do
+              if ARGV[i] ~= '' then
+                redis.call('SET', KEYS[k], ARGV[i], 'NX', 'EX', ARGV[2])
+              end
+              local note = ARGV[i + 1]
+              if note ~= '' then
+                if ARGV[3] == '' then
+                  redis.call('SPUBLISH', ARGV[4], note)
+                else
+                  redis.call('PUBLISH', ARGV[3], note)
+                  redis.call('PUBLISH', ARGV[4], note)
+                end
+              end
+              i = i + 2
             end
-          end
-          i = i + 2
-        end
-        return {1}
-        """
+            return {1}
+            """
 
     /// A JSON text as the pipeline writes it: whole, or as a head, a body and `}` (so that a
     /// task's body, the bulk of a reply or notification, is never copied into a new buffer).

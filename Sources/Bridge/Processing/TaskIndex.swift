@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import Redis
 public import TaskStatus
 
 /// Where a task sits in the list index (contract section 9): one sorted set per completion
@@ -35,4 +36,31 @@ public struct TaskIndexEntry: Sendable, Equatable {
 
     /// Every status a set exists for, `none` first.
     public static let statuses: [String] = [notCompleted] + TaskProperty.completionStatus.allowedValues!
+}
+
+extension TaskIndexEntry {
+    /// The commands that put `taskId` in this status's set of `keys` and take it out of the
+    /// others: single-key commands (a cluster routes each by slot), idempotent, so that sending
+    /// them again after a crash changes nothing.
+    public func placing(_ taskId: String, in keys: Keys) -> [RedisCommand] {
+        Self.statuses.map { candidate in
+            candidate == status
+                ? RedisCommand("ZADD", keys.index(candidate), String(score), taskId) : RedisCommand("ZREM", keys.index(candidate), taskId)
+        }
+    }
+
+    /// The same for a script, as a Lua function of the index keys' stem and tag, the status, the
+    /// score and the task id; a script that moves a task in the index starts with it.
+    static let placeFunction = """
+        local function place(stem, tag, status, score, id)
+          for _, s in ipairs({\(statuses.map { "'\($0)'" }.joined(separator: ", "))}) do
+            if s == status then
+              redis.call('ZADD', stem .. s .. tag, score, id)
+            else
+              redis.call('ZREM', stem .. s .. tag, id)
+            end
+          end
+        end
+
+        """
 }
