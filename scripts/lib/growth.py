@@ -25,7 +25,7 @@ import time
 
 import redis
 
-from faultsuite.servers import free_port
+from faultsuite.servers import start_plain
 from faultsuite.workload import bench_task
 
 P = "taskstatus"
@@ -55,20 +55,8 @@ def append_patch(k):
 
 
 def run(name, cmd, args, workdir):
-    port = free_port()
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_plain(workdir)
     r = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
     bridge = None
     try:
         r.hset(f"{P}:task:{{{TID}}}", mapping=bench_task(0))

@@ -34,7 +34,7 @@ import http.client
 
 import redis
 
-from faultsuite.servers import free_port
+from faultsuite.servers import free_port, start_plain
 
 P = "taskstatus"
 STATUSES = ["SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR"]
@@ -248,21 +248,10 @@ def main():
     parser.add_argument("command")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="watch-bench.")
-    port = free_port()
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_plain(workdir)
     r = redis.Redis(port=port)
     bridge = None
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         http_port = free_port()
         env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{port}/0", HTTP_PORT=str(http_port))
         log = open(os.path.join(workdir, "bridge.log"), "a")

@@ -72,6 +72,21 @@ def ping(port):
         return False
 
 
+def start_plain(directory):
+    """A private redis-server on a free loopback port without persistence, as the benchmarks
+    run one: (process, port), once it answers PING."""
+    port = free_port()
+    process = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: ping(port), 10, "redis-server on port %d" % port)
+    except RuntimeError:
+        process.terminate()
+        process.wait(timeout=10)
+        raise
+    return process, port
+
+
 def replicas_online(port):
     try:
         r = Redis(port, timeout=1)
