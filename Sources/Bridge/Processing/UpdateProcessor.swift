@@ -113,9 +113,7 @@ final class UpdateProcessor {
     }
 
     private func readTask(taskId: String, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
-        var probe = Batch([PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
-        try gate.limit(&probe, on: link)
-        if let rejection = probe.requests[0].rejection { return rejection }
+        if let refusal = try overLimit(rateLimitKey, taskId: taskId) { return refusal }
         guard PatchRequest.isValidTaskId(taskId) else {
             return .error(400, PatchRequest.taskIdRule)
         }
@@ -133,14 +131,20 @@ final class UpdateProcessor {
         }
     }
 
+    /// The 429 of a read (a GET or a list) over its caller's rate limit; `nil` within it. Reads
+    /// count against the same budget as updates, through the same gate.
+    private func overLimit(_ rateLimitKey: String?, taskId: String = "") throws(RedisError) -> TaskResponse? {
+        var probe = Batch([PatchRequest(taskId: taskId, requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
+        try gate.limit(&probe, on: link)
+        return probe.requests[0].rejection
+    }
+
     /// Lists tasks as the HTTP API's `GET /task-status` answers: 200 with a JSON array of
     /// TaskStatus, `X-Last-Event-Id` and (when asked) `X-Total-Count`, or 429 over the caller's
     /// rate limit. Redis refusing is thrown.
     func list(_ query: ListQuery, rateLimitKey: String?) throws(RedisError) -> TaskResponse {
         try noticingLoss { () throws(RedisError) in
-            var probe = Batch([PatchRequest(taskId: "", requestId: "", patch: nil, patchJSON: [], storesReply: false, rateLimitKey: rateLimitKey)])
-            try gate.limit(&probe, on: link)
-            if let rejection = probe.requests[0].rejection { return rejection }
+            if let refusal = try overLimit(rateLimitKey) { return refusal }
             let page = try lister.list(query, on: link)
             var body: [UInt8] = [UInt8(ascii: "[")]
             body.reserveCapacity(page.tasks.reduce(2) { $0 + $1.json.count + 1 })
