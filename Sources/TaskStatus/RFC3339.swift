@@ -127,11 +127,38 @@ public enum RFC3339 {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        // Every update stamps `modified`: the 24 bytes are written in place, no interpolation.
+        guard (0...9999).contains(year) else {
+            func pad(_ v: Int64, _ width: Int) -> String {
+                let s = String(v)
+                return String(repeating: "0", count: max(0, width - s.count)) + s
+            }
+            return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(Int64(secondOfDay / 3600), 2)):"
+                + "\(pad(Int64(secondOfDay / 60 % 60), 2)):\(pad(Int64(secondOfDay % 60), 2)).\(pad(Int64(milliseconds), 3))Z"
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(Int64(secondOfDay / 3600), 2)):"
-            + "\(pad(Int64(secondOfDay / 60 % 60), 2)):\(pad(Int64(secondOfDay % 60), 2)).\(pad(Int64(milliseconds), 3))Z"
+        return String(unsafeUninitializedCapacity: 24) { b in
+            func put(_ value: Int, at start: Int, width: Int) {
+                var v = value
+                for i in stride(from: start + width - 1, through: start, by: -1) {
+                    b[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(Int(year), at: 0, width: 4)
+            b[4] = UInt8(ascii: "-")
+            put(Int(month), at: 5, width: 2)
+            b[7] = UInt8(ascii: "-")
+            put(Int(day), at: 8, width: 2)
+            b[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, at: 11, width: 2)
+            b[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, at: 14, width: 2)
+            b[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, at: 17, width: 2)
+            b[19] = UInt8(ascii: ".")
+            put(min(max(milliseconds, 0), 999), at: 20, width: 3)
+            b[23] = UInt8(ascii: "Z")
+            return 24
+        }
     }
 }

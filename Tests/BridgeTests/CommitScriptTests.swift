@@ -102,6 +102,49 @@ struct CommitScriptTests {
         )
     }
 
+    @Test(
+        "a call that announces itself adds the feed, its cap, the stream, the group, the publish word and the task id, then per request its revision, request id, reply channel, reply and entry"
+    )
+    func announcing() {
+        var call = CommitScript.Call(
+            taskId: "t1",
+            expectedRev: "",
+            update: nil,
+            requests: [
+                .init(
+                    requestId: "r1",
+                    reply: .framed(head: Array("{\"a\":".utf8), body: Array("1".utf8)),
+                    storedReply: Array("s1".utf8),
+                    notification: .whole(Array("n1".utf8)),
+                    rev: 7,
+                    replyTo: "c1",
+                    entryId: "1-1"
+                ),
+                .init(requestId: "r2", reply: .whole(Array("e".utf8)), storedReply: Array("s2".utf8), notification: nil, entryId: "1-2"),
+            ]
+        )
+        call.announcement = CommitScript.Announcement(
+            feed: Array("p:events".utf8),
+            maxLength: Array("100".utf8),
+            requests: Array("p:requests".utf8),
+            group: Array("p-bridge".utf8),
+            publish: Array("PUBLISH".utf8)
+        )
+        var pipeline = RedisPipeline()
+        CommitScript.add(call, sha: "abc", context: context, to: &pipeline)
+        #expect(
+            strings(pipeline) == [
+                "EVALSHA", "abc", "3", "p:task:{t1}", "p:reply:{t1}:r1", "p:reply:{t1}:r2", "", "60", "p:updates", "p:updates:t1",
+                "", "", "", "", "", "0", "0",
+                "s1", "n1", "s2", "",
+                "p:events", "100", "p:requests", "p-bridge", "PUBLISH", "t1",
+                // The reply as published; a request without a reply channel gets none, its entry is acknowledged all the same.
+                "7", "r1", "c1", "{\"a\":1}", "1-1",
+                "", "r2", "", "", "1-2",
+            ]
+        )
+    }
+
     @Test("a call that changes nothing only stores its replies")
     func nothingChanged() {
         let call = CommitScript.Call(

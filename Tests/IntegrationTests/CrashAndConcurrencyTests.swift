@@ -63,6 +63,46 @@ struct CrashAndConcurrencyTests {
         }
     }
 
+    @Test(
+        "one request at a time, each commit answered while the consumer waits for the next: when a writer moved the task meanwhile, the request is decided again before the next one, answered and announced once"
+    )
+    func commitInFlightDecidedAgain() async throws {
+        try await TestSpace.with { space in
+            try await space.putTask("f")
+            try await space.run("DEL", space.keys.events)
+            try await RunningBridge.with(space) { _ in
+                let count = 12
+                for k in 0..<count {
+                    if k % 2 == 1 {
+                        // Another writer moves _rev after the bridge cached the task: the commit
+                        // sent for this request finds another revision, and Redis makes nothing of it.
+                        _ = try await space.run("HINCRBY", space.keys.task("f"), "_rev", 1)
+                    }
+                    try await space.enqueue(
+                        task: "f",
+                        patch: #"[{"op":"add","path":"/messages/-","value":{"type":"INFO","key":"m\#(k)"}}]"#,
+                        requestId: "r\(k)"
+                    )
+                    let reply = try await space.reply(task: "f", requestId: "r\(k)")
+                    #expect(reply["status"] == 200, "r\(k): \(reply)")
+                }
+                let keys = try await messageKeys(space, task: "f")
+                #expect(keys == (0..<count).map { "m\($0)" }, "each append once, in order")
+                #expect(Int(try await space.hash("f")["_rev"] ?? "") == 1 + count + count / 2)
+                let feed = try await eventually { () async throws -> [RedisReply]? in
+                    let entries = try await space.run("XRANGE", space.keys.events, "-", "+").array ?? []
+                    return entries.count >= count ? entries : nil
+                }
+                let ids = (feed ?? []).compactMap { entry in
+                    entry.array?[1].pairs?.first { $0.field == Array("request-id".utf8) }.map { String(decoding: $0.value, as: UTF8.self) }
+                }
+                #expect(ids == (0..<count).map { "r\($0)" }, "one change-feed entry per request, in order")
+                let pending = try await space.run("XPENDING", space.keys.requests, space.keys.group)
+                #expect(pending.array?.first?.int == 0, "every entry acknowledged")
+            }
+        }
+    }
+
     @Test("two bridges and a direct writer on the same tasks: no update is lost")
     func concurrentWriters() async throws {
         try await TestSpace.with { space in

@@ -22,6 +22,15 @@ struct RFC3339Tests {
         #expect(RFC3339.unixMilliseconds(of: text) == expected)
     }
 
+    @Test("format writes UTC with milliseconds, zero-padded, the shape every stamp of the bridge has")
+    func formatting() {
+        #expect(RFC3339.format(seconds: 0, milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(seconds: 1_594_502_595, milliseconds: 7) == "2020-07-11T21:23:15.007Z")
+        #expect(RFC3339.format(seconds: 951_868_799, milliseconds: 999) == "2000-02-29T23:59:59.999Z")
+        #expect(RFC3339.format(seconds: -1, milliseconds: 500) == "1969-12-31T23:59:59.500Z")
+        #expect(RFC3339.isValid(RFC3339.now()) && RFC3339.now().utf8.count == 24)
+    }
+
     @Test("what format writes reads back; what is not a date-time reads as nil")
     func roundTrip() {
         for seconds: Int64 in [0, 86_399, 951_782_400, 1_594_502_595, 4_102_444_800] {

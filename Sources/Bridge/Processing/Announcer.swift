@@ -259,7 +259,7 @@ struct AnnouncementWriter {
         func addMessage(_ body: (inout RedisPipeline) -> Void) {
             if apart { body(&publications) } else { body(&pipeline) }
         }
-        let nowMilliseconds = Int64(RFC3339.unixMilliseconds())
+        let nowMilliseconds = batch.sentAt ?? Int64(RFC3339.unixMilliseconds())
         var tally = RequestTally()
         var acks: [String] = []
         let deferring = !batch.deferrals.isEmpty
@@ -267,6 +267,12 @@ struct AnnouncementWriter {
         // The answers are read in place, not copied: each holds several buffers.
         for i in batch.requests.indices where batch.answers[i].response.status != 0 {
             if deferring, batch.deferrals[i] != nil { continue }
+            if batch.answers[i].announced {
+                // The commit script announced it: counted only.
+                if let entryId = batch.requests[i].entryId { recordLatency(of: entryId, now: nowMilliseconds) }
+                tally.count(path: path, status: batch.answers[i].response.status)
+                continue
+            }
             if let rev = batch.answers[i].response.rev, batch.answers[i].notification != nil {
                 if batch.answers[i].needsPublishing {
                     if !keys.shardedPubSub {
@@ -316,9 +322,7 @@ struct AnnouncementWriter {
             }
             if let entryId = batch.requests[i].entryId {
                 acks.append(entryId)
-                if let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }), created <= nowMilliseconds {
-                    metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
-                }
+                recordLatency(of: entryId, now: nowMilliseconds)
             }
             tally.count(path: path, status: batch.answers[i].response.status)
         }
@@ -329,6 +333,15 @@ struct AnnouncementWriter {
             pipeline.add(words.requests)
             pipeline.add(words.group)
             for id in acks { pipeline.add(id) }
+        }
+    }
+}
+
+extension AnnouncementWriter {
+    /// Records how long a stream entry waited for its answer (its id holds when it was added).
+    fileprivate func recordLatency(of entryId: String, now nowMilliseconds: Int64) {
+        if let created = StreamEntry.parse(entryId).map({ Int64(clamping: $0.ms) }), created <= nowMilliseconds {
+            metrics.streamLatency.recordMilliseconds(nowMilliseconds - created)
         }
     }
 }

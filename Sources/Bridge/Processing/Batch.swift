@@ -37,6 +37,9 @@ struct Batch {
     /// Each request's answer; ``Answer/unanswered`` until it has one.
     private(set) var answers: [Answer]
     private(set) var deferrals: [Int: Deferral] = [:]
+    /// When its commit went out, in Unix milliseconds, for a batch whose commit's answer was read
+    /// later (the script answered the requests then): the stream latency is measured to it.
+    var sentAt: Int64?
 
     /// One task's open requests and what the batch knows of the task.
     struct TaskGroup {
@@ -62,6 +65,9 @@ struct Batch {
         var notification: CommitScript.Payload?
         /// Whether it still has to be published (the commit script publishes fresh ones).
         var needsPublishing = false
+        /// Whether the commit script announced it whole (its change-feed entry, reply and
+        /// acknowledgement): the announcer only counts it.
+        var announced = false
         /// The task's place in the list index after this answer, for the announcement to set on a
         /// cluster (one Redis sets it in the commit script); `nil`: nothing to set.
         var index: TaskIndexEntry?
@@ -235,6 +241,12 @@ struct Batch {
         swap(&answers[i], &answer)
     }
 
+    /// Notes that request `i`'s answer went out already (its entry was acknowledged, so its reply
+    /// was published): the announcer only counts it.
+    mutating func markAnnounced(_ i: Int) {
+        answers[i].announced = true
+    }
+
     /// Notes the task's place in the list index after request `i`, for the announcement.
     mutating func setIndex(_ index: TaskIndexEntry, of i: Int) {
         answers[i].index = index
@@ -272,6 +284,7 @@ struct Batch {
                 var answer = answers[primary]
                 answer.notification = nil
                 answer.needsPublishing = false
+                answer.announced = false
                 answers[i] = answer
             }
         }

@@ -30,8 +30,23 @@ struct CommitRound {
     private var commitSHA: String?
     /// The round trip's buffer, kept from round to round.
     private var commitPipeline = RedisPipeline()
+    /// Where calls that announce themselves write (the stream's, on one Redis without replicas
+    /// to wait for); `nil`: the announcer announces every commit.
+    private let announcement: CommitScript.Announcement?
+    /// The change feed's cap for the entries the script writes.
+    private var feedBound: FeedBound
+    /// The round sent and not read yet (see ``run(_:loader:on:now:mayLeaveInFlight:)``).
+    private var inFlight: InFlight?
 
-    init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics) {
+    private struct InFlight {
+        var commands: Int
+        var decided: [Decision]
+        var answerAt: [Int]
+    }
+
+    /// A processor's round; `announcing`: its commits announce themselves where they can (the
+    /// stream's).
+    init(configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, announcing: Bool = false) {
         self.keys = configuration.keys
         self.evaluator = UpdateEvaluator(writableProperties: configuration.writableProperties)
         self.logger = logger
@@ -46,7 +61,21 @@ struct CommitRound {
             shards: configuration.shards
         )
         self.wholeTaskLimit = configuration.wholeTaskMaxBytes
+        let keys = configuration.keys
+        self.announcement =
+            announcing && configuration.redis.cluster == nil && configuration.minReplicas == 0
+            ? CommitScript.Announcement(
+                feed: Array(keys.events.utf8),
+                maxLength: [],
+                requests: Array(keys.requests.utf8),
+                group: Array(keys.group.utf8),
+                publish: Array((keys.shardedPubSub ? "SPUBLISH" : "PUBLISH").utf8)
+            ) : nil
+        self.feedBound = FeedBound(maxEntries: configuration.eventsMaxLength, maxBytes: configuration.eventsMaxBytes)
     }
+
+    /// Whether a round was sent and its answer is still to be read (``complete(_:loader:on:)``).
+    var isInFlight: Bool { inFlight != nil }
 
     /// Whether the script publishes the notifications with the commit (not when replicas must
     /// confirm it first: the announcement publishes them).
@@ -57,11 +86,25 @@ struct CommitRound {
 
     /// One round: stores the answers decided without a task, decides every group and sends its
     /// commit, in one round trip; then reads what Redis made of each.
-    mutating func run(_ batch: inout Batch, loader: inout TaskLoader, on link: RedisLink, now: String) throws(RedisError) {
+    ///
+    /// With `mayLeaveInFlight`, a round whose every commit announces itself (the script publishes
+    /// each reply and acknowledges each entry: nothing waits on the answer) is only sent, and
+    /// `true` returned: ``complete(_:loader:on:)`` reads the answer later, before the link is used
+    /// again. The stream's consumer waits for its next entries meanwhile, so that a request costs
+    /// it one wake-up instead of two.
+    @discardableResult
+    mutating func run(
+        _ batch: inout Batch,
+        loader: inout TaskLoader,
+        on link: RedisLink,
+        now: String,
+        mayLeaveInFlight: Bool = false
+    ) throws(RedisError) -> Bool {
         var pipeline = commitPipeline
         commitPipeline = RedisPipeline()
         pipeline.removeAll()
         defer { commitPipeline = pipeline }
+        let earlyAnswers = !batch.early.isEmpty
         // Requests decided without their task: stored unless a reply is stored already (a 429
         // is not stored at all).
         var stored: [Int] = []
@@ -96,7 +139,12 @@ struct CommitRound {
             answerAt.append(pipeline.count + CommitScript.add(decision.call, sha: sha, context: context, to: &pipeline) - 1)
             decided.append(decision)
         }
-        guard !pipeline.isEmpty else { return }
+        guard !pipeline.isEmpty else { return false }
+        if mayLeaveInFlight, !earlyAnswers, replication == nil, decided.allSatisfy({ $0.call.announcement != nil }) {
+            try link.send(pipeline)
+            inFlight = InFlight(commands: pipeline.count, decided: decided, answerAt: answerAt)
+            return true
+        }
         let replies: RedisReplies
         var shortfall: Deferral?
         if let replication {
@@ -108,8 +156,34 @@ struct CommitRound {
         if let shortfall {
             for group in batch.groups { loader.forget(group.taskId) }
             batch.deferEverything(shortfall)
-            return
+            return false
         }
+        try take(replies, stored: stored, decided: &decided, answerAt: answerAt, batch: &batch, loader: &loader, on: link)
+        return false
+    }
+
+    /// Reads the answer of the round left in flight and books it in `batch` (the batch it was
+    /// sent for); nothing when none is. Should the connection fail first, what the round did is
+    /// unknown: its entries stay pending and are processed again (their stored replies answer
+    /// what was committed).
+    mutating func complete(_ batch: inout Batch, loader: inout TaskLoader, on link: RedisLink) throws(RedisError) {
+        guard var flight = inFlight else { return }
+        inFlight = nil
+        let replies = try link.receive(flight.commands)
+        try take(replies, stored: [], decided: &flight.decided, answerAt: flight.answerAt, batch: &batch, loader: &loader, on: link)
+    }
+
+    /// Books what Redis made of a round: the early answers stored at `stored`, each group's
+    /// commit at `answerAt`.
+    private mutating func take(
+        _ replies: RedisReplies,
+        stored: [Int],
+        decided: inout [Decision],
+        answerAt: [Int],
+        batch: inout Batch,
+        loader: inout TaskLoader,
+        on link: RedisLink
+    ) throws(RedisError) {
         var storedSuccesses: [(index: Int, bytes: [UInt8], reply: StoredReply)] = []
         for (k, i) in stored.enumerated() {
             let reply = replies[k]
@@ -130,6 +204,8 @@ struct CommitRound {
         }
         let groups = batch.groups
         batch.groups = []
+        // Stream entries answered from a stored reply: perhaps answered already (see below).
+        var answeredFromStore: [Int] = []
         for (g, var group) in groups.enumerated() {
             let answer = CommitScript.decode(replies[answerAt[g]], requestCount: group.indices.count)
             switch answer {
@@ -142,6 +218,7 @@ struct CommitRound {
                     swap(&answer.notification, &decided[g].call.requests[k].notification)
                     // Published with the announcements when the script could not (replicas first).
                     answer.needsPublishing = !context.publishesNotifications
+                    answer.announced = decided[g].call.announcement != nil
                     batch.answer(i, moving: &answer)
                 }
                 if let record = decided[g].call.update?.record { loader.keep(record, for: group.taskId) }
@@ -158,6 +235,7 @@ struct CommitRound {
                     let i = group.indices[entry.position]
                     batch.answer(i, Batch.Answer(stored: entry.reply, for: batch.requests[i], current: current, wholeTaskLimit: wholeTaskLimit))
                     answered.append(i)
+                    if batch.requests[i].entryId != nil { answeredFromStore.append(i) }
                 }
                 metrics.redeliveries.increment(by: answered.count)
                 group.indices.removeAll { answered.contains($0) }
@@ -185,6 +263,27 @@ struct CommitRound {
             }
         }
         try answerStoredSuccesses(storedSuccesses, in: &batch, loader: &loader, on: link)
+        try skipAcknowledged(answeredFromStore, in: &batch, on: link)
+    }
+
+    /// Of the stream entries answered from a stored reply, those no longer pending were answered
+    /// already: whoever acknowledged an entry published its reply first, or in the same atomic
+    /// step (a commit that announced itself, sent on a connection given up as silent and run
+    /// once the network let it through, while this bridge read the entry again). Their answers
+    /// are not published again; the others are (a redelivery, a producer's repeat). One round
+    /// trip, on this rare path only; an error there leaves the answer to be published (at least
+    /// once).
+    private func skipAcknowledged(_ indices: [Int], in batch: inout Batch, on link: RedisLink) throws(RedisError) {
+        guard !indices.isEmpty else { return }
+        var pipeline = RedisPipeline()
+        for i in indices {
+            let id = batch.requests[i].entryId ?? "-"
+            pipeline.append(RedisCommand("XPENDING", keys.requests, keys.group, id, id, 1))
+        }
+        let replies = try link.execute(pipeline)
+        for (k, i) in indices.enumerated() where replies[k].kind == .array && replies[k].elements.isEmpty {
+            batch.markAnnounced(i)
+        }
     }
 
     /// Answers the requests decided without their task whose earlier copy was answered 200: a
@@ -225,7 +324,7 @@ struct CommitRound {
     }
 
     /// Decides one task's requests in order against the task as the batch knows it.
-    private func decide(_ group: Batch.TaskGroup, _ requests: [PatchRequest], now: String) -> Decision {
+    private mutating func decide(_ group: Batch.TaskGroup, _ requests: [PatchRequest], now: String) -> Decision {
         var record: TaskRecord?
         var expectedRev = ""
         var corruption: String?
@@ -274,7 +373,10 @@ struct CommitRound {
                     requestId: requests[i].requestId,
                     reply: .framed(head: response.replyHead(requestId: requests[i].requestId, taskId: group.taskId), body: response.body),
                     storedReply: requests[i].storesReply ? response.storedReplyJSON(requestId: requests[i].requestId, taskId: group.taskId) : nil,
-                    notification: notification
+                    notification: notification,
+                    rev: response.rev,
+                    replyTo: requests[i].replyTo,
+                    entryId: requests[i].entryId
                 )
             )
             responses.append(response)
@@ -283,7 +385,26 @@ struct CommitRound {
             call.update = (record, changed)
             if startRev == nil || changed.contains(.completionStatus) { call.index = TaskIndexEntry(record) }
         }
+        call.announcement = announcement(for: call)
         return Decision(responses: responses, call: call)
+    }
+
+    /// How `call` announces itself: when this round's commits may, and its replies and
+    /// notifications are small (``CommitScript/announcementLimit``); else `nil`.
+    private mutating func announcement(for call: CommitScript.Call) -> CommitScript.Announcement? {
+        guard var announcement else { return nil }
+        var bytes = 0
+        for request in call.requests {
+            bytes += (request.replyTo == nil ? 0 : request.reply.count) + (request.notification?.count ?? 0)
+            // Every stream request is acknowledged by the announcement that answers it.
+            if request.entryId == nil { return nil }
+        }
+        guard bytes <= CommitScript.announcementLimit else { return nil }
+        for request in call.requests {
+            if let notification = request.notification { announcement.maxLength = feedBound.lengthText(adding: notification.count) }
+        }
+        if announcement.maxLength.isEmpty { announcement.maxLength = Array(String(feedBound.maxEntries).utf8) }
+        return announcement
     }
 
     /// The SHA of the commit script, loading it when Redis does not have it.

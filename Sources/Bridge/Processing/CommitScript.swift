@@ -39,6 +39,15 @@ enum CommitScript {
     /// every byte of every string it is handed, so a field of hundreds of KiB passed to the script
     /// costs Redis several times what `HSET` costs; renamed, the value never enters Lua.
     ///
+    /// A call that announces itself (``Call/announcement``, the stream's on one Redis) carries
+    /// more after those pairs: the change feed, its `MAXLEN ~`, the requests stream, the group,
+    /// `PUBLISH` or `SPUBLISH`, the task id, then five per request: its revision and request id
+    /// (for its change-feed entry, written when it has a notification), its reply channel and
+    /// reply ("" for none), and its stream entry, acknowledged with one `XACK` at the end. The
+    /// commit, the answer and the acknowledgement are then one atomic step and one command, so
+    /// that the consumer need not read the answer before its next read (see
+    /// ``UpdateProcessor``): only small replies go this way, since Lua copies every argument.
+    ///
     /// The first write (`HSET`, `RENAME`) comes after every check, so that a refusal (`OOM`) leaves
     /// nothing half done, and replies are set with `NX`: a stored reply is never overwritten.
     static let text =
@@ -87,6 +96,7 @@ enum CommitScript {
               i = i + dels + 1
             end
             if ARGV[5] ~= '' then place(ARGV[6], ARGV[7], ARGV[8], ARGV[5], ARGV[9]) end
+            local first = i
             for k = 2, n do
               if ARGV[i] ~= '' then
                 redis.call('SET', KEYS[k], ARGV[i], 'NX', 'EX', ARGV[2])
@@ -101,6 +111,21 @@ enum CommitScript {
                 end
               end
               i = i + 2
+            end
+            if ARGV[i] then
+              local feed, maxlen, stream, group, publish, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+              i = i + 6
+              local acks = {}
+              for k = 2, n do
+                local note = ARGV[first + 2 * (k - 2) + 1]
+                if note ~= '' then
+                  redis.call('XADD', feed, 'MAXLEN', '~', maxlen, '*', 'id', id, 'rev', ARGV[i], 'request-id', ARGV[i + 1], 'event', note)
+                end
+                if ARGV[i + 2] ~= '' then redis.call(publish, ARGV[i + 2], ARGV[i + 3]) end
+                if ARGV[i + 4] ~= '' then acks[#acks + 1] = ARGV[i + 4] end
+                i = i + 5
+              end
+              if #acks > 0 then redis.call('XACK', stream, group, unpack(acks)) end
             end
             return {1}
             """
@@ -168,8 +193,32 @@ enum CommitScript {
             var storedReply: [UInt8]?
             /// The notification to publish; `nil` when the request changed nothing.
             var notification: Payload?
+            /// With an announcing call: the revision the request made (its change-feed entry's).
+            var rev: Int64? = nil
+            /// With an announcing call: the channel its reply goes to, and its stream entry.
+            var replyTo: String? = nil
+            var entryId: String? = nil
         }
+
+        /// Whether the script announces the call itself (see ``text``), and how: `nil`, the
+        /// processor's announcer does once the commit is answered.
+        var announcement: Announcement?
     }
+
+    /// What a call that announces itself needs beyond its requests: where its change-feed
+    /// entries go, with which cap, and what its acknowledgements and replies use.
+    struct Announcement {
+        var feed: [UInt8]
+        var maxLength: [UInt8]
+        var requests: [UInt8]
+        var group: [UInt8]
+        var publish: [UInt8]
+    }
+
+    /// A call announces itself only while its replies and notifications stay under this many
+    /// bytes in all: Lua copies every argument it is handed, which for a large task costs Redis
+    /// more than the commands of a transaction.
+    static let announcementLimit = 8 * 1024
 
     /// What every call of one processor shares.
     struct Context {
@@ -241,6 +290,23 @@ enum CommitScript {
             for k in call.requests.indices {
                 pipeline.add(call.requests[k].storedReply ?? [])
                 Payload.add(context.publishesNotifications ? call.requests[k].notification : nil, orEmptyTo: &pipeline)
+            }
+            guard let announcement = call.announcement else { return }
+            for word in [announcement.feed, announcement.maxLength, announcement.requests, announcement.group, announcement.publish] {
+                pipeline.add(word)
+            }
+            pipeline.add(call.taskId)
+            for request in call.requests {
+                pipeline.add(request.rev.map(String.init) ?? "")
+                pipeline.add(request.requestId)
+                if let replyTo = request.replyTo {
+                    pipeline.add(replyTo)
+                    request.reply.add(to: &pipeline)
+                } else {
+                    pipeline.add("")
+                    pipeline.add("")
+                }
+                pipeline.add(request.entryId ?? "")
             }
         }
         if stage != nil {

@@ -18,11 +18,16 @@ struct RoundPolicy: Sendable {
     /// with the rounds, lets the others through. Only on a thread of its own.
     let pauses: Bool
 
+    /// Whether a first round whose commits announce themselves may be left in flight, its
+    /// answer read with the next batch (see ``CommitRound``): the stream's, whose consumer
+    /// waits for its next entries meanwhile; never HTTP's, whose callers wait for the answer.
+    let leavesCommitsInFlight: Bool
+
     /// The stream's: 50 rounds, with pauses, on the consumer's (or a worker's) own thread.
-    static let stream = RoundPolicy(maxRounds: 50, pauses: true)
+    static let stream = RoundPolicy(maxRounds: 50, pauses: true, leavesCommitsInFlight: true)
     /// HTTP's: its one thread serves every HTTP request, so it never sleeps and defers sooner
     /// (503 with `Retry-After`).
-    static let http = RoundPolicy(maxRounds: 8, pauses: false)
+    static let http = RoundPolicy(maxRounds: 8, pauses: false, leavesCommitsInFlight: false)
 
     /// Pauses after `round` (from 1) when the policy does and tasks are still open.
     func pause(after round: Int, openTasks: Bool) {

@@ -39,6 +39,9 @@ final class UpdateProcessor {
     private var round: CommitRound
     private var announcer: any Announcer
     private let lister: TaskLister
+    /// The batch whose first commit round is in flight (see ``completeInFlight()``), with the
+    /// entries it acknowledges.
+    private var inFlight: (batch: Batch, extraAcks: [String])?
 
     init(link: RedisLink, configuration: BridgeConfiguration, logger: Logger, metrics: BridgeMetrics, path: BridgeMetrics.Path) {
         self.link = link
@@ -46,7 +49,7 @@ final class UpdateProcessor {
         self.policy = path == .stream ? .stream : .http
         self.gate = RateLimitGate(configuration: configuration, metrics: metrics)
         self.loader = TaskLoader(configuration: configuration, logger: logger)
-        self.round = CommitRound(configuration: configuration, logger: logger, metrics: metrics)
+        self.round = CommitRound(configuration: configuration, logger: logger, metrics: metrics, announcing: path == .stream)
         self.lister = TaskLister(configuration: configuration, logger: logger)
         self.announcer =
             path == .stream
@@ -69,8 +72,43 @@ final class UpdateProcessor {
     /// answered and `extraAcks` (entries with nothing to answer). A thrown error means the
     /// connection failed mid-batch: what was committed has stored replies, the rest nothing, and
     /// no answer went out for either.
+    ///
+    /// On the stream, a batch whose commits all announce themselves is returned once they are
+    /// sent, unread (``isInFlight``): the script answers and acknowledges each request as it
+    /// commits, and ``completeInFlight()`` reads what Redis made of them before the link is used
+    /// again. A batch in flight is completed first; when some of its requests were deferred,
+    /// it is returned instead and `requests` are left unprocessed (still pending, to be
+    /// processed again in order after them).
     func process(_ requests: [PatchRequest], acknowledging extraAcks: [String] = []) throws(RedisError) -> Batch {
-        try noticingLoss { () throws(RedisError) in try processBatch(requests, acknowledging: extraAcks) }
+        try noticingLoss { () throws(RedisError) in
+            if let earlier = try completeBatchInFlight(), !earlier.deferrals.isEmpty { return earlier }
+            return try processBatch(requests, acknowledging: extraAcks)
+        }
+    }
+
+    /// Whether a batch's commit is in flight, its answer not read yet.
+    var isInFlight: Bool { inFlight != nil }
+
+    /// Reads the answer of the commit in flight and finishes its batch: requests Redis did not
+    /// commit (the task moved, a reply was stored before) are decided again, and what the script
+    /// did not announce is announced. Returns the batch (its deferrals: what was not answered),
+    /// or `nil` when none was in flight.
+    func completeInFlight() throws(RedisError) -> Batch? {
+        try noticingLoss { () throws(RedisError) in try completeBatchInFlight() }
+    }
+
+    private func completeBatchInFlight() throws(RedisError) -> Batch? {
+        guard var (batch, extraAcks) = inFlight else { return nil }
+        inFlight = nil
+        do {
+            try round.complete(&batch, loader: &loader, on: link)
+        } catch {
+            // What the commits did is unknown: the tasks are read again.
+            for group in batch.groups { loader.forget(group.taskId) }
+            throw error
+        }
+        try runRounds(&batch, after: 1)
+        return try finish(&batch, acknowledging: extraAcks)
     }
 
     /// Runs `body`; when the connection failed in it, tells the announcer, whose announcements
@@ -88,13 +126,32 @@ final class UpdateProcessor {
         var batch = Batch(requests)
         try gate.limit(&batch, on: link)
         batch.formGroups()
-        var rounds = 0
+        if batch.hasOpenWork {
+            try loader.load(&batch, on: link)
+            if try round.run(&batch, loader: &loader, on: link, now: RFC3339.now(), mayLeaveInFlight: policy.leavesCommitsInFlight) {
+                batch.sentAt = Int64(RFC3339.unixMilliseconds())
+                inFlight = (batch, extraAcks)
+                return batch
+            }
+            try runRounds(&batch, after: 1)
+        }
+        return try finish(&batch, acknowledging: extraAcks)
+    }
+
+    /// The rounds after the first `done`, until every request is answered or deferred.
+    private func runRounds(_ batch: inout Batch, after done: Int) throws(RedisError) {
+        var rounds = done
+        policy.pause(after: rounds, openTasks: !batch.groups.isEmpty)
         while batch.hasOpenWork && rounds < policy.maxRounds {
             rounds += 1
             try loader.load(&batch, on: link)
             try round.run(&batch, loader: &loader, on: link, now: RFC3339.now())
             policy.pause(after: rounds, openTasks: !batch.groups.isEmpty)
         }
+    }
+
+    /// Defers what the rounds left open, answers the repeats and announces the batch.
+    private func finish(_ batch: inout Batch, acknowledging extraAcks: [String]) throws(RedisError) -> Batch {
         if batch.hasOpenWork {
             batch.deferOpenWork(
                 Deferral(.contended, "the task was written by others \(policy.maxRounds) times in a row while this update was decided")
@@ -173,14 +230,21 @@ final class UpdateProcessor {
         announcer.takeFailure(on: link)
     }
 
-    /// Waits until Redis has answered the announcements sent so far; their failures are then
-    /// known to ``takeAnnouncementFailure()``.
+    /// Waits until Redis has answered the commit in flight and the announcements sent so far;
+    /// their failures are then known to ``takeAnnouncementFailure()``. Requests of the batch in
+    /// flight that end deferred fail it.
     func settle() throws(RedisError) {
+        if let batch = try completeInFlight(), let deferral = batch.deferrals.values.first {
+            throw RedisError(code: .serverError, message: deferral.message)
+        }
         try announcer.settle(on: link)
     }
 
-    /// Forgets every cached task and the scripts (after Redis may have lost its data).
+    /// Forgets every cached task and the scripts (after Redis may have lost its data). A commit
+    /// in flight is read first (the link must not be left owing its answer), whatever it says:
+    /// its entries are still pending when it failed.
     func forgetCachedTasks() {
+        _ = try? completeInFlight()
         loader.forgetAll()
         round.forgetScript()
         gate.forgetScript()

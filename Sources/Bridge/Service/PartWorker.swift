@@ -109,6 +109,18 @@ final class PartWorker: Sendable {
         }
     }
 
+    /// Reads the answer of `processor`'s commit in flight and finishes its batch: a failure when
+    /// the connection failed or some of its requests were deferred (those stay pending).
+    static func complete(_ processor: UpdateProcessor) -> Result<Void, Failure> {
+        do {
+            guard let batch = try processor.completeInFlight() else { return .success(()) }
+            if let deferral = batch.deferrals.values.first { return .failure(.deferred(deferral)) }
+            return announced(processor).mapError(Failure.redis)
+        } catch {
+            return .failure(.redis(error))
+        }
+    }
+
     /// Waits until Redis has answered what `processor` sent without waiting: a failure when it
     /// cannot tell, or when those announcements failed.
     static func settle(_ processor: UpdateProcessor) -> Result<Void, RedisError> {
@@ -136,6 +148,16 @@ final class PartWorker: Sendable {
     /// batch too small to pay for the two threads' wake-ups.
     func runHere(_ part: Part) -> Result<Void, Failure> {
         processor.withLock { Self.run(part, on: $0) }
+    }
+
+    /// Whether the worker's processor has a commit in flight (its thread is idle between batches).
+    var isInFlight: Bool {
+        processor.withLock { $0.isInFlight }
+    }
+
+    /// ``complete(_:)`` on the calling thread, with this worker's processor (idle between batches).
+    func completeHere() -> Result<Void, Failure> {
+        processor.withLock { Self.complete($0) }
     }
 
     /// Starts deciding, committing and answering a part on the worker's thread; ``finish()`` waits for it.

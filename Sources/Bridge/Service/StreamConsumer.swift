@@ -150,7 +150,16 @@ actor StreamConsumer {
                 status.markConsuming(shard: shard)
             }
             try await maintain()
-            var entries = try readGroup(count: configuration.batchSize, after: ">", blocking: true, on: reader)
+            // A commit in flight is answered while this read waits (see UpdateProcessor): the
+            // read waits less, so that a commit Redis did not make is seen soon on a quiet stream.
+            let inFlight = processor.isInFlight || workers.contains { $0.isInFlight }
+            var entries = try readGroup(
+                count: configuration.batchSize,
+                after: ">",
+                blocking: true,
+                for: inFlight ? min(Self.inFlightBlock, configuration.blockTimeout) : configuration.blockTimeout,
+                on: reader
+            )
             if batchWindow.waits(after: entries.count, batchSize: configuration.batchSize) {
                 // Requests come fast: those due within the window join this batch (see BatchWindow),
                 // waited for on the consumer's own thread.
@@ -158,6 +167,9 @@ actor StreamConsumer {
                 entries += try readGroup(count: configuration.batchSize - entries.count, after: ">", blocking: false, on: reader)
             }
             batchWindow.record(entries.count)
+            // Before anything of the new entries: a task's requests keep their order, and a
+            // deferred one leaves these pending too, processed again after it.
+            if inFlight { try completeInFlight() }
             if entries.isEmpty {
                 // Idle: confirm the last answers, so that a failed one is retried now rather than
                 // once its entries are claimed as abandoned.
@@ -189,11 +201,17 @@ actor StreamConsumer {
     /// Reads up to `count` of the group's entries for this consumer after `id` (`>`: entries no
     /// one was given yet; an id: this consumer's own pending ones) on `link`; `blocking`, waiting
     /// up to `--block-ms` for the first.
-    private func readGroup(count: Int, after id: String, blocking: Bool, on link: RedisLink) throws(RedisError) -> [StreamEntry] {
+    private func readGroup(
+        count: Int,
+        after id: String,
+        blocking: Bool,
+        for block: Duration? = nil,
+        on link: RedisLink
+    ) throws(RedisError) -> [StreamEntry] {
         var read = RedisCommand("XREADGROUP", "GROUP", keys.group, configuration.consumer, "COUNT", count)
         if blocking {
             read.append("BLOCK")
-            read.append(configuration.blockTimeout.milliseconds)
+            read.append(max(1, (block ?? configuration.blockTimeout).milliseconds))
         }
         for word in ["STREAMS", keys.requests, id] { read.append(word) }
         return StreamEntry.fromReadGroup(try link.value(of: read))
@@ -272,6 +290,21 @@ actor StreamConsumer {
             logger.info("processing entries held since a failure", metadata: ["count": "\(entries.count)", "first": "\(ids[0])"])
             try await handle(entries)
         }
+    }
+
+    /// How long a read waits while a commit is in flight: how soon, on a quiet stream, a commit
+    /// Redis did not make (the task moved meanwhile) is decided again.
+    static let inFlightBlock = Duration.milliseconds(10)
+
+    /// Reads the answers of the commits in flight (every processor's) and finishes their
+    /// batches; throws the first failure (a deferral is kept for the back-off).
+    private func completeInFlight() throws(RedisError) {
+        var failure: PartWorker.Failure?
+        if case .failure(let error) = PartWorker.complete(processor) { failure = error }
+        for worker in workers {
+            if case .failure(let error) = worker.completeHere(), failure == nil { failure = error }
+        }
+        if let failure { throw fail(failure) }
     }
 
     /// ``settle()``, failing on the first connection that fails or announcements that failed.

@@ -68,6 +68,13 @@ package final class RedisLink {
     /// read, whether Redis ran them is unknown.
     package func sendDeferred(_ pipeline: RedisPipeline) throws(RedisError) { try transport.sendDeferred(pipeline) }
 
+    /// Sends a pipeline whose replies ``receive(_:)`` reads later (see
+    /// ``RedisTransport/send(_:)``): nothing else may go through the link in between.
+    package func send(_ pipeline: RedisPipeline) throws(RedisError) { try transport.send(pipeline) }
+
+    /// The replies to the `count` commands of the last ``send(_:)``.
+    package func receive(_ count: Int) throws(RedisError) -> RedisReplies { try transport.receive(count) }
+
     /// Waits until Redis has answered every deferred command; without a connection there is nothing to wait for.
     package func settle() throws(RedisError) { try transport.settle() }
 

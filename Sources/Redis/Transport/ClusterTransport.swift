@@ -23,6 +23,8 @@ package final class ClusterTransport: RedisTransport {
     package private(set) var topology: ClusterTopology
     private let pool: NodePool
     private var deferredErrors: [String] = []
+    /// The replies of the last ``send(_:)``, until ``receive(_:)`` takes them.
+    private var held: RedisReplies?
     /// The nodes written to since they were last taken (see ``takeNodesWritten()``).
     private var written: [RedisConfiguration.Endpoint] = []
 
@@ -95,6 +97,21 @@ package final class ClusterTransport: RedisTransport {
 
     /// Nothing is owed: ``sendDeferred(_:)`` waited.
     package func settle() throws(RedisError) {}
+
+    /// Unlike one node's, it waits (a redirect must be followed now): ``receive(_:)`` hands over
+    /// the replies it kept.
+    package func send(_ pipeline: RedisPipeline) throws(RedisError) {
+        held = nil
+        held = try execute(pipeline)
+    }
+
+    package func receive(_ count: Int) throws(RedisError) -> RedisReplies {
+        guard let replies = held, replies.count == count else {
+            throw RedisError(code: .unexpectedReply, message: "no replies were kept for \(count) commands")
+        }
+        held = nil
+        return replies
+    }
 
     package func takeDeferredErrors() -> [String] {
         defer { deferredErrors = [] }

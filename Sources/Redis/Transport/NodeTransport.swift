@@ -20,6 +20,8 @@ package final class NodeTransport: RedisTransport {
     /// Errors of deferred commands read from a connection since replaced.
     private var carriedErrors: [String] = []
     private var wrote = false
+    /// The connection ``send(_:)`` wrote to, whose replies ``receive(_:)`` reads.
+    private var sentOn: RedisConnection?
 
     package init(configuration: RedisConfiguration, losses: ConnectionLosses) {
         self.configuration = configuration
@@ -50,6 +52,30 @@ package final class NodeTransport: RedisTransport {
     /// is unknown.
     package func sendDeferred(_ pipeline: RedisPipeline) throws(RedisError) {
         try use { connection throws(RedisError) in try connection.sendDeferred(pipeline) }
+    }
+
+    package func send(_ pipeline: RedisPipeline) throws(RedisError) {
+        sentOn = nil
+        try use { connection throws(RedisError) in
+            try connection.send(pipeline)
+            sentOn = connection
+        }
+    }
+
+    /// Read from the connection the commands went to: should it have been replaced since, their
+    /// fate is unknown.
+    package func receive(_ count: Int) throws(RedisError) -> RedisReplies {
+        guard let connection = sentOn else {
+            throw RedisError(code: .connectionLost, message: "the connection the commands were sent on is gone")
+        }
+        sentOn = nil
+        do {
+            defer { noteRoleChange(connection) }
+            return try connection.receive(count)
+        } catch {
+            dropIfBroken(connection)
+            throw error
+        }
     }
 
     /// Without a connection there is nothing to wait for.
@@ -98,6 +124,7 @@ package final class NodeTransport: RedisTransport {
 
     package func disconnect() {
         connection = nil
+        sentOn = nil
     }
 
     private func use<T>(_ body: (RedisConnection) throws(RedisError) -> T) throws(RedisError) -> T {

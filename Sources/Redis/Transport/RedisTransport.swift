@@ -35,6 +35,14 @@ package protocol RedisTransport: AnyObject {
     /// Waits until Redis has answered every deferred command.
     func settle() throws(RedisError)
 
+    /// The first half of a round trip: sends a pipeline whose replies ``receive(_:)`` reads
+    /// later, so that the caller can wait on something else meanwhile. Nothing else may be sent
+    /// through the transport in between.
+    func send(_ pipeline: RedisPipeline) throws(RedisError)
+
+    /// The second half: the replies to the `count` commands ``send(_:)`` sent, in order.
+    func receive(_ count: Int) throws(RedisError) -> RedisReplies
+
     /// The server's errors in reply to deferred commands read so far, forgotten once taken.
     func takeDeferredErrors() -> [String]
 

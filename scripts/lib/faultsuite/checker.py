@@ -81,7 +81,8 @@ CRASH_WINDOW = 2 * 128
 
 def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
     """Every reply and every task against the backlog `queued` (see workload.backlog):
-    (ok, counts, problems, updates applied).
+    (ok, counts, problems, updates applied). With one bridge, each task's markers must also be in
+    queue order (`out_of_order`).
 
     `crashes`: how many times Redis was killed (SIGKILL) during the run. Redis writes its AOF
     before it sends what it queued for subscribers, so a kill can keep an acknowledgement (on
@@ -97,7 +98,8 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
     rids = list(expected)
     stored = dict(zip(rids, r.pipeline([["GET", reply_key(task_of[rid], rid)] for rid in rids])))
     counts = {"missing": 0, "wrong": 0, "lost": 0, "doubled": 0, "published_missing": 0, "published_extra": 0,
-              "published_mismatch": 0, "feed_missing": 0, "feed_doubled": 0, "bad_revision": 0, "bad_body": 0, "index_wrong": 0}
+              "published_mismatch": 0, "feed_missing": 0, "feed_doubled": 0, "bad_revision": 0, "bad_body": 0, "index_wrong": 0,
+              "out_of_order": 0}
 
     def note(kind, message):
         counts[kind] += 1
@@ -170,6 +172,13 @@ def check_backlog(r, queued, subscriber_messages, crashes=0, bridges=1):
                 note("lost", "%s: the marker of %s (answered 200) is not in the task" % (tid, rid))
             elif n > 1:
                 note("doubled", "%s: the marker of %s is in the task %d times" % (tid, rid, n))
+        if bridges == 1:
+            # One bridge: a task's requests are applied in queue order (their first copies'),
+            # whatever Redis does meanwhile (several bridges may reorder after a crash: contract).
+            applied = [m for m in markers if m in position]
+            if applied != sorted(applied, key=position.get):
+                late = next(m for k, m in enumerate(applied) if k + 1 < len(applied) and position[m] > position[applied[k + 1]])
+                note("out_of_order", "%s: the marker of %s (queued at %d) is applied before one queued earlier" % (tid, late, position[late]))
         extra = [m for m in markers if m not in set(order)]
         for m in extra:
             note("doubled" if m in expected else "lost", "%s: the task holds the marker of %s, which was not answered 200" % (tid, m))
@@ -230,10 +239,11 @@ def summary(counts):
     """The backlog checker's counts, as the scenario's line shows them."""
     crash = counts.get("unpublished_at_crash", 0)
     return (("replies missing %d wrong %d; published missing %d extra %d differing %d; lost %d doubled %d; "
-             "revisions %d bodies %d; feed missing %d doubled %d; index wrong %d")
+             "revisions %d bodies %d; feed missing %d doubled %d; index wrong %d; out of order %d")
             % (counts["missing"], counts["wrong"], counts["published_missing"], counts["published_extra"],
                counts["published_mismatch"], counts["lost"], counts["doubled"], counts["bad_revision"],
-               counts["bad_body"], counts["feed_missing"], counts["feed_doubled"], counts["index_wrong"])
+               counts["bad_body"], counts["feed_missing"], counts["feed_doubled"], counts["index_wrong"],
+               counts["out_of_order"])
             + ("; %d replies stored but never published, Redis killed before it sent them (allowed)" % crash if crash else ""))
 
 
