@@ -135,7 +135,9 @@ actor StreamConsumer {
     func step() async -> Outcome {
         do throws(RedisError) {
             if lease != nil, try !lease!.check(on: commands) {
-                // Another bridge reads this shard: look again in a while.
+                // Another bridge reads this shard: look again in a while, with nothing in flight
+                // (what Redis did not commit is pending, for the new owner to claim).
+                if processor.isInFlight || workers.contains(where: { $0.isInFlight }) { try completeInFlight() }
                 status.markStandby(shard: shard, holder: lease?.holder ?? "")
                 try? await Task.sleep(for: min(configuration.blockTimeout, configuration.shardLease / 3))
                 return .processed(0)
