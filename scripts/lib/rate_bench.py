@@ -15,7 +15,8 @@ first and is not counted):
   - CPU time of the bridge process (/proc/PID/stat, user + system) per request;
   - wake-ups per request: voluntary context switches summed over /proc/PID/task/*/status
     (involuntary ones, preemptions, beside them), and the same by thread name;
-  - latency from sending the XADD to receiving the reply on Pub/Sub: p50 and p99.
+  - latency from sending the XADD to receiving the reply on Pub/Sub: p50 and p99;
+  - the CPU time of the run's redis-server per request, beside it.
 Every answer is checked: one reply per request on Pub/Sub with the expected status (a missing
 publication is looked up where the bridge stores replies and counted as missing all the same),
 and every task's _rev equals 1 + its successful updates.
@@ -216,9 +217,11 @@ def run_once(name, cmd, rate, args, seed, workload, logdir):
 
         sent = {}
         cpu0, threads0, t0 = cpu_seconds(proc.pid), thread_switches(proc.pid), time.monotonic()
+        redis0 = cpu_seconds(server.pid)
         late = send(r, measured, rate, channel, sent)
         settled = wait_settled(r, len(warm) + count, proc, name, args.reply_timeout)
         cpu1, threads1, t1 = cpu_seconds(proc.pid), thread_switches(proc.pid), time.monotonic()
+        redis1 = cpu_seconds(server.pid)
         r.publish(channel, end)
         if not results_in.poll(30):
             raise RuntimeError("the receiver did not report within 30 s")
@@ -266,14 +269,14 @@ def run_once(name, cmd, rate, args, seed, workload, logdir):
     nonvoluntary = sum(n for _, n in threads.values())
     n = max(1, answered)
     result = {
-        "cpu": (cpu1 - cpu0) * 1e6 / n, "wakeups": voluntary / n, "preemptions": nonvoluntary / n,
+        "cpu": (cpu1 - cpu0) * 1e6 / n, "redis": (redis1 - redis0) * 1e6 / n, "wakeups": voluntary / n, "preemptions": nonvoluntary / n,
         "p50": percentile(latencies, 0.50), "p99": percentile(latencies, 0.99),
         "seconds": t1 - t0, "threads": {k: v[0] / n for k, v in threads.items()},
     }
     problems = len(missing) + wrong + extra + bad_rev + (0 if settled else 1)
     busy = sorted(((w, k) for k, w in result["threads"].items() if w >= 0.01), reverse=True)
     print(f"{name} {rate:.0f}/s: {answered:,}/{count:,} replies in {t1 - t0:.2f} s, "
-          f"CPU {result['cpu']:.1f} us/request, wake-ups {result['wakeups']:.2f}/request "
+          f"CPU {result['cpu']:.1f} us/request (Redis {result['redis']:.1f}), wake-ups {result['wakeups']:.2f}/request "
           f"(preemptions {result['preemptions']:.2f}), latency p50 {result['p50']:.3f} ms p99 {result['p99']:.3f} ms, "
           f"late sends {late}, missing {len(missing)} ({stored_only} stored only), wrong statuses {wrong}, "
           f"wrong revisions {bad_rev}, other replies {extra}", flush=True)
@@ -323,10 +326,11 @@ def main():
             runs = results[(name, rate)]
             if not runs:
                 continue
-            m = {k: statistics.median(x[k] for x in runs) for k in ("cpu", "wakeups", "preemptions", "p50", "p99")}
+            m = {k: statistics.median(x[k] for x in runs) for k in ("cpu", "redis", "wakeups", "preemptions", "p50", "p99")}
             medians[name] = m
             print(f"median {name} {rate:.0f}/s: CPU {m['cpu']:.1f} us/request, wake-ups {m['wakeups']:.2f}/request, "
-                  f"preemptions {m['preemptions']:.2f}/request, p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms ({len(runs)} runs)")
+                  f"preemptions {m['preemptions']:.2f}/request, p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms, "
+                  f"Redis CPU {m['redis']:.1f} us/request ({len(runs)} runs)")
         first = bridges[0][0]
         for name, _ in bridges[1:]:
             if first in medians and name in medians:

@@ -74,6 +74,9 @@ struct CommitRound {
         self.feedBound = FeedBound(maxEntries: configuration.eventsMaxLength, maxBytes: configuration.eventsMaxBytes)
     }
 
+    /// Most requests in a batch whose commits announce themselves (see ``run(_:loader:on:now:mayLeaveInFlight:)``).
+    static let announcingBatchLimit = 16
+
     /// Whether a round was sent and its answer is still to be read (``complete(_:loader:on:)``).
     var isInFlight: Bool { inFlight != nil }
 
@@ -87,8 +90,9 @@ struct CommitRound {
     /// One round: stores the answers decided without a task, decides every group and sends its
     /// commit, in one round trip; then reads what Redis made of each.
     ///
-    /// With `mayLeaveInFlight`, a round whose every commit announces itself (the script publishes
-    /// each reply and acknowledges each entry: nothing waits on the answer) is only sent, and
+    /// With `mayLeaveInFlight`, in a batch of at most ``announcingBatchLimit`` requests, a round
+    /// whose every commit announces itself (the script publishes each reply and acknowledges each
+    /// entry: nothing waits on the answer) is only sent, and
     /// `true` returned: ``complete(_:loader:on:)`` reads the answer later, before the link is used
     /// again. The stream's consumer waits for its next entries meanwhile, so that a request costs
     /// it one wake-up instead of two.
@@ -105,6 +109,10 @@ struct CommitRound {
         pipeline.removeAll()
         defer { commitPipeline = pipeline }
         let earlyAnswers = !batch.early.isEmpty
+        // Only a small batch's commits announce themselves: for a large one the transaction's
+        // commands cost Redis less than the same commands run from Lua, and its one send is
+        // shared by many requests (a drain).
+        let announcing = mayLeaveInFlight && !earlyAnswers && batch.requests.count <= Self.announcingBatchLimit
         // Requests decided without their task: stored unless a reply is stored already (a 429
         // is not stored at all).
         var stored: [Int] = []
@@ -135,7 +143,7 @@ struct CommitRound {
         var answerAt: [Int] = []
         answerAt.reserveCapacity(batch.groups.count)
         for group in batch.groups {
-            let decision = decide(group, batch.requests, now: now)
+            let decision = decide(group, batch.requests, now: now, announcing: announcing)
             answerAt.append(pipeline.count + CommitScript.add(decision.call, sha: sha, context: context, to: &pipeline) - 1)
             decided.append(decision)
         }
@@ -324,7 +332,7 @@ struct CommitRound {
     }
 
     /// Decides one task's requests in order against the task as the batch knows it.
-    private mutating func decide(_ group: Batch.TaskGroup, _ requests: [PatchRequest], now: String) -> Decision {
+    private mutating func decide(_ group: Batch.TaskGroup, _ requests: [PatchRequest], now: String, announcing: Bool) -> Decision {
         var record: TaskRecord?
         var expectedRev = ""
         var corruption: String?
@@ -385,7 +393,7 @@ struct CommitRound {
             call.update = (record, changed)
             if startRev == nil || changed.contains(.completionStatus) { call.index = TaskIndexEntry(record) }
         }
-        call.announcement = announcement(for: call)
+        if announcing { call.announcement = announcement(for: call) }
         return Decision(responses: responses, call: call)
     }
 
