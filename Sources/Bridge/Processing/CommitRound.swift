@@ -77,9 +77,6 @@ struct CommitRound {
     /// Most requests in a batch whose commits announce themselves (see ``run(_:loader:on:now:mayLeaveInFlight:)``).
     static let announcingBatchLimit = 16
 
-    /// Whether a round was sent and its answer is still to be read (``complete(_:loader:on:)``).
-    var isInFlight: Bool { inFlight != nil }
-
     /// Whether the script publishes the notifications with the commit (not when replicas must
     /// confirm it first: the announcement publishes them).
     var publishesNotifications: Bool { context.publishesNotifications }

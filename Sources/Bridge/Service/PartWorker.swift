@@ -101,9 +101,7 @@ final class PartWorker: Sendable {
     /// round trips: their entries are still pending).
     static func run(_ part: Part, on processor: UpdateProcessor) -> Result<Void, Failure> {
         do {
-            let batch = try processor.process(part.requests, acknowledging: part.extraAcks)
-            if let deferral = batch.deferrals.values.first { return .failure(.deferred(deferral)) }
-            return announced(processor).mapError(Failure.redis)
+            return outcome(of: try processor.process(part.requests, acknowledging: part.extraAcks), on: processor)
         } catch {
             return .failure(.redis(error))
         }
@@ -114,11 +112,17 @@ final class PartWorker: Sendable {
     static func complete(_ processor: UpdateProcessor) -> Result<Void, Failure> {
         do {
             guard let batch = try processor.completeInFlight() else { return .success(()) }
-            if let deferral = batch.deferrals.values.first { return .failure(.deferred(deferral)) }
-            return announced(processor).mapError(Failure.redis)
+            return outcome(of: batch, on: processor)
         } catch {
             return .failure(.redis(error))
         }
+    }
+
+    /// A processed batch's outcome: its first deferral, else the failure of the announcements
+    /// read by now.
+    private static func outcome(of batch: Batch, on processor: UpdateProcessor) -> Result<Void, Failure> {
+        if let deferral = batch.deferrals.values.first { return .failure(.deferred(deferral)) }
+        return announced(processor).mapError(Failure.redis)
     }
 
     /// Waits until Redis has answered what `processor` sent without waiting: a failure when it

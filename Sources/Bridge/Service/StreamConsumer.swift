@@ -137,7 +137,7 @@ actor StreamConsumer {
             if lease != nil, try !lease!.check(on: commands) {
                 // Another bridge reads this shard: look again in a while, with nothing in flight
                 // (what Redis did not commit is pending, for the new owner to claim).
-                if processor.isInFlight || workers.contains(where: { $0.isInFlight }) { try completeInFlight() }
+                if hasCommitsInFlight { try completeInFlight() }
                 status.markStandby(shard: shard, holder: lease?.holder ?? "")
                 try? await Task.sleep(for: min(configuration.blockTimeout, configuration.shardLease / 3))
                 return .processed(0)
@@ -154,7 +154,7 @@ actor StreamConsumer {
             try await maintain()
             // A commit in flight is answered while this read waits (see UpdateProcessor): the
             // read waits less, so that a commit Redis did not make is seen soon on a quiet stream.
-            let inFlight = processor.isInFlight || workers.contains { $0.isInFlight }
+            let inFlight = hasCommitsInFlight
             var entries = try readGroup(
                 count: configuration.batchSize,
                 after: ">",
@@ -297,6 +297,11 @@ actor StreamConsumer {
     /// How long a read waits while a commit is in flight: how soon, on a quiet stream, a commit
     /// Redis did not make (the task moved meanwhile) is decided again.
     static let inFlightBlock = Duration.milliseconds(10)
+
+    /// Whether a processor (the consumer's or a worker's) has a commit in flight.
+    private var hasCommitsInFlight: Bool {
+        processor.isInFlight || workers.contains { $0.isInFlight }
+    }
 
     /// Reads the answers of the commits in flight (every processor's) and finishes their
     /// batches; throws the first failure (a deferral is kept for the back-off).
